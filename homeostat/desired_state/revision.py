@@ -1,0 +1,58 @@
+"""The revision of a desired-state directory: its git commit, else a content hash."""
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from homeostat.desired_state.identifiers import Revision
+
+_GIT_TIMEOUT_SECONDS = 10
+
+
+def content_hash(files: dict[Path, bytes]) -> Revision:
+    """A stable hash over relative paths and bytes; independent of read order."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.as_posix()):
+        digest.update(path.as_posix().encode())
+        digest.update(b"\0")
+        digest.update(hashlib.sha256(files[path]).digest())
+    return Revision(f"sha256:{digest.hexdigest()[:16]}")
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        result = subprocess.run(
+            [git, "-C", str(directory), *args],
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def git_revision(directory: Path, files: dict[Path, bytes]) -> Revision | None:
+    """`<commit>` when the directory sits in a clean git work tree.
+
+    A dirty tree gives `<commit>-dirty.<hash>`: the flag tells an operator the
+    running state is not exactly a commit, and the hash keeps two different
+    dirty states from sharing one revision.
+    """
+    commit = _git(directory, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = _git(directory, "status", "--porcelain", "--untracked-files=normal", "--", ".")
+    if status:
+        return Revision(f"{commit[:12]}-dirty.{content_hash(files).removeprefix('sha256:')[:8]}")
+    return Revision(commit[:12])
+
+
+def revision_of(directory: Path, files: dict[Path, bytes]) -> Revision:
+    """The git commit when inside a checkout, else a content hash of the manifests."""
+    return git_revision(directory, files) or content_hash(files)

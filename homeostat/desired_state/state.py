@@ -1,0 +1,69 @@
+"""The immutable desired state handed to reconcilers, and the errors that reject one."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from homeostat.desired_state.identifiers import Kind, Revision
+from homeostat.desired_state.models import AnyManifest
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestError:
+    """One validation error, located as precisely as the input allows."""
+
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a manifest was declared (file relative to the directory, 1-based line)."""
+
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    manifest: AnyManifest
+    source: Source
+
+    @property
+    def kind(self) -> Kind:
+        return Kind(self.manifest.kind)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.metadata.name
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """One whole valid revision of the desired-state directory."""
+
+    revision: Revision
+    directory: Path
+    resources: tuple[Resource, ...] = field(default=())
+
+    def of_kind(self, kind: Kind) -> tuple[Resource, ...]:
+        return tuple(r for r in self.resources if r.kind == kind)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources)
+
+
+class InvalidDesiredState(Exception):
+    """The directory (or revision) is rejected whole; nothing may act on it."""
+
+    def __init__(self, errors: list[ManifestError], revision: Revision | None = None) -> None:
+        self.errors = tuple(errors)
+        self.revision = revision
+        super().__init__("; ".join(str(e) for e in errors))

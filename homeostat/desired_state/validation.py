@@ -1,0 +1,62 @@
+"""Rules that span documents: duplicate names per kind, conflicting alarm selectors."""
+
+from collections.abc import Sequence
+
+from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.models import AlarmActions, AlarmSelector
+from homeostat.desired_state.state import ManifestError, Resource
+
+
+def selectors_overlap(a: AlarmSelector, b: AlarmSelector) -> bool:
+    """True when some alarm name could be selected by both (by name or prefix)."""
+    if a.alarmNamePrefix is not None and b.alarmNamePrefix is not None:
+        return a.alarmNamePrefix.startswith(b.alarmNamePrefix) or b.alarmNamePrefix.startswith(
+            a.alarmNamePrefix
+        )
+    if a.alarmNamePrefix is not None:
+        return any(name.startswith(a.alarmNamePrefix) for name in b.alarmNames or ())
+    if b.alarmNamePrefix is not None:
+        return any(name.startswith(b.alarmNamePrefix) for name in a.alarmNames or ())
+    return bool(set(a.alarmNames or ()) & set(b.alarmNames or ()))
+
+
+def _where(resource: Resource) -> str:
+    return f"{resource.source.file}:{resource.source.line}"
+
+
+def cross_check(resources: Sequence[Resource]) -> list[ManifestError]:
+    """Errors that no single document shows. Pure."""
+    errors: list[ManifestError] = []
+    first_seen: dict[tuple[Kind, str], Resource] = {}
+    for resource in resources:
+        key = (resource.kind, resource.name)
+        if key in first_seen:
+            errors.append(
+                ManifestError(
+                    resource.source.file,
+                    resource.source.line,
+                    "metadata.name",
+                    f"duplicate {resource.kind} name {resource.name!r} "
+                    f"(first declared at {_where(first_seen[key])})",
+                )
+            )
+        else:
+            first_seen[key] = resource
+    alarm_actions = [r for r in resources if isinstance(r.manifest, AlarmActions)]
+    for index, left in enumerate(alarm_actions):
+        for right in alarm_actions[index + 1 :]:
+            assert isinstance(left.manifest, AlarmActions)
+            assert isinstance(right.manifest, AlarmActions)
+            if left.manifest.spec.actionsEnabled == right.manifest.spec.actionsEnabled:
+                continue
+            if selectors_overlap(left.manifest.spec, right.manifest.spec):
+                errors.append(
+                    ManifestError(
+                        right.source.file,
+                        right.source.line,
+                        "spec",
+                        f"AlarmActions {right.name!r} conflicts with AlarmActions {left.name!r} "
+                        f"({_where(left)}): they select the same alarms with different actionsEnabled",
+                    )
+                )
+    return errors

@@ -1,0 +1,198 @@
+"""`homeostat` command line: validate, schema, plan, run, history, demo.
+
+Every failure the user can cause ends in one line on stderr and a non-zero
+exit, never a traceback (see `main`).
+"""
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
+from prometheus_client import CollectorRegistry
+
+from homeostat import __version__
+from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.schema import manifest_schema
+from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.metrics import Metrics
+from homeostat.operator.aws_session import BotoClients
+from homeostat.operator.execution import Executor
+from homeostat.operator.history import HistoryError, HistoryQuery, HistoryStore
+from homeostat.operator.logs import configure_logging, get_logger
+from homeostat.operator.options import USAGE_EXIT, Settings, UsageError, parse_settings
+from homeostat.operator.output import history_text, plan_json, plan_text, report_text
+from homeostat.operator.passes import observe_and_diff, run_pass
+from homeostat.reconcilers.registry import default_reconcilers
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DRIFT = 2
+
+
+class CommandError(Exception):
+    """A failure with a one-line message and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
+    directory = settings.path or settings.desired_state
+    try:
+        return load_directory(directory)
+    except InvalidDesiredState as exc:
+        for error in exc.errors:
+            prefix = directory_hint if directory_hint is not None else str(directory)
+            where = (
+                error.file if error.file.startswith(str(directory)) else f"{prefix.rstrip('/')}/{error.file}"
+            )
+            line = f"{where}:{error.line}" if error.line is not None else where
+            what = f"{error.field}: {error.message}" if error.field else error.message
+            print(f"{line}: {what}", file=sys.stderr)
+        raise CommandError("", EXIT_ERROR) from exc
+
+
+def cmd_validate(settings: Settings) -> int:
+    desired = load_or_fail(settings)
+    print(f"valid: {len(desired.resources)} resources, revision {desired.revision}")
+    return EXIT_OK
+
+
+def cmd_schema(_settings: Settings) -> int:
+    print(json.dumps(manifest_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_plan(settings: Settings) -> int:
+    desired = load_or_fail(settings)
+    aws = BotoClients(settings.region)
+    planned, skipped = observe_and_diff(desired, default_reconcilers(), aws, utc_now())
+    plans = [plan for _, _, plan in planned]
+    document = plan_json(desired.revision, plans, skipped)
+    print(json.dumps(document, indent=2, sort_keys=True) if settings.json else plan_text(document))
+    if any(p.error for p in plans):
+        return EXIT_ERROR
+    return EXIT_OK if document["inSync"] else EXIT_DRIFT
+
+
+def open_history(settings: Settings) -> HistoryStore:
+    try:
+        return HistoryStore(settings.history)
+    except HistoryError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def cmd_run_once(settings: Settings) -> int:
+    desired = load_or_fail(settings)
+    history = open_history(settings)
+    metrics = Metrics(CollectorRegistry())
+    aws = BotoClients(
+        settings.region,
+        on_call=lambda s, o, r: metrics.aws_api_calls_total.labels(service=s, operation=o, result=r).inc(),
+    )
+    log = get_logger(revision=desired.revision)
+    executor = Executor(history, metrics, log, utc_now)
+    report = run_pass(
+        desired,
+        default_reconcilers(),
+        aws,
+        executor,
+        now=utc_now(),
+        dry_run=settings.dry_run,
+        metrics=metrics,
+    )
+    history.close()
+    print(f"revision {desired.revision}" + (" (dry run)" if settings.dry_run else ""))
+    if report.statuses:
+        print(report_text(report.statuses))
+    if report.errors or any(s.state == "Conflict" for s in report.statuses):
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_run(settings: Settings) -> int:
+    if settings.once:
+        return cmd_run_once(settings)
+    from homeostat.operator.daemon import run_daemon
+
+    return run_daemon(settings)
+
+
+def cmd_history(settings: Settings) -> int:
+    history = open_history(settings)
+    since = utc_now() - settings.since if settings.since is not None else None
+    records = history.query(
+        HistoryQuery(
+            since=since,
+            kind=settings.kind,
+            name=settings.name,
+            revision=settings.revision,
+            limit=settings.limit,
+        )
+    )
+    history.close()
+    if settings.json:
+        for record in records:
+            print(json.dumps(record.to_json(), sort_keys=True))
+    else:
+        print(history_text(records))
+    return EXIT_OK
+
+
+def cmd_demo(settings: Settings) -> int:
+    from homeostat.operator.demo import run_demo
+
+    return run_demo(settings)
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "plan": cmd_plan,
+    "run": cmd_run,
+    "history": cmd_history,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = parse_settings(list(sys.argv[1:] if argv is None else argv))
+        if settings is None:
+            print(f"homeostat {__version__}")
+            return EXIT_OK
+        configure_logging(settings.log_format)
+        return COMMANDS[settings.command](settings)
+    except UsageError as exc:
+        print(f"homeostat: error: {exc}", file=sys.stderr)
+        return USAGE_EXIT
+    except CommandError as exc:
+        if str(exc):
+            print(f"homeostat: error: {exc}", file=sys.stderr)
+        return exc.code
+    except NoRegionError:
+        print(
+            "homeostat: error: no AWS region: pass --region or set AWS_DEFAULT_REGION",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except NoCredentialsError:
+        print(
+            "homeostat: error: no AWS credentials found in the boto3 credential chain",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except BotoCoreError as exc:
+        print(f"homeostat: error: AWS: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        return EXIT_OK

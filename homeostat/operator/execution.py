@@ -1,0 +1,85 @@
+"""The executor: the one place actions are applied and recorded.
+
+Each action becomes an ActionRecord with an outcome (applied, failed,
+dry_run, conflict), handed to exactly three sinks: the history row, the
+`actions_total` counter and the log line.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from homeostat.metrics import Metrics
+from homeostat.operator.history import HistoryStore
+from homeostat.operator.records import ActionRecord
+from homeostat.reconcilers.actions import Action, Outcome
+from homeostat.reconcilers.aws import AwsClients
+from homeostat.reconcilers.base import Reconciler
+
+Clock = Callable[[], datetime]
+
+
+class Executor:
+    def __init__(self, history: HistoryStore | None, metrics: Metrics | None, log: Any, clock: Clock) -> None:
+        self.history = history
+        self.metrics = metrics
+        self.log = log
+        self.clock = clock
+
+    def execute(
+        self,
+        reconciler: Reconciler,
+        actions: Sequence[Action],
+        aws: AwsClients,
+        *,
+        revision: str,
+        dry_run: bool,
+    ) -> list[ActionRecord]:
+        records: list[ActionRecord] = []
+        to_apply: list[Action] = []
+        for action in actions:
+            if action.conflict is not None:
+                records.append(
+                    ActionRecord.of(action, Outcome.CONFLICT, time=self.clock(), revision=revision)
+                )
+            elif dry_run:
+                records.append(ActionRecord.of(action, Outcome.DRY_RUN, time=self.clock(), revision=revision))
+            else:
+                to_apply.append(action)
+        if to_apply:
+            for result in reconciler.apply(to_apply, aws):
+                outcome = Outcome.APPLIED if result.error is None else Outcome.FAILED
+                records.append(
+                    ActionRecord.of(
+                        result.action,
+                        outcome,
+                        time=self.clock(),
+                        revision=revision,
+                        error=result.error,
+                    )
+                )
+        self.record(records)
+        return records
+
+    def record(self, records: Sequence[ActionRecord]) -> None:
+        if self.history is not None:
+            self.history.add(records)
+        for record in records:
+            if self.metrics is not None:
+                self.metrics.actions_total.labels(
+                    kind=record.kind, action=record.action, outcome=str(record.outcome)
+                ).inc()
+            self.log.info(
+                "action",
+                kind=record.kind,
+                name=record.name,
+                action=record.action,
+                target=record.target,
+                before=dict(record.before),
+                after=dict(record.after),
+                outcome=str(record.outcome),
+                reason=record.reason,
+                error=record.error,
+                revision=record.revision,
+                dry_run=record.dry_run,
+            )

@@ -1,0 +1,147 @@
+"""The action history store: SQLAlchemy 2, SQLite by default (WAL), migrated with Alembic.
+
+Every planned or applied action is one row. The schema is created and
+upgraded at startup by running the packaged Alembic migrations on the
+configured database, so upgrading homeostat never needs a manual step.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from homeostat.operator.history_schema import actions
+from homeostat.operator.records import ActionRecord
+from homeostat.reconcilers.actions import Outcome
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class HistoryError(Exception):
+    """The history database cannot be used; the message is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    since: datetime | None = None
+    kind: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    limit: int = 100
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_history_engine(url: str) -> Engine:
+    """An engine for the URL, or HistoryError with a one-line reason."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise HistoryError(
+            f"invalid history URL {url!r}: expected an SQLAlchemy URL such as sqlite:///homeostat.db"
+        ) from exc
+    try:
+        engine = sa.create_engine(parsed, future=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise HistoryError(f"invalid history URL {url!r}: unsupported database driver ({exc})") from exc
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class HistoryStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_history_engine(url)
+        try:
+            migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise HistoryError(f"cannot open history database {url!r}: {_first_line(exc)}") from exc
+
+    def add(self, records: Sequence[ActionRecord]) -> None:
+        if not records:
+            return
+        rows = [
+            {
+                "time": r.time,
+                "kind": r.kind,
+                "name": r.name,
+                "action": r.action,
+                "target": r.target,
+                "outcome": str(r.outcome),
+                "before": dict(r.before),
+                "after": dict(r.after),
+                "reason": r.reason,
+                "error": r.error,
+                "revision": r.revision,
+                "dry_run": r.dry_run,
+            }
+            for r in records
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(actions.insert(), rows)
+
+    def query(self, query: HistoryQuery) -> list[ActionRecord]:
+        """Matching rows, the newest `limit` of them, oldest first."""
+        statement = sa.select(actions).order_by(actions.c.time.desc(), actions.c.id.desc()).limit(query.limit)
+        if query.since is not None:
+            statement = statement.where(actions.c.time >= query.since)
+        if query.kind is not None:
+            statement = statement.where(actions.c.kind == query.kind)
+        if query.name is not None:
+            statement = statement.where(actions.c.name == query.name)
+        if query.revision is not None:
+            statement = statement.where(actions.c.revision.startswith(query.revision))
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).mappings().all()
+        return [
+            ActionRecord(
+                time=_utc(row["time"]),
+                kind=row["kind"],
+                name=row["name"],
+                action=row["action"],
+                target=row["target"],
+                outcome=Outcome(row["outcome"]),
+                before=row["before"],
+                after=row["after"],
+                reason=row["reason"],
+                error=row["error"],
+                revision=row["revision"],
+                dry_run=bool(row["dry_run"]),
+            )
+            for row in reversed(rows)
+        ]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__

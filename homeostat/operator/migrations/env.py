@@ -1,0 +1,10 @@
+"""Alembic environment: always handed a live connection by homeostat.operator.history."""
+
+from alembic import context
+
+from homeostat.operator.history_schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

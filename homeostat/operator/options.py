@@ -1,0 +1,231 @@
+"""Command-line options, each also read from `HOMEOSTAT_<OPTION>`; one-line errors.
+
+Precedence: the command line, then the environment, then the default.
+Usage errors exit 1 (not argparse's 2): `plan` exits 2 for drift, and a CI
+job must never read a typo as drift.
+"""
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from homeostat.desired_state.durations import parse_duration
+
+USAGE_EXIT = 1
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class UsageError(Exception):
+    """Bad command-line or environment input; the message is the one line shown."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise SystemExit(status)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    dest: str
+    flags: tuple[str, ...]
+    kind: str  # "str" | "int" | "bool" | "path" | "duration" | "choice"
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return "HOMEOSTAT_" + self.dest.upper()
+
+
+SHARED = (
+    Option(
+        "desired_state",
+        ("--desired-state",),
+        "path",
+        Path("desired-state"),
+        "desired-state directory",
+    ),
+    Option(
+        "history",
+        ("--history",),
+        "str",
+        "sqlite:///homeostat.db",
+        "SQLAlchemy URL of the history database",
+    ),
+    Option(
+        "listen",
+        ("--listen",),
+        "str",
+        "127.0.0.1:9464",
+        "HOST:PORT of the metrics and health endpoints",
+    ),
+    Option("resync", ("--resync",), "int", 60, "seconds between full passes"),
+    Option(
+        "dry_run",
+        ("--dry-run",),
+        "bool",
+        False,
+        "observe and diff, record dry-run actions, change nothing",
+    ),
+    Option("region", ("--region",), "str", None, "AWS region (default: the boto3 chain)"),
+    Option(
+        "log_format",
+        ("--log-format",),
+        "choice",
+        None,
+        "json or console (default: console on a terminal)",
+        ("json", "console"),
+    ),
+)
+PER_COMMAND: dict[str, tuple[Option, ...]] = {
+    "run": (Option("once", ("--once",), "bool", False, "one full pass, then exit"),),
+    "plan": (Option("json", ("--json",), "bool", False, "machine-readable output"),),
+    "validate": (),
+    "history": (
+        Option("since", ("--since",), "duration", None, "only rows newer than this (e.g. 24h)"),
+        Option("kind", ("--kind",), "str", None, "only this kind"),
+        Option("name", ("--name",), "str", None, "only this resource name"),
+        Option("revision", ("--revision",), "str", None, "only rows of this revision (prefix)"),
+        Option("limit", ("--limit",), "int", 100, "at most this many rows (the newest)"),
+        Option("json", ("--json",), "bool", False, "one JSON object per line"),
+    ),
+    "schema": (),
+    "demo": (Option("duration", ("--duration",), "duration", None, "stop after this long (e.g. 90s)"),),
+}
+COMMAND_HELP = {
+    "run": "run the daemon (or one pass with --once)",
+    "plan": "print what would change; exit 0 in sync, 2 drift, 1 error",
+    "validate": "check manifests without AWS",
+    "history": "print the action history",
+    "schema": "print the JSON Schema of the manifests",
+    "demo": "run against an embedded local AWS with visible drift being fixed",
+}
+
+
+def _add(parser: argparse.ArgumentParser, option: Option) -> None:
+    help_text = f"{option.help} [env {option.env}]"
+    if option.kind == "bool":
+        parser.add_argument(
+            *option.flags,
+            dest=option.dest,
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
+    else:
+        parser.add_argument(
+            *option.flags,
+            dest=option.dest,
+            default=argparse.SUPPRESS,
+            help=help_text,
+            metavar=option.dest.upper(),
+        )
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="homeostat", description="Keep AWS at the state declared in git.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    for option in SHARED:
+        _add(parser, option)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, options in PER_COMMAND.items():
+        sub = commands.add_parser(name, help=COMMAND_HELP[name], description=COMMAND_HELP[name])
+        for option in (*SHARED, *options):
+            _add(sub, option)
+        if name == "validate":
+            sub.add_argument("path", nargs="?", default=None, help="directory (default: --desired-state)")
+    return parser
+
+
+def _convert(option: Option, raw: Any, source: str) -> Any:
+    if option.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise UsageError(f"{source}: expected true or false, got {raw!r}")
+    if option.kind == "int":
+        try:
+            value = int(str(raw))
+        except ValueError:
+            raise UsageError(f"{source}: expected a whole number, got {raw!r}") from None
+        if value < 1:
+            raise UsageError(f"{source}: must be at least 1, got {value}")
+        return value
+    if option.kind == "path":
+        return Path(str(raw))
+    if option.kind == "duration":
+        try:
+            return parse_duration(str(raw))
+        except ValueError as exc:
+            raise UsageError(f"{source}: {exc}") from None
+    if option.kind == "choice" and str(raw) not in option.choices:
+        raise UsageError(f"{source}: expected one of {', '.join(option.choices)}, got {raw!r}")
+    if option.dest == "listen" and not re.fullmatch(r"\[?[A-Za-z0-9.:-]*\]?:[0-9]{1,5}", str(raw)):
+        raise UsageError(f"{source}: expected HOST:PORT, got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    command: str
+    desired_state: Path
+    history: str
+    listen: str
+    resync: int
+    dry_run: bool
+    region: str | None
+    log_format: str | None
+    once: bool = False
+    json: bool = False
+    since: timedelta | None = None
+    kind: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    limit: int = 100
+    duration: timedelta | None = None
+    path: Path | None = None
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_settings(argv: list[str], environ: dict[str, str] | None = None) -> Settings | None:
+    """Settings for the command, or None when only --version/--help was asked."""
+    env = os.environ if environ is None else environ
+    parser = build_parser()
+    namespace = vars(parser.parse_args(argv))
+    if namespace.pop("version", False):
+        return None
+    command = namespace.get("command")
+    if not command:
+        raise UsageError("missing command: one of " + ", ".join(PER_COMMAND) + " (see 'homeostat --help')")
+    values: dict[str, Any] = {"command": command}
+    for option in (*SHARED, *PER_COMMAND[command]):
+        flag = option.flags[0]
+        if option.dest in namespace:
+            values[option.dest] = _convert(option, namespace[option.dest], flag)
+        elif option.env in env:
+            values[option.dest] = _convert(option, env[option.env], option.env)
+        else:
+            values[option.dest] = option.default
+    if command == "validate" and namespace.get("path"):
+        values["path"] = Path(namespace["path"])
+    return Settings(**values)

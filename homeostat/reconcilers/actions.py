@@ -1,0 +1,88 @@
+"""Actions, plans and apply results: the data every view of a change is made from."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from homeostat.desired_state.identifiers import Kind
+
+
+class Outcome(StrEnum):
+    """What became of an action (the `outcome` label and history column)."""
+
+    APPLIED = "applied"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One change to AWS, decided by a pure diff.
+
+    `params` holds exactly what apply needs to execute it, so apply decides
+    nothing. An action with `conflict` set is reported, never applied.
+    """
+
+    kind: Kind
+    name: str
+    action: str
+    target: str
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    reason: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    conflict: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A gauge value a reconciler observed (e.g. newest snapshot age).
+
+    Reconcilers do not know prometheus: the operator sets the gauge named
+    `homeostat_<metric>` with these labels, if the metrics module defines it.
+    """
+
+    metric: str
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The diff of one resource: actions to take, or why it cannot be reconciled.
+
+    `notes` are facts worth showing in `plan` and status (next slot, what a
+    window would silence) that are not changes.
+    """
+
+    kind: Kind
+    name: str
+    actions: tuple[Action, ...] = ()
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    measurements: tuple[Measurement, ...] = ()
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.actions and self.error is None
+
+    @property
+    def has_conflict(self) -> bool:
+        return any(a.conflict for a in self.actions)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """The AWS outcome of one action: None error means applied."""
+
+    action: Action
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveError:
+    """Live state of one resource could not be read; a value, not an exception."""
+
+    message: str

@@ -1,0 +1,10 @@
+"""The reconcilers the operator runs, one per kind. Adding a kind adds one line here."""
+
+from homeostat.desired_state.identifiers import Kind
+from homeostat.reconcilers.base import Reconciler
+from homeostat.reconcilers.ecs_service import ECSServiceReconciler
+
+
+def default_reconcilers() -> dict[Kind, Reconciler]:
+    reconcilers: list[Reconciler] = [ECSServiceReconciler()]
+    return {r.kind: r for r in reconcilers}

@@ -1,0 +1,156 @@
+"""Shared fixtures: fake AWS credentials, moto (in-process and threaded server), call counting.
+
+Every test runs with fake credentials and region, and never with a real
+AWS endpoint: `AWS_ENDPOINT_URL` is removed unless a test points it at
+moto's server on 127.0.0.1.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "desired-state"
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("HOMEOSTAT_"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class MotoServer:
+    """moto's threaded server on 127.0.0.1, reset before each test that uses it."""
+
+    url: str
+    server: Any
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a homeostat subprocess talking to this server only."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEOSTAT_")}
+        env.update(
+            AWS_ENDPOINT_URL=self.url,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONFIG_FILE="/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+
+@pytest.fixture(scope="session")
+def _moto_server_session() -> Iterator[MotoServer]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield MotoServer(f"http://127.0.0.1:{port}", server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_server(_moto_server_session: MotoServer) -> MotoServer:
+    _moto_server_session.reset()
+    return _moto_server_session
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `homeostat` CLI as a subprocess (python -m homeostat)."""
+    return subprocess.run(
+        [sys.executable, "-m", "homeostat", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class CallLog:
+    """AWS calls seen through botocore's before-call event: (service, operation, params)."""
+
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def hook(self, model: Any = None, params: Any = None, **_: Any) -> None:
+        body = params.get("body", {}) if isinstance(params, dict) else {}
+        self.calls.append(
+            (
+                model.service_model.service_name,
+                model.name,
+                dict(body) if isinstance(body, dict) else {},
+            )
+        )
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-call.*.*", self.hook)
+        return client
+
+    def count(self) -> Counter[str]:
+        return Counter(op for _, op, _ in self.calls)
+
+    def of(self, operation: str) -> list[dict[str, Any]]:
+        return [params for _, op, params in self.calls if op == operation]
+
+
+class CountingClients:
+    """An AwsClients for in-process tests (under mock_aws) that logs every call."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.log = CallLog()
+        self._session = boto3.Session(region_name=REGION)
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.log.attach(self._session.client(service))
+        return self._clients[service]
+
+
+@pytest.fixture
+def counting_clients() -> CountingClients:
+    return CountingClients()
