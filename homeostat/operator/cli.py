@@ -120,9 +120,12 @@ def cmd_run_once(settings: Settings) -> int:
 def cmd_run(settings: Settings) -> int:
     if settings.once:
         return cmd_run_once(settings)
-    from homeostat.operator.daemon import run_daemon
+    from homeostat.operator.daemon import DaemonError, run_daemon
 
-    return run_daemon(settings)
+    try:
+        return run_daemon(settings)
+    except DaemonError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def cmd_history(settings: Settings) -> int:

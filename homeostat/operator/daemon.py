@@ -1,7 +1,367 @@
-"""The long-running operator loop (being written)."""
+"""`homeostat run`: the long-running, level-triggered control loop.
 
+The main thread runs passes; everything else only *requests* one: the
+resync interval and timed wake-ups (APScheduler), the directory watcher, and
+backoff expiry. Requests coalesce, so a burst of edits costs one pass.
+SIGTERM/SIGINT let the resource in flight finish and be recorded, then the
+process exits 0.
+"""
+
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from homeostat import __version__
+from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.metrics import Metrics
+from homeostat.operator.aws_session import BotoClients
+from homeostat.operator.backoff import Backoff
+from homeostat.operator.execution import Executor
+from homeostat.operator.history import HistoryError, HistoryStore
+from homeostat.operator.http import StatusServer
+from homeostat.operator.lease import Lease, LeaseHeld
+from homeostat.operator.logs import get_logger
 from homeostat.operator.options import Settings
+from homeostat.operator.passes import ResourceStatus, State, run_pass
+from homeostat.operator.records import ActionRecord
+from homeostat.operator.status import LoopStatus
+from homeostat.operator.watcher import DirectoryWatcher
+from homeostat.reconcilers.actions import Outcome
+from homeostat.reconcilers.base import Reconciler
+from homeostat.reconcilers.registry import default_reconcilers
+
+DESIRED_STATE_KIND = "DesiredState"
+WAKE_PREFIX = "wake-"
+# Timed wake-ups further ahead than this are scheduled on a later pass (each pass reschedules).
+WAKE_HORIZON = timedelta(days=8)
 
 
-def run_daemon(settings: Settings) -> int:
-    raise NotImplementedError("the daemon is not written yet")
+class DaemonError(Exception):
+    """The daemon cannot start; one line for the operator."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry = REGISTRY,
+        reconcilers: Mapping[Kind, Reconciler] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.reconcilers = dict(reconcilers or default_reconcilers())
+        self.metrics = Metrics(registry)
+        self.registry = registry
+        self.log = get_logger()
+        self.status = LoopStatus(resync_seconds=float(settings.resync))
+        self.backoff = Backoff()
+        self.desired: DesiredState | None = None
+        self.announce = announce
+        self._cond = threading.Condition(threading.RLock())
+        self._requests: set[str] = set()
+        self._stopping = False
+        self._managed: set[tuple[str, str]] = set()
+        self._in_sync_labels: set[tuple[str, str]] = set()
+        self._gauge_labels: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        self._rejected: str | None = None
+        try:
+            self.history = HistoryStore(settings.history)
+        except HistoryError as exc:
+            raise DaemonError(str(exc)) from exc
+        self.lease = Lease(self.history.engine)
+        self.aws = BotoClients(settings.region, on_call=self._count_call)
+        if self.aws.region is None:
+            raise DaemonError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+        self.executor = Executor(self.history, self.metrics, self.log, clock)
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.server: StatusServer | None = None
+        self.watcher = DirectoryWatcher(settings.desired_state, self.request_pass, self.log)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request_pass(self, reason: str) -> None:
+        with self._cond:
+            self._requests.add(reason)
+            self._cond.notify_all()
+
+    def stop(self, reason: str = "stop requested") -> None:
+        with self._cond:
+            if not self._stopping:
+                self.log.info("shutting_down", reason=reason)
+            self._stopping = True
+            self._cond.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _count_call(self, service: str, operation: str, result: str) -> None:
+        self.metrics.aws_api_calls_total.labels(service=service, operation=operation, result=result).inc()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the single-writer lease and start the endpoints, watcher and scheduler."""
+        try:
+            self.lease.acquire()
+        except LeaseHeld as exc:
+            raise DaemonError(str(exc)) from exc
+        try:
+            self.server = StatusServer(self.settings.listen_address, self.registry, self.status)
+        except OSError as exc:
+            self.lease.release()
+            raise DaemonError(f"cannot listen on {self.settings.listen}: {exc.strerror}") from exc
+        self.server.start()
+        self.metrics.build_info.labels(version=__version__).set(1)
+        self.watcher.start()
+        self.scheduler.add_job(
+            self.request_pass,
+            "interval",
+            seconds=self.settings.resync,
+            args=["resync"],
+            id="resync",
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.start()
+        self.log.info(
+            "daemon_started",
+            version=__version__,
+            listen=self.server.url,
+            desired_state=str(self.settings.desired_state),
+            history=self.history.engine.url.render_as_string(),
+            resync=self.settings.resync,
+            dry_run=self.settings.dry_run,
+        )
+
+    def close(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        self.watcher.stop()
+        if self.server is not None:
+            self.server.stop()
+        self.lease.release()
+        self.history.close()
+
+    def serve(self) -> int:
+        """Run passes until stopped. Returns the exit code (0 on a clean shutdown)."""
+        self.request_pass("startup")
+        while True:
+            with self._cond:
+                while not self._requests and not self._stopping:
+                    self._cond.wait(timeout=1.0)
+                if self._stopping:
+                    break
+                reasons = sorted(self._requests)
+                self._requests.clear()
+            self.run_one_pass(reasons)
+        self.log.info("daemon_stopped")
+        return 0
+
+    # -- one pass -------------------------------------------------------------------------
+
+    def _reload(self, now: datetime) -> None:
+        """Load the directory; an invalid revision is rejected whole, the last good stays."""
+        try:
+            loaded = load_directory(self.settings.desired_state)
+        except InvalidDesiredState as exc:
+            self.metrics.desired_state_loads_total.labels(result="invalid").inc()
+            self.metrics.desired_state_valid.set(0)
+            rejected = exc.revision or "unreadable"
+            errors = tuple(str(e) for e in exc.errors)
+            with self.status.lock:
+                self.status.valid = False
+                self.status.rejected_revision = rejected
+                self.status.rejected_errors = errors
+            if rejected != self._rejected:
+                self._rejected = rejected
+                in_force = self.desired.revision if self.desired else None
+                self.log.error(
+                    "desired_state_rejected", rejected=rejected, in_force=in_force, errors=list(errors)
+                )
+                self.executor.record(
+                    [
+                        ActionRecord(
+                            time=now,
+                            kind=DESIRED_STATE_KIND,
+                            name="desired-state",
+                            action="reject_revision",
+                            target=str(self.settings.desired_state),
+                            outcome=Outcome.FAILED,
+                            before={"revision": in_force},
+                            after={"revision": rejected},
+                            reason="validation failed; the previous valid revision stays in force",
+                            error="; ".join(errors),
+                            revision=rejected,
+                            dry_run=False,
+                        )
+                    ]
+                )
+            return
+        self.metrics.desired_state_loads_total.labels(result="valid").inc()
+        self.metrics.desired_state_valid.set(1)
+        self._rejected = None
+        previous = self.desired
+        if previous is None or previous.revision != loaded.revision:
+            self.log.info("desired_state_loaded", revision=loaded.revision, resources=len(loaded.resources))
+            self.metrics.set_revision(loaded.revision)
+        self._record_removed(previous, loaded, now)
+        self.desired = loaded
+        with self.status.lock:
+            self.status.valid = True
+            self.status.revision = loaded.revision
+            self.status.rejected_revision = None
+            self.status.rejected_errors = ()
+
+    def _record_removed(self, previous: DesiredState | None, loaded: DesiredState, now: datetime) -> None:
+        keys = {(str(r.kind), r.name) for r in loaded.resources}
+        if previous is not None:
+            removed = sorted({(str(r.kind), r.name) for r in previous.resources} - keys)
+            self.executor.record(
+                [
+                    ActionRecord(
+                        time=now,
+                        kind=kind,
+                        name=name,
+                        action="unmanage",
+                        target=name,
+                        outcome=Outcome.APPLIED,
+                        before={"managed": True},
+                        after={"managed": False},
+                        reason="manifest removed: no longer managed; nothing in AWS is changed",
+                        error=None,
+                        revision=loaded.revision,
+                        dry_run=False,
+                    )
+                    for kind, name in removed
+                ]
+            )
+        self.status.keep_only(keys)
+        self.backoff.forget_except(keys)
+        for kind, name in self._in_sync_labels - keys:
+            self.metrics.resource_in_sync.remove(kind, name)
+        self._in_sync_labels &= keys
+
+    def _skip(self, resource: Any) -> str | None:
+        entry = self.backoff.waiting(str(resource.kind), resource.name, self.clock())
+        if entry is None:
+            return None
+        retry = entry.retry_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return f"backing off until {retry} after {entry.failures} failure(s): {entry.last_error}"
+
+    def run_one_pass(self, reasons: list[str]) -> None:
+        now = self.clock()
+        self.status.begin_pass()
+        statuses: list[ResourceStatus] = []
+        try:
+            self._reload(now)
+            if self.desired is not None:
+                log = self.log.bind(revision=self.desired.revision)
+                log.info("pass_started", reasons=reasons)
+                report = run_pass(
+                    self.desired,
+                    self.reconcilers,
+                    self.aws,
+                    self.executor,
+                    now=now,
+                    dry_run=self.settings.dry_run,
+                    metrics=self.metrics,
+                    skip=self._skip,
+                    should_stop=lambda: self._stopping,
+                )
+                statuses = self._after_pass(report.statuses, now)
+                log.info(
+                    "pass_finished",
+                    resources=len(report.statuses),
+                    actions=len(report.records),
+                    errors=len(report.errors),
+                    drifted=len(report.drifted),
+                )
+        except Exception as exc:
+            self.log.exception("pass_failed", error=str(exc))
+        finally:
+            self.status.end_pass(self.clock(), statuses)
+            self.metrics.last_pass_timestamp_seconds.set(self.clock().timestamp())
+            self._reschedule()
+
+    def _after_pass(self, statuses: list[ResourceStatus], now: datetime) -> list[ResourceStatus]:
+        kept: list[ResourceStatus] = []
+        for status in statuses:
+            if status.state == State.ERROR:
+                entry = self.backoff.failed(status.kind, status.name, now, status.message)
+                self.log.warning(
+                    "resource_backoff",
+                    kind=status.kind,
+                    name=status.name,
+                    failures=entry.failures,
+                    retry_at=entry.retry_at.isoformat(),
+                    error=status.message,
+                )
+            elif status.state not in {State.BACKING_OFF, State.NOT_REACHED, State.SUSPENDED}:
+                self.backoff.succeeded(status.kind, status.name)
+            if status.state == State.NOT_REACHED:
+                continue
+            if status.state not in {State.BACKING_OFF}:
+                self._in_sync_labels.add((status.kind, status.name))
+            kept.append(status)
+        return kept
+
+    def _reschedule(self) -> None:
+        """Replace the timed wake-ups: reconciler instants (slots, window edges) and backoff expiry."""
+        if self._stopping:
+            return
+        now = self.clock()
+        instants: set[datetime] = set()
+        if self.desired is not None:
+            for reconciler in self.reconcilers.values():
+                try:
+                    instants.update(reconciler.wake_times(self.desired, now))
+                except Exception as exc:  # noqa: BLE001 - a bad wake time must not stop the loop
+                    self.log.warning("wake_times_failed", kind=str(reconciler.kind), error=str(exc))
+        retry = self.backoff.next_retry()
+        if retry is not None:
+            instants.add(retry)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(WAKE_PREFIX):
+                job.remove()
+        for instant in sorted(i for i in instants if now < i <= now + WAKE_HORIZON):
+            self.scheduler.add_job(
+                self.request_pass,
+                "date",
+                run_date=instant,
+                args=[f"timed {instant.isoformat()}"],
+                id=f"{WAKE_PREFIX}{instant.timestamp()}",
+                misfire_grace_time=None,
+                coalesce=True,
+            )
+
+
+def run_daemon(settings: Settings, announce: Callable[[str], None] | None = None) -> int:
+    """Start, serve until SIGTERM/SIGINT, clean up. Raises DaemonError when it cannot start."""
+    daemon = Daemon(settings, announce=announce)
+    daemon.start()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        daemon.stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return daemon.serve()
+    finally:
+        daemon.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

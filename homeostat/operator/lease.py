@@ -1,0 +1,66 @@
+"""Single writer: only one daemon may act per history database.
+
+SQLite: an exclusive `flock` on `<database>.lock`; PostgreSQL: a session
+advisory lock on a connection held for the life of the process. Both are
+released by the kernel or the server when the holder dies, even by
+SIGKILL, so a new daemon can start at once after a crash.
+"""
+
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+class LeaseHeld(Exception):
+    """Another live daemon holds the lease; the message says which database."""
+
+
+class Lease:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._file: Any = None
+        self._connection: Any = None
+
+    def acquire(self) -> None:
+        url = self.engine.url
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            database = url.database
+            if not database or database == ":memory:":
+                return  # private to this process
+            path = Path(database).resolve().with_name(Path(database).name + ".lock")
+            handle = path.open("a+")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise LeaseHeld(
+                    f"another homeostat daemon already writes to {database} (lock {path} is held)"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            self._file = handle
+        elif backend == "postgresql":
+            key = int.from_bytes(hashlib.sha256(b"homeostat-writer").digest()[:8], "big", signed=True)
+            connection = self.engine.connect()
+            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            if not got:
+                connection.close()
+                raise LeaseHeld(f"another homeostat daemon already writes to {url.render_as_string()}")
+            self._connection = connection
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -1,0 +1,69 @@
+"""Watch the desired-state directory and request a pass when it changes.
+
+Two sources, both only *request* a pass: watchfiles (inotify and friends,
+sub-second) and a 1 s fingerprint poll of paths, sizes and mtimes, which
+also covers filesystems without change events and a git-sync style
+symlink swap (the watched tree itself does not change, the link does).
+"""
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from homeostat.desired_state.loading import manifest_files
+
+POLL_SECONDS = 1.0
+
+
+def fingerprint(directory: Path) -> tuple[Any, ...]:
+    try:
+        real = os.path.realpath(directory)
+        entries = []
+        for path in manifest_files(directory):
+            stat = path.stat()
+            entries.append((str(path.relative_to(directory)), stat.st_mtime_ns, stat.st_size))
+        return (real, tuple(entries))
+    except OSError as exc:
+        return ("error", str(exc))
+
+
+class DirectoryWatcher:
+    def __init__(self, directory: Path, on_change: Callable[[str], None], log: Any) -> None:
+        self.directory = directory
+        self.on_change = on_change
+        self.log = log
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for target, name in ((self._poll, "watch-poll"), (self._events, "watch-events")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def _poll(self) -> None:
+        last = fingerprint(self.directory)
+        while not self._stop.wait(POLL_SECONDS):
+            current = fingerprint(self.directory)
+            if current != last:
+                last = current
+                self.on_change("desired state changed")
+
+    def _events(self) -> None:
+        try:
+            from watchfiles import watch
+
+            target = self.directory.parent if self.directory.is_symlink() else self.directory
+            for _changes in watch(
+                target, stop_event=self._stop, debounce=200, step=50, raise_interrupt=False
+            ):
+                self.on_change("desired state changed")
+        except Exception as exc:  # noqa: BLE001 - the poll keeps working without events
+            self.log.warning("watch_events_unavailable", error=str(exc), fallback="polling every 1s")
