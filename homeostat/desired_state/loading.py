@@ -7,14 +7,14 @@ from the YAML node of the field (or its nearest declared parent).
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from homeostat.desired_state.identifiers import API_VERSION, Kind
+from homeostat.desired_state.identifiers import API_VERSION, Kind, Revision
 from homeostat.desired_state.models import MANIFEST_TYPES, AnyManifest
 from homeostat.desired_state.revision import revision_of
 from homeostat.desired_state.state import (
@@ -176,8 +176,11 @@ def parse_document(
     return manifest, []  # type: ignore[return-value]
 
 
-def load_directory(directory: Path) -> DesiredState:
-    """Load and validate the whole directory; raise InvalidDesiredState with every error."""
+def read_directory(directory: Path) -> tuple[dict[Path, bytes], Revision]:
+    """Every manifest file's bytes (paths relative to `directory`, read until stable) and the revision.
+
+    Raises InvalidDesiredState when the directory is missing or a file cannot be read.
+    """
     if not directory.exists():
         raise InvalidDesiredState([ManifestError(str(directory), None, None, "no such directory")])
     if not directory.is_dir():
@@ -189,6 +192,15 @@ def load_directory(directory: Path) -> DesiredState:
         raise InvalidDesiredState(
             [ManifestError(str(name), None, None, f"cannot read: {exc.strerror}")]
         ) from exc
+    return files, revision_of(directory, files)
+
+
+def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision) -> DesiredState:
+    """Pure: parse and validate file contents (paths relative to `directory`) as one revision.
+
+    Raises InvalidDesiredState with every error. Used for the directory as read
+    and for a last-known-good revision restored from the history database.
+    """
     resources: list[Resource] = []
     errors: list[ManifestError] = []
     for relative, content in sorted(files.items()):
@@ -202,7 +214,12 @@ def load_directory(directory: Path) -> DesiredState:
             if manifest is not None:
                 resources.append(Resource(manifest, Source(file, lines.get((), 1))))
     errors.extend(cross_check(resources))
-    revision = revision_of(directory, files)
     if errors:
         raise InvalidDesiredState(errors, revision)
     return DesiredState(revision=revision, directory=directory, resources=tuple(resources))
+
+
+def load_directory(directory: Path) -> DesiredState:
+    """Load and validate the whole directory; raise InvalidDesiredState with every error."""
+    files, revision = read_directory(directory)
+    return load_files(files, directory, revision)

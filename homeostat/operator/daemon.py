@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from homeostat import __version__
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.loading import load_files, read_directory
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
@@ -27,6 +27,7 @@ from homeostat.operator.backoff import Backoff
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryError, HistoryStore
 from homeostat.operator.http import StatusServer
+from homeostat.operator.last_good import LastKnownGood
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.logs import get_logger
 from homeostat.operator.options import Settings
@@ -88,6 +89,12 @@ class Daemon:
         if self.aws.region is None:
             raise DaemonError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
         self.executor = Executor(self.history, self.metrics, self.log, clock)
+        # The last valid revision survives a restart: enforce it until the directory loads.
+        self.last_good = LastKnownGood(self.history.engine, self.log)
+        self.desired = self.last_good.restore(settings.desired_state)
+        if self.desired is not None:
+            self.metrics.set_revision(self.desired.revision)
+            self.status.revision = self.desired.revision
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.server: StatusServer | None = None
         self.watcher = DirectoryWatcher(settings.desired_state, self.request_pass, self.log)
@@ -177,7 +184,8 @@ class Daemon:
     def _reload(self, now: datetime) -> None:
         """Load the directory; an invalid revision is rejected whole, the last good stays."""
         try:
-            loaded = load_directory(self.settings.desired_state)
+            files, revision = read_directory(self.settings.desired_state)
+            loaded = load_files(files, self.settings.desired_state, revision)
         except InvalidDesiredState as exc:
             self.metrics.desired_state_loads_total.labels(result="invalid").inc()
             self.metrics.desired_state_valid.set(0)
@@ -219,6 +227,7 @@ class Daemon:
         if previous is None or previous.revision != loaded.revision:
             self.log.info("desired_state_loaded", revision=loaded.revision, resources=len(loaded.resources))
             self.metrics.set_revision(loaded.revision)
+        self.last_good.save(loaded.revision, self.settings.desired_state, files, now)
         self._record_removed(previous, loaded, now)
         self.desired = loaded
         with self.status.lock:

@@ -24,3 +24,16 @@ actions = sa.Table(
     sa.Index("ix_actions_kind_name", "kind", "name"),
     sa.Index("ix_actions_revision", "revision"),
 )
+
+# The last valid revision of the desired state (one row, id 1): what a daemon restarted while
+# the directory is invalid keeps enforcing. `files` maps each manifest's path relative to the
+# directory to its bytes, base64-encoded (portable across SQLite and PostgreSQL JSON).
+last_known_good = sa.Table(
+    "last_known_good",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.String(128), nullable=False),
+    sa.Column("directory", sa.Text, nullable=False),
+    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("files", sa.JSON, nullable=False),
+)

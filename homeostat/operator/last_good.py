@@ -1,0 +1,152 @@
+"""The last-known-good desired state, persisted in the history database.
+
+A revision of the directory that fails validation is rejected whole and the
+previous valid one stays in force. Keeping that previous revision only in
+memory would lose it on a restart, so each newly loaded valid revision is
+saved here (its id and the bytes of every manifest file) and a daemon that
+starts while the directory is invalid rebuilds it with the loader's own
+parsing (`load_files`) and keeps enforcing it.
+
+One slot per database: the single-writer lease already makes one database
+serve one daemon, and keeping the slot independent of the directory path
+means a moved mount or a missing checkout still finds what was last good.
+Storage failures are logged and never stop a pass: the in-memory state is
+still in force, only its survival of a restart is at risk.
+"""
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from homeostat.desired_state.identifiers import Revision
+from homeostat.desired_state.loading import load_files
+from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.operator.history_schema import last_known_good
+
+SLOT_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SavedRevision:
+    """One persisted valid revision: its id, where it was read, when, and its file bytes."""
+
+    revision: Revision
+    directory: str
+    saved_at: datetime
+    files: Mapping[Path, bytes]
+
+
+def encode_files(files: Mapping[Path, bytes]) -> dict[str, str]:
+    """Pure: relative paths (POSIX spelling) to base64 text, for a JSON column."""
+    return {path.as_posix(): base64.b64encode(content).decode("ascii") for path, content in files.items()}
+
+
+def decode_files(stored: Mapping[str, str]) -> dict[Path, bytes]:
+    """Pure: the inverse of `encode_files`; raises ValueError on anything else."""
+    files: dict[Path, bytes] = {}
+    for name, text in stored.items():
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"stored manifest path {name!r} is not relative to the directory")
+        try:
+            files[Path(*relative.parts)] = base64.b64decode(text.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise ValueError(f"stored manifest {name!r} is not base64: {exc}") from exc
+    return files
+
+
+class LastKnownGood:
+    """Save and restore the last valid revision; never raises on storage errors."""
+
+    def __init__(self, engine: Engine, log: Any) -> None:
+        self.engine = engine
+        self.log = log
+        self._saved: tuple[str, str] | None = None
+
+    def save(self, revision: Revision, directory: Path, files: Mapping[Path, bytes], now: datetime) -> bool:
+        """Persist `files` as the last valid revision. A no-op when that revision is already saved."""
+        key = (str(revision), str(directory))
+        if key == self._saved:
+            return True
+        row = {
+            "id": SLOT_ID,
+            "revision": str(revision),
+            "directory": str(directory),
+            "saved_at": now.astimezone(UTC),
+            "files": encode_files(files),
+        }
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(sa.delete(last_known_good).where(last_known_good.c.id == SLOT_ID))
+                connection.execute(sa.insert(last_known_good), [row])
+        except SQLAlchemyError as exc:
+            self.log.warning("last_known_good_save_failed", revision=revision, error=_first_line(exc))
+            return False
+        self._saved = key
+        self.log.info("last_known_good_saved", revision=revision, files=len(files))
+        return True
+
+    def load(self) -> SavedRevision | None:
+        """The persisted revision, or None when there is none or it cannot be read."""
+        statement = sa.select(last_known_good).where(last_known_good.c.id == SLOT_ID)
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(statement).mappings().first()
+        except SQLAlchemyError as exc:
+            self.log.warning("last_known_good_unreadable", error=_first_line(exc))
+            return None
+        if row is None:
+            return None
+        try:
+            if not isinstance(row["files"], dict):
+                raise ValueError("files is not a mapping")
+            files = decode_files(row["files"])
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.log.warning("last_known_good_unreadable", revision=row["revision"], error=str(exc))
+            return None
+        saved_at = row["saved_at"]
+        if saved_at.tzinfo is None:  # SQLite returns naive datetimes; every stored time is UTC
+            saved_at = saved_at.replace(tzinfo=UTC)
+        return SavedRevision(Revision(row["revision"]), row["directory"], saved_at, files)
+
+    def restore(self, directory: Path) -> DesiredState | None:
+        """Rebuild the persisted revision as a DesiredState of `directory`, or None.
+
+        The stored files are validated again with today's loader: a revision
+        that no longer validates (say, saved by an older homeostat) is not
+        enforced, and that is logged.
+        """
+        saved = self.load()
+        if saved is None:
+            return None
+        try:
+            desired = load_files(saved.files, directory, saved.revision)
+        except InvalidDesiredState as exc:
+            self.log.warning(
+                "last_known_good_invalid",
+                revision=saved.revision,
+                errors=[str(e) for e in exc.errors],
+            )
+            return None
+        self._saved = (str(saved.revision), saved.directory)
+        self.log.info(
+            "last_known_good_restored",
+            revision=saved.revision,
+            saved_at=saved.saved_at.isoformat(),
+            saved_from=saved.directory,
+            resources=len(desired.resources),
+        )
+        return desired
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
