@@ -12,6 +12,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from homeostat import __version__
+
 RETRY_ATTEMPTS = 5
 CallObserver = Callable[[str, str, str], None]
 
@@ -36,7 +38,10 @@ class BotoClients:
 
     def __init__(self, region: str | None = None, on_call: CallObserver | None = None) -> None:
         self.session = boto3.Session(region_name=region)
-        self.config = Config(retries={"mode": "adaptive", "max_attempts": RETRY_ATTEMPTS})
+        self.config = Config(
+            retries={"mode": "adaptive", "max_attempts": RETRY_ATTEMPTS},
+            user_agent_extra=f"homeostat/{__version__}",
+        )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._on_call = on_call

@@ -1,7 +1,291 @@
-"""`homeostat demo` (being written)."""
+"""`homeostat demo`: the daemon against an embedded local AWS, with drift made by hand.
 
+Starts moto's server on 127.0.0.1, seeds it with the example stack (an ECS
+cluster with api, web and worker, an Aurora cluster with ten days of manual
+snapshots plus an emergency one, production alarms), copies
+examples/desired-state to a temporary directory, runs the real daemon on
+it, and every few seconds changes something the way a person would, so
+the user watches homeostat notice and fix it. Everything stays on 127.0.0.1.
+"""
+
+import os
+import random
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import MutableMapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from homeostat.operator.daemon import Daemon, DaemonError
+from homeostat.operator.local_aws import LocalAws
 from homeostat.operator.options import Settings
+
+CLUSTER = "omnirapeutic-production"
+SERVICES = {"api": 42, "web": 17, "worker": 5}  # service -> newest task definition revision
+ALARMS = (
+    "api-5xx-rate",
+    "api-latency-p99",
+    "web-5xx-rate",
+    "worker-queue-depth",
+    "aurora-cpu",
+    "aurora-free-storage",
+)
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
+DRIFT_EVERY_SECONDS = 20
+DEMO_RESYNC_SECONDS = 5
+
+
+def say(message: str) -> None:
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    print(f"[{stamp}] {message}", flush=True)
+
+
+def _free_listen(preferred: str) -> str:
+    host, _, port = preferred.rpartition(":")
+    with socket.socket() as sock:
+        try:
+            sock.bind((host or "127.0.0.1", int(port)))
+            return preferred
+        except OSError:
+            pass
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _plain(event: MutableMapping[str, Any]) -> str | None:
+    """A plain-words line for the log events a person watching the demo cares about."""
+    name = event.get("event")
+    if name == "action":
+        changes = ", ".join(
+            f"{k} {_short(event['before'].get(k))} -> {_short(event['after'].get(k))}"
+            for k in sorted(set(event["before"]) | set(event["after"]))
+        )
+        verb = {"applied": "FIXED", "failed": "FAILED", "dry_run": "WOULD FIX", "conflict": "CONFLICT"}[
+            event["outcome"]
+        ]
+        error = f" error: {event['error']}" if event.get("error") else ""
+        return (
+            f"homeostat {verb} {event['kind']}/{event['name']}: {event['action']} {event['target']}: "
+            f"{changes} ({event['reason']}){error}"
+        )
+    if name == "desired_state_rejected":
+        return (
+            f"homeostat REJECTED revision {event['rejected']}: {'; '.join(event['errors'])}; "
+            f"{event['in_force']} stays in force"
+        )
+    if name == "desired_state_loaded":
+        return f"homeostat loaded desired state revision {event['revision']} ({event['resources']} resources)"
+    if name == "resource_backoff":
+        return (
+            f"homeostat error on {event['kind']}/{event['name']}, retrying at {event['retry_at']}: "
+            f"{event['error']}"
+        )
+    return None
+
+
+def _short(value: object) -> object:
+    """Task definition ARNs read better as family:revision."""
+    if isinstance(value, str) and ":task-definition/" in value:
+        return value.rsplit("/", 1)[-1]
+    return value
+
+
+def _narrate_logs() -> None:
+    def render(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> str:
+        line = _plain(event)
+        if line is None:
+            raise structlog.DropEvent
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        return f"[{stamp}] {line}"
+
+    structlog.configure(
+        processors=[render],
+        logger_factory=structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+def seed(endpoint: str, now: datetime) -> None:
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+
+    ecs = client("ecs")
+    ecs.create_cluster(clusterName=CLUSTER)
+    for service, newest in SERVICES.items():
+        family = f"{CLUSTER}-{service}"
+        for _ in range(newest):
+            ecs.register_task_definition(
+                family=family,
+                containerDefinitions=[{"name": service, "image": f"example/{service}", "memory": 512}],
+            )
+    ecs.create_service(
+        cluster=CLUSTER, serviceName=f"{CLUSTER}-api", taskDefinition=f"{CLUSTER}-api:41", desiredCount=2
+    )
+    ecs.create_service(
+        cluster=CLUSTER, serviceName=f"{CLUSTER}-web", taskDefinition=f"{CLUSTER}-web:17", desiredCount=3
+    )
+    ecs.create_service(
+        cluster=CLUSTER, serviceName=f"{CLUSTER}-worker", taskDefinition=f"{CLUSTER}-worker:5", desiredCount=2
+    )
+    client("application-autoscaling").register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=f"service/{CLUSTER}/{CLUSTER}-worker",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+    rds = client("rds")
+    rds.create_db_cluster(
+        DBClusterIdentifier=CLUSTER,
+        Engine="aurora-postgresql",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+    )
+    snapshots: dict[str, datetime] = {}
+    for days in range(1, 11):
+        taken = (now - timedelta(days=days)).replace(hour=3, minute=0, second=0, microsecond=0)
+        snapshots[f"omnirapeutic-prod-manual-{taken:%Y%m%d-%H%M}"] = taken
+    emergency = (now - timedelta(days=9)).replace(hour=14, minute=37, second=0, microsecond=0)
+    snapshots[f"omnirapeutic-emergency-{emergency:%Y%m%d-%H%M}"] = emergency
+    for identifier in snapshots:
+        rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=identifier, DBClusterIdentifier=CLUSTER)
+    _backdate_snapshots(snapshots)
+    cloudwatch = client("cloudwatch")
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:{CLUSTER}-oncall"
+    for alarm in ALARMS:
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"{CLUSTER}-{alarm}",
+            MetricName="Errors",
+            Namespace="Demo",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+            AlarmActions=[topic],
+            ActionsEnabled=True,
+        )
+
+
+def _backdate_snapshots(created: dict[str, datetime]) -> None:
+    """moto stamps every snapshot "now" and no API changes it: set the in-process record (naive UTC)."""
+    from moto.rds.models import rds_backends
+
+    backend = rds_backends[ACCOUNT][REGION]
+    for identifier, when in created.items():
+        backend.cluster_snapshots[identifier].created = when.astimezone(UTC).replace(tzinfo=None)
+
+
+class Chaos:
+    """Makes drift the way a person would, and says so."""
+
+    def __init__(self, endpoint: str, stop: threading.Event) -> None:
+        import boto3
+
+        self.ecs = boto3.client("ecs", endpoint_url=endpoint, region_name=REGION)
+        self.cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, region_name=REGION)
+        self.stop = stop
+        self.random = random.Random(7)  # noqa: S311 - picks demo drift, not secrets
+
+    def run(self) -> None:
+        moves = [self.scale_down, self.roll_back, self.silence_alarm]
+        step = 0
+        while not self.stop.wait(DRIFT_EVERY_SECONDS):
+            try:
+                moves[step % len(moves)]()
+            except Exception as exc:  # noqa: BLE001 - the demo goes on; say what went wrong
+                say(f"(demo could not make drift: {exc})")
+            step += 1
+
+    def scale_down(self) -> None:
+        count = self.random.choice([0, 1])
+        self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-api", desiredCount=count)
+        say(f"PERSON  scaled {CLUSTER}-api down to {count} tasks by hand in the console")
+
+    def roll_back(self) -> None:
+        self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", taskDefinition=f"{CLUSTER}-web:16")
+        say(f"PERSON  deployed task definition {CLUSTER}-web:16 by hand (the manifest pins :17)")
+
+    def silence_alarm(self) -> None:
+        alarm = f"{CLUSTER}-{self.random.choice(ALARMS)}"
+        self.cloudwatch.disable_alarm_actions(AlarmNames=[alarm])
+        say(f"PERSON  disabled the actions of alarm {alarm} and forgot to turn them back on")
 
 
 def run_demo(settings: Settings) -> int:
-    raise NotImplementedError("the demo is not written yet")
+    if not EXAMPLES.is_dir():
+        raise DaemonError(
+            f"the demo needs the example manifests at {EXAMPLES}: run it from a source checkout"
+        )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION=REGION)  # noqa: S106 - moto
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    workdir = Path(tempfile.mkdtemp(prefix="homeostat-demo-"))
+    desired = workdir / "desired-state"
+    shutil.copytree(EXAMPLES, desired)
+    aws = LocalAws().start()
+    os.environ["AWS_ENDPOINT_URL"] = aws.url
+    stop = threading.Event()
+    try:
+        say(f"starting an embedded local AWS (moto) on {aws.url}")
+        seed(aws.url, datetime.now(UTC))
+        say(
+            f"seeded it: cluster {CLUSTER} (api at 2 tasks on :41, web, autoscaled worker), Aurora cluster "
+            f"with 10 days of manual snapshots and an emergency one, {len(ALARMS)} alarms"
+        )
+        demo_settings = Settings(
+            command="run",
+            desired_state=desired,
+            history=f"sqlite:///{workdir / 'history.db'}",
+            listen=_free_listen(settings.listen),
+            resync=min(settings.resync, DEMO_RESYNC_SECONDS),
+            dry_run=settings.dry_run,
+            region=REGION,
+            log_format=None,
+        )
+        _narrate_logs()
+        daemon = Daemon(demo_settings)
+        daemon.start()
+        base = f"http://{demo_settings.listen}"
+        say(f"homeostat is running: resync every {demo_settings.resync}s")
+        say(f"  metrics  {base}/metrics      status {base}/status")
+        say(f"  edit the desired state in {desired} (homeostat applies edits within 2 s)")
+        say(f"  history: homeostat history --history {demo_settings.history}")
+        say("a person will make drift every 20 s; press Ctrl-C to stop")
+        threading.Thread(target=Chaos(aws.url, stop).run, name="chaos", daemon=True).start()
+        if settings.duration is not None:
+            timer = threading.Timer(
+                settings.duration.total_seconds(), daemon.stop, args=["--duration elapsed"]
+            )
+            timer.daemon = True
+            timer.start()
+        import signal
+
+        def on_signal(_signum: int, _frame: Any) -> None:
+            daemon.stop("interrupted")
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            daemon.serve()
+        finally:
+            stop.set()
+            daemon.close()
+        say(f"demo stopped cleanly; the history database stays in {workdir}")
+        return 0
+    finally:
+        stop.set()
+        aws.stop()
+        time.sleep(0.1)
