@@ -74,15 +74,41 @@ class MotoServer:
         return env
 
 
+# Every AWS operation homeostat itself calls during the suite, as "service:Operation"
+# (IAM prefix). Checked against deploy/iam-policy.json when the session ends.
+OPERATIONS_CALLED: set[str] = set()
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def record_operation(service: str, operation: str) -> None:
+    OPERATIONS_CALLED.add(f"{_IAM_PREFIX.get(service, service)}:{operation}")
+
+
+_PACKAGE = str(REPO / "homeostat")
+
+
+def _called_from_homeostat() -> bool:
+    """True when homeostat's own code (not a test seeding moto) made this call."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_PACKAGE):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _record_homeostat_request(service: str, operation: str, user_agent: str) -> None:
+    if "homeostat/" in user_agent:  # homeostat's clients say so (BotoClients user_agent_extra)
+        record_operation(service, operation)
+
+
 @pytest.fixture(scope="session")
 def _moto_server_session() -> Iterator[MotoServer]:
-    from moto.server import ThreadedMotoServer
+    from homeostat.operator.local_aws import LocalAws
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = LocalAws(on_request=_record_homeostat_request).start()
     try:
-        yield MotoServer(f"http://127.0.0.1:{port}", server)
+        yield MotoServer(server.url, server)
     finally:
         server.stop()
 
@@ -154,3 +180,28 @@ class CountingClients:
 @pytest.fixture
 def counting_clients() -> CountingClients:
     return CountingClients()
+
+
+def iam_policy_actions() -> set[str]:
+    import json
+
+    policy = json.loads((REPO / "deploy" / "iam-policy.json").read_text())
+    actions: set[str] = set()
+    for statement in policy["Statement"]:
+        listed = statement["Action"]
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when homeostat called an AWS operation missing from deploy/iam-policy.json."""
+    if not OPERATIONS_CALLED:
+        return
+    missing = sorted(OPERATIONS_CALLED - iam_policy_actions())
+    if missing:
+        sys.stderr.write(
+            "\nAWS operations called by homeostat but missing from deploy/iam-policy.json: "
+            + ", ".join(missing)
+            + "\n"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
