@@ -106,7 +106,7 @@ def test_rejected_edit_keeps_previous_state_enforced(
 def test_sigterm_finishes_the_action_in_flight_records_it_and_exits_zero(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    """SIGTERM mid-pass: every action that was logged is in the history, the rest is left for later, exit 0."""
+    """SIGTERM mid-pass: every logged action is in the history, the rest is left for later, exit 0."""
     names = {f"svc-{i:02d}": 1 for i in range(40)}
     seed_services(moto_server, names)
     write(tmp_path / "desired", "---\n".join(service_manifest(n, 2) for n in names))
@@ -119,7 +119,8 @@ def test_sigterm_finishes_the_action_in_flight_records_it_and_exits_zero(
         "history", "--json", "--limit", "1000", "--history", f"sqlite:///{tmp_path / 'history.db'}"
     )
     rows = {(json.loads(line)["name"], json.loads(line)["outcome"]) for line in history.stdout.splitlines()}
-    assert logged and logged == rows
+    assert logged
+    assert logged == rows
     assert all(outcome == "applied" for _, outcome in rows)
     assert daemon.events("daemon_stopped")
 
@@ -127,7 +128,7 @@ def test_sigterm_finishes_the_action_in_flight_records_it_and_exits_zero(
 def test_second_daemon_on_the_same_database_is_refused_until_the_first_is_killed(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    """Single writer: a second daemon exits with a clear message; after SIGKILL of the first, a new one starts."""
+    """Single writer: a second daemon is refused with a clear message; after SIGKILL a new one starts."""
     seed_services(moto_server, {"api": 1})
     write(tmp_path / "desired", service_manifest("api", 1))
     first = start(daemons, moto_server, tmp_path, "--resync", "300")
@@ -145,7 +146,7 @@ def test_second_daemon_on_the_same_database_is_refused_until_the_first_is_killed
 def test_failing_resource_backs_off_while_others_are_reconciled_and_resets_on_success(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    """A service in a missing cluster backs off exponentially; the healthy one is fixed on time; success resets."""
+    """A service in a missing cluster backs off; the healthy one is fixed on time; success resets it."""
     ecs = seed_services(moto_server, {"api": 1})
     write(
         tmp_path / "desired",
