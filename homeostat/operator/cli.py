@@ -6,6 +6,7 @@ exit, never a traceback (see `main`).
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -99,6 +100,7 @@ def cmd_run_once(settings: Settings) -> int:
     )
     log = get_logger(revision=desired.revision)
     executor = Executor(history, metrics, log, utc_now)
+    started = time.monotonic()
     report = run_pass(
         desired,
         default_reconcilers(),
@@ -108,8 +110,12 @@ def cmd_run_once(settings: Settings) -> int:
         dry_run=settings.dry_run,
         metrics=metrics,
     )
+    seconds = time.monotonic() - started
     history.close()
-    print(f"revision {desired.revision}" + (" (dry run)" if settings.dry_run else ""))
+    print(
+        f"revision {desired.revision}: {len(report.statuses)} resources, {len(report.records)} actions "
+        f"in {seconds:.2f}s" + (" (dry run)" if settings.dry_run else "")
+    )
     if report.statuses:
         print(report_text(report.statuses))
     if report.errors or any(s.state == "Conflict" for s in report.statuses):
@@ -150,9 +156,13 @@ def cmd_history(settings: Settings) -> int:
 
 
 def cmd_demo(settings: Settings) -> int:
+    from homeostat.operator.daemon import DaemonError
     from homeostat.operator.demo import run_demo
 
-    return run_demo(settings)
+    try:
+        return run_demo(settings)
+    except DaemonError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 COMMANDS = {

@@ -224,6 +224,10 @@ class Chaos:
 
 
 def run_demo(settings: Settings) -> int:
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        raise DaemonError("the demo needs moto: pip install 'homeostat[demo]'") from None
     if not EXAMPLES.is_dir():
         raise DaemonError(
             f"the demo needs the example manifests at {EXAMPLES}: run it from a source checkout"

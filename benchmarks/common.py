@@ -1,0 +1,115 @@
+"""Shared benchmark plumbing: a local AWS that counts homeostat's calls, and a measured `run --once`."""
+
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from homeostat.operator.local_aws import LocalAws
+
+REGION = "us-east-1"
+
+
+class CountingAws:
+    """moto's server on 127.0.0.1 counting the requests homeostat makes (by its user agent)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.server = LocalAws(on_request=self._hook).start()
+        self.url = self.server.url
+
+    def _hook(self, service: str, operation: str, user_agent: str) -> None:
+        if "homeostat/" in user_agent:
+            self.calls[operation] += 1
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )  # noqa: S106
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@dataclass
+class PassFigures:
+    pass_seconds: float
+    process_seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    calls: Counter[str]
+    output: str
+
+
+def run_once(aws: CountingAws, desired: Path, *extra: str) -> PassFigures:
+    """`homeostat run --once` as a child process: its own CPU time and peak RSS, not moto's."""
+    aws.calls.clear()
+    history = Path(tempfile.mkdtemp(prefix="homeostat-bench-")) / "history.db"
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=aws.url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION=REGION,
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.child",
+            "run",
+            "--once",
+            "--desired-state",
+            str(desired),
+            "--history",
+            f"sqlite:///{history}",
+            "--log-format",
+            "json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    match = re.search(r"actions in ([0-9.]+)s", result.stdout)
+    rss = re.search(r"peak-rss-kb ([0-9]+)", result.stderr)
+    if match is None or rss is None:
+        raise SystemExit(
+            f"run --once failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}"
+        )
+    return PassFigures(
+        pass_seconds=float(match.group(1)),
+        process_seconds=elapsed,
+        cpu_seconds=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        peak_rss_mb=int(rss.group(1)) / 1024,
+        calls=Counter(aws.calls),
+        output=result.stdout,
+    )
+
+
+def report_calls(calls: Counter[str], floor: dict[str, int]) -> None:
+    for operation in sorted(set(calls) | set(floor)):
+        target = floor.get(operation)
+        verdict = (
+            "" if target is None else ("  = floor" if calls[operation] == target else f"  (floor {target})")
+        )
+        print(f"    {operation:32s} {calls[operation]:6d}{verdict}")
