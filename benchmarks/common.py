@@ -38,7 +38,7 @@ class CountingAws:
             region_name=REGION,
             aws_access_key_id="bench",
             aws_secret_access_key="bench",
-        )  # noqa: S106
+        )
 
     def stop(self) -> None:
         self.server.stop()

@@ -223,6 +223,15 @@ class Chaos:
         say(f"PERSON  disabled the actions of alarm {alarm} and forgot to turn them back on")
 
 
+def _introduce(settings: Settings, desired: Path) -> None:
+    base = f"http://{settings.listen}"
+    say(f"homeostat is running: resync every {settings.resync}s")
+    say(f"  metrics  {base}/metrics      status {base}/status")
+    say(f"  edit the desired state in {desired} (homeostat applies edits within 2 s)")
+    say(f"  history: homeostat history --history {settings.history}")
+    say(f"a person will make drift every {DRIFT_EVERY_SECONDS} s; press Ctrl-C to stop")
+
+
 def run_demo(settings: Settings) -> int:
     try:
         import moto  # noqa: F401
@@ -262,12 +271,7 @@ def run_demo(settings: Settings) -> int:
         _narrate_logs()
         daemon = Daemon(demo_settings)
         daemon.start()
-        base = f"http://{demo_settings.listen}"
-        say(f"homeostat is running: resync every {demo_settings.resync}s")
-        say(f"  metrics  {base}/metrics      status {base}/status")
-        say(f"  edit the desired state in {desired} (homeostat applies edits within 2 s)")
-        say(f"  history: homeostat history --history {demo_settings.history}")
-        say("a person will make drift every 20 s; press Ctrl-C to stop")
+        _introduce(demo_settings, desired)
         threading.Thread(target=Chaos(aws.url, stop).run, name="chaos", daemon=True).start()
         if settings.duration is not None:
             timer = threading.Timer(
