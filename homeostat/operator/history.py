@@ -112,7 +112,7 @@ class HistoryStore:
         if query.name is not None:
             statement = statement.where(actions.c.name == query.name)
         if query.revision is not None:
-            statement = statement.where(actions.c.revision.startswith(query.revision))
+            statement = statement.where(actions.c.revision.startswith(query.revision, autoescape=True))
         with self.engine.connect() as connection:
             rows = connection.execute(statement).mappings().all()
         return [

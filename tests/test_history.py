@@ -1,0 +1,215 @@
+"""Specification of the action history store: Alembic schema, SQLite WAL, queries, JSON rows."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+from homeostat.desired_state.identifiers import Kind
+from homeostat.operator.history import MIGRATIONS, HistoryError, HistoryQuery, HistoryStore
+from homeostat.operator.records import ActionRecord
+from homeostat.reconcilers.actions import Action, Outcome
+
+T0 = datetime(2026, 11, 27, 12, tzinfo=UTC)
+CONTRACT_FIELDS = {
+    "time",
+    "kind",
+    "name",
+    "action",
+    "outcome",
+    "before",
+    "after",
+    "reason",
+    "error",
+    "revision",
+    "dry_run",
+}
+
+
+def record(
+    name: str = "api",
+    *,
+    minutes: int = 0,
+    kind: str = "ECSService",
+    outcome: Outcome = Outcome.APPLIED,
+    revision: str = "abc123",
+    error: str | None = None,
+) -> ActionRecord:
+    return ActionRecord(
+        time=T0 + timedelta(minutes=minutes),
+        kind=kind,
+        name=name,
+        action="update_service",
+        target=f"prod/{name}",
+        outcome=outcome,
+        before={"desiredCount": 2},
+        after={"desiredCount": 4},
+        reason="drift: desiredCount differs from the manifest",
+        error=error,
+        revision=revision,
+        dry_run=outcome == Outcome.DRY_RUN,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[HistoryStore]:
+    history = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    yield history
+    history.close()
+
+
+def test_migration_creates_the_schema(tmp_path: Path) -> None:
+    """Opening a new database runs the Alembic migrations: the actions table and its version exist."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    HistoryStore(url).close()
+    engine = sa.create_engine(url)
+    inspector = sa.inspect(engine)
+    assert {"actions", "alembic_version"} <= set(inspector.get_table_names())
+    columns = {c["name"] for c in inspector.get_columns("actions")}
+    assert CONTRACT_FIELDS | {"id", "target"} == columns
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == head
+    engine.dispose()
+
+
+def test_migration_is_idempotent_and_keeps_rows(tmp_path: Path) -> None:
+    """Reopening an existing database migrates nothing and keeps every row."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    first = HistoryStore(url)
+    first.add([record("api"), record("web", minutes=1)])
+    first.close()
+    second = HistoryStore(url)
+    assert [r.name for r in second.query(HistoryQuery())] == ["api", "web"]
+    second.close()
+
+
+def test_sqlite_runs_in_wal_mode(store: HistoryStore, tmp_path: Path) -> None:
+    """SQLite history databases use write-ahead logging (readers never block the daemon)."""
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+    store.add([record()])
+    assert (tmp_path / "history.db-wal").exists()
+
+
+def test_rows_round_trip(store: HistoryStore) -> None:
+    """A stored record reads back equal, with its time in UTC."""
+    original = record(error="UpdateService failed: boom", outcome=Outcome.FAILED)
+    store.add([original])
+    (back,) = store.query(HistoryQuery())
+    assert back == original
+    assert back.time.tzinfo is UTC
+
+
+def test_query_filters_by_since(store: HistoryStore) -> None:
+    """`since` keeps rows at or after the instant."""
+    store.add([record("a", minutes=0), record("b", minutes=10), record("c", minutes=20)])
+    rows = store.query(HistoryQuery(since=T0 + timedelta(minutes=10)))
+    assert [r.name for r in rows] == ["b", "c"]
+
+
+def test_query_filters_by_kind_and_name(store: HistoryStore) -> None:
+    """`kind` and `name` match exactly and combine."""
+    store.add(
+        [
+            record("api", kind="ECSService"),
+            record("api", kind="AlarmActions", minutes=1),
+            record("web", kind="ECSService", minutes=2),
+        ]
+    )
+    assert [(r.kind, r.name) for r in store.query(HistoryQuery(kind="ECSService"))] == [
+        ("ECSService", "api"),
+        ("ECSService", "web"),
+    ]
+    assert [(r.kind, r.name) for r in store.query(HistoryQuery(name="api"))] == [
+        ("ECSService", "api"),
+        ("AlarmActions", "api"),
+    ]
+    assert [(r.kind, r.name) for r in store.query(HistoryQuery(kind="AlarmActions", name="api"))] == [
+        ("AlarmActions", "api")
+    ]
+    assert store.query(HistoryQuery(name="ap")) == []
+
+
+def test_query_filters_by_revision_prefix(store: HistoryStore) -> None:
+    """`revision` matches a prefix, as short git commits are typed."""
+    store.add([record("a", revision="abc123"), record("b", revision="abd999", minutes=1)])
+    assert [r.name for r in store.query(HistoryQuery(revision="abc"))] == ["a"]
+    assert [r.name for r in store.query(HistoryQuery(revision="ab"))] == ["a", "b"]
+
+
+def test_revision_filter_treats_wildcards_literally(store: HistoryStore) -> None:
+    """SQL wildcard characters in a revision filter match themselves only."""
+    store.add([record("a", revision="abc123")])
+    assert store.query(HistoryQuery(revision="%")) == []
+    assert store.query(HistoryQuery(revision="a_c")) == []
+
+
+def test_limit_keeps_the_newest_rows_oldest_first(store: HistoryStore) -> None:
+    """`limit` returns the newest N rows, printed oldest first."""
+    store.add([record(f"s{i}", minutes=i) for i in range(10)])
+    assert [r.name for r in store.query(HistoryQuery(limit=3))] == ["s7", "s8", "s9"]
+
+
+def test_rows_with_one_time_keep_insertion_order(store: HistoryStore) -> None:
+    """Rows recorded in the same instant come back in the order they were recorded."""
+    store.add([record("first"), record("second"), record("third")])
+    assert [r.name for r in store.query(HistoryQuery())] == ["first", "second", "third"]
+    assert [r.name for r in store.query(HistoryQuery(limit=2))] == ["second", "third"]
+
+
+def test_json_rows_carry_the_contract_fields() -> None:
+    """`history --json` objects carry every field of contract section 5, time in RFC 3339 UTC."""
+    row = record(outcome=Outcome.DRY_RUN).to_json()
+    assert CONTRACT_FIELDS <= set(row)
+    assert row["time"] == "2026-11-27T12:00:00Z"
+    assert row["outcome"] == "dry_run"
+    assert row["dry_run"] is True
+    assert row["before"] == {"desiredCount": 2}
+    assert row["after"] == {"desiredCount": 4}
+    assert row["error"] is None
+    assert json.loads(json.dumps(row)) == row
+
+
+def test_json_time_is_converted_to_utc() -> None:
+    """A record timed in another zone prints its UTC instant."""
+    berlin = datetime(2026, 11, 27, 13, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
+    moved = replace(record(), time=berlin)
+    assert moved.to_json()["time"] == "2026-11-27T13:00:00Z"
+
+
+def test_records_of_conflicts_say_why() -> None:
+    """A conflicted action's record has outcome conflict and the conflict in its reason."""
+    action = Action(
+        kind=Kind.ECS_SERVICE,
+        name="worker",
+        action="update_service",
+        target="prod/worker",
+        before={"desiredCount": 3},
+        after={"desiredCount": 6},
+        reason="drift: desiredCount differs from the manifest",
+        conflict="service has an Application Auto Scaling target",
+    )
+    row = ActionRecord.of(action, Outcome.CONFLICT, time=T0, revision="r1")
+    assert row.outcome == Outcome.CONFLICT
+    assert not row.dry_run
+    assert row.reason.endswith("conflict: service has an Application Auto Scaling target")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "nosuchdb://x/y", "sqlite:////nonexistent-dir/sub/h.db", "postgresql+nodriver://u@h/d"],
+)
+def test_bad_history_urls_raise_one_line_errors(url: str) -> None:
+    """A bad URL, unknown driver or unopenable database is a HistoryError with a one-line message."""
+    with pytest.raises(HistoryError) as info:
+        HistoryStore(url)
+    message = str(info.value)
+    assert "\n" not in message
+    assert url in message
