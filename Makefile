@@ -24,6 +24,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	./deploy/prometheus/ensure-prometheus.sh
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
