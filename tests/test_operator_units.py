@@ -1,0 +1,193 @@
+"""The operator's own parts: executor sinks, backoff, health, lease, pass classification."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from homeostat.desired_state.identifiers import Kind
+from homeostat.metrics import Metrics
+from homeostat.operator.backoff import CAP_SECONDS, Backoff, backoff_delay
+from homeostat.operator.execution import Executor
+from homeostat.operator.history import HistoryQuery, HistoryStore
+from homeostat.operator.lease import Lease, LeaseHeld
+from homeostat.operator.passes import State, classify
+from homeostat.operator.records import ActionRecord
+from homeostat.operator.status import LoopStatus
+from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def action(name: str, *, conflict: str | None = None) -> Action:
+    return Action(
+        kind=Kind.ECS_SERVICE,
+        name=name,
+        action="update_service",
+        target=f"c/{name}",
+        before={"desiredCount": 1},
+        after={"desiredCount": 2},
+        reason="drift",
+        conflict=conflict,
+    )
+
+
+class FakeReconciler:
+    kind = Kind.ECS_SERVICE
+
+    def __init__(self, fail: set[str]) -> None:
+        self.fail = fail
+        self.applied: list[str] = []
+
+    def apply(self, actions: list[Action], aws: Any) -> list[ApplyResult]:
+        self.applied.extend(a.name for a in actions)
+        return [ApplyResult(a, "boom" if a.name in self.fail else None) for a in actions]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HistoryStore:
+    return HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+
+
+def test_executor_hands_each_record_to_history_counter_and_log_alike(store: HistoryStore) -> None:
+    """Every outcome reaches the three sinks alike; conflicts and dry runs are never applied."""
+    metrics = Metrics(CollectorRegistry())
+    reconciler = FakeReconciler(fail={"b"})
+    executor = Executor(store, metrics, structlog.get_logger(), lambda: NOW)
+    with structlog.testing.capture_logs() as logs:
+        applied = executor.execute(
+            reconciler,
+            [action("a"), action("b"), action("c", conflict="owned")],  # type: ignore[arg-type]
+            None,
+            revision="r1",
+            dry_run=False,
+        )
+        dry = executor.execute(reconciler, [action("d")], None, revision="r1", dry_run=True)  # type: ignore[arg-type]
+    assert reconciler.applied == ["a", "b"]
+    outcomes = {r.name: r.outcome for r in [*applied, *dry]}
+    assert outcomes == {
+        "a": Outcome.APPLIED,
+        "b": Outcome.FAILED,
+        "c": Outcome.CONFLICT,
+        "d": Outcome.DRY_RUN,
+    }
+    rows = {r.name: r for r in store.query(HistoryQuery())}
+    assert {n: r.outcome for n, r in rows.items()} == outcomes
+    assert rows["b"].error == "boom"
+    assert rows["d"].dry_run
+    assert {(e["name"], e["outcome"]) for e in logs if e["event"] == "action"} == {
+        (n, str(o)) for n, o in outcomes.items()
+    }
+    for name, outcome in outcomes.items():
+        assert (
+            metrics.registry.get_sample_value(
+                "homeostat_actions_total",
+                {"kind": "ECSService", "action": "update_service", "outcome": str(outcome)},
+            )
+            == 1
+        ), name
+    line = next(e for e in logs if e["event"] == "action" and e["name"] == "a")
+    assert {"kind", "name", "action", "before", "after", "outcome", "revision"} <= set(line)
+
+
+@given(st.integers(min_value=1, max_value=60), st.floats(min_value=0, max_value=1))
+def test_backoff_delay_stays_between_one_second_and_five_minutes(failures: int, jitter: float) -> None:
+    """Any failure count and jitter give a delay in [1 s, 300 s]."""
+    assert 1 <= backoff_delay(failures, jitter) <= CAP_SECONDS
+
+
+@given(st.integers(min_value=1, max_value=30), st.floats(min_value=0, max_value=1))
+def test_backoff_grows_with_failures_for_equal_jitter(failures: int, jitter: float) -> None:
+    """One more failure never shortens the delay (same jitter draw)."""
+    assert backoff_delay(failures + 1, jitter) >= backoff_delay(failures, jitter)
+
+
+def test_backoff_skips_until_retry_and_resets_on_success() -> None:
+    """A failed resource waits until its retry instant; success forgets it."""
+    backoff = Backoff(jitter=lambda: 1.0)
+    first = backoff.failed("ECSService", "api", NOW, "boom")
+    assert first.retry_at == NOW + timedelta(seconds=1)
+    second = backoff.failed("ECSService", "api", NOW, "boom")
+    assert second.failures == 2
+    assert second.retry_at == NOW + timedelta(seconds=2)
+    assert backoff.waiting("ECSService", "api", NOW + timedelta(seconds=1)) is not None
+    assert backoff.waiting("ECSService", "api", NOW + timedelta(seconds=2)) is None
+    assert backoff.waiting("ECSService", "web", NOW) is None
+    backoff.succeeded("ECSService", "api")
+    assert backoff.get("ECSService", "api") is None
+
+
+def test_health_fails_when_no_progress_within_three_resync_periods() -> None:
+    """Healthy while a pass finished or one running started within 3 resyncs; a stuck pass is unhealthy."""
+    status = LoopStatus(resync_seconds=10, started_monotonic=100.0)
+    assert status.healthy(129.0)[0]
+    assert not status.healthy(131.0)[0]
+    status.pass_started, status.in_pass = 125.0, True
+    assert status.healthy(154.0)[0]
+    assert not status.healthy(156.0)[0]
+    status.in_pass, status.pass_finished = False, 150.0
+    assert status.healthy(179.0)[0]
+    assert not status.healthy(181.0)[0]
+
+
+def test_lease_refuses_a_second_holder_and_is_free_after_release(tmp_path: Path) -> None:
+    """Two leases on one SQLite database: the second is refused until the first is released."""
+    first = Lease(HistoryStore(f"sqlite:///{tmp_path / 'h.db'}").engine)
+    second = Lease(HistoryStore(f"sqlite:///{tmp_path / 'h.db'}").engine)
+    first.acquire()
+    with pytest.raises(LeaseHeld, match="another homeostat daemon"):
+        second.acquire()
+    first.release()
+    second.acquire()
+    second.release()
+
+
+@pytest.mark.parametrize(
+    ("plan", "outcomes", "dry_run", "state"),
+    [
+        pytest.param(Plan(Kind.ECS_SERVICE, "a"), [], False, State.IN_SYNC, id="no-actions-in-sync"),
+        pytest.param(Plan(Kind.ECS_SERVICE, "a", error="gone"), [], False, State.ERROR, id="observe-error"),
+        pytest.param(
+            Plan(Kind.ECS_SERVICE, "a", (action("a"),)),
+            [Outcome.APPLIED],
+            False,
+            State.FIXED,
+            id="applied-fixed",
+        ),
+        pytest.param(
+            Plan(Kind.ECS_SERVICE, "a", (action("a"),)),
+            [Outcome.FAILED],
+            False,
+            State.ERROR,
+            id="failed-error",
+        ),
+        pytest.param(
+            Plan(Kind.ECS_SERVICE, "a", (action("a"),)),
+            [Outcome.DRY_RUN],
+            True,
+            State.DRIFTED,
+            id="dry-run-drifted",
+        ),
+        pytest.param(
+            Plan(Kind.ECS_SERVICE, "a", (action("a", conflict="x"),)),
+            [Outcome.CONFLICT],
+            False,
+            State.CONFLICT,
+            id="conflict",
+        ),
+    ],
+)
+def test_classify_names_the_state_of_a_resource_after_its_actions(
+    plan: Plan, outcomes: list[Outcome], dry_run: bool, state: State
+) -> None:
+    """The one classification of a resource's result."""
+    records = [
+        ActionRecord.of(a, o, time=NOW, revision="r", error="e" if o == Outcome.FAILED else None)
+        for a, o in zip(plan.actions, outcomes, strict=True)
+    ]
+    assert classify(plan, records, dry_run=dry_run)[0] == state
