@@ -1,0 +1,244 @@
+"""The effective actionsEnabled of CloudWatch alarms, across AlarmActions and MaintenanceWindow.
+
+Both kinds decide the same alarm property, so the decision is made once, here,
+by a pure function (contract section 2, rules 1-4 in order), and every alarm
+is attributed to exactly ONE resource: the one whose rule decided it. The
+AlarmActions and MaintenanceWindow reconcilers each act only on the alarms
+attributed to their own resources, so no two reconcilers touch the same alarm
+in a pass and every history row names the resource that decided it.
+
+Attribution:
+1. an active window silences it -> that window (rule 1, disable; ties: first name);
+2. else an AlarmActions selects it -> that resource (rule 2; ties: first name,
+   validation already forbids two with different values);
+3. else any window selects it -> that window (rule 3, re-enable; ties: first name);
+4. else nobody: the alarm is not managed and never touched.
+
+Suspended resources take part in attribution (their selectors still claim the
+alarms) but are not reconciled, so the alarms they decide are left as they are:
+`suspend` freezes what a resource governs, it does not hand it to another.
+
+No I/O, no clock: `now` is a parameter wherever time matters.
+"""
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from homeostat.desired_state.identifiers import AlarmName, Kind
+from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
+from homeostat.desired_state.state import DesiredState
+from homeostat.desired_state.windows import is_active
+from homeostat.reconcilers.actions import Action
+
+DISABLE = "disable_alarm_actions"
+ENABLE = "enable_alarm_actions"
+DRIFT = "drift"
+
+
+class Rule(StrEnum):
+    """Which rule of the contract decided an alarm's actionsEnabled."""
+
+    WINDOW_SILENCES = "window silences"
+    ALARM_ACTIONS = "alarm actions"
+    WINDOW_REENABLES = "window re-enables"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The effective actionsEnabled of one alarm and the one resource responsible for it."""
+
+    alarm: AlarmName
+    actions_enabled: bool
+    kind: Kind
+    resource: str
+    rule: Rule
+
+
+def window_started(name: str) -> str:
+    return f"maintenance window {name} started"
+
+
+def window_ended(name: str) -> str:
+    return f"maintenance window {name} ended"
+
+
+def _selects(selectors: Iterable[AlarmSelector], alarm: str) -> bool:
+    return any(s.selects(alarm) for s in selectors)
+
+
+def effective_state(
+    alarms: Iterable[str],
+    active_windows: Collection[str],
+    alarm_actions: Sequence[AlarmActions],
+    windows: Sequence[MaintenanceWindow],
+) -> dict[AlarmName, Decision]:
+    """Per observed alarm that something selects: desired actionsEnabled and who decides it. Pure.
+
+    `active_windows` names the windows active at the instant of interest
+    (see `active_window_names`). Alarms selected by nothing are absent.
+    """
+    ordered_windows = sorted(windows, key=lambda w: w.metadata.name)
+    ordered_actions = sorted(alarm_actions, key=lambda a: a.metadata.name)
+    silencing = [w for w in ordered_windows if w.metadata.name in active_windows]
+    decisions: dict[AlarmName, Decision] = {}
+    for raw in alarms:
+        alarm = AlarmName(raw)
+        decision = _decide(alarm, silencing, ordered_actions, ordered_windows)
+        if decision is not None:
+            decisions[alarm] = decision
+    return decisions
+
+
+def _decide(
+    alarm: AlarmName,
+    silencing: Sequence[MaintenanceWindow],
+    alarm_actions: Sequence[AlarmActions],
+    windows: Sequence[MaintenanceWindow],
+) -> Decision | None:
+    for window in silencing:
+        if _selects(window.spec.silenceAlarms, alarm):
+            return Decision(alarm, False, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_SILENCES)
+    for resource in alarm_actions:
+        if resource.spec.selects(alarm):
+            return Decision(
+                alarm,
+                resource.spec.actionsEnabled,
+                Kind.ALARM_ACTIONS,
+                resource.metadata.name,
+                Rule.ALARM_ACTIONS,
+            )
+    for window in windows:
+        if _selects(window.spec.silenceAlarms, alarm):
+            return Decision(alarm, True, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_REENABLES)
+    return None
+
+
+def active_window_names(windows: Sequence[MaintenanceWindow], now: datetime) -> frozenset[str]:
+    """Names of the windows active at `now`. Pure."""
+    return frozenset(w.metadata.name for w in windows if is_active(w.spec, now))
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmManifests:
+    """The alarm-deciding manifests of one desired state, and which of them are suspended."""
+
+    alarm_actions: tuple[AlarmActions, ...]
+    windows: tuple[MaintenanceWindow, ...]
+    suspended: frozenset[tuple[Kind, str]]
+
+    @classmethod
+    def of(cls, desired: DesiredState) -> "AlarmManifests":
+        actions = tuple(r.manifest for r in desired.of_kind(Kind.ALARM_ACTIONS))
+        windows = tuple(r.manifest for r in desired.of_kind(Kind.MAINTENANCE_WINDOW))
+        suspended = frozenset(
+            (r.kind, r.name)
+            for r in desired.resources
+            if r.kind in {Kind.ALARM_ACTIONS, Kind.MAINTENANCE_WINDOW} and r.manifest.spec.suspend
+        )
+        return cls(
+            tuple(a for a in actions if isinstance(a, AlarmActions)),
+            tuple(w for w in windows if isinstance(w, MaintenanceWindow)),
+            suspended,
+        )
+
+    def selectors(self) -> tuple[AlarmSelector, ...]:
+        """Every selector of a resource that is reconciled (not suspended): what observe lists."""
+        out: list[AlarmSelector] = []
+        for resource in self.alarm_actions:
+            if (Kind.ALARM_ACTIONS, resource.metadata.name) not in self.suspended:
+                out.append(resource.spec)
+        for window in self.windows:
+            if (Kind.MAINTENANCE_WINDOW, window.metadata.name) not in self.suspended:
+                out.extend(window.spec.silenceAlarms)
+        return tuple(out)
+
+    def decide(self, alarms: Iterable[str], now: datetime) -> dict[AlarmName, Decision]:
+        """`effective_state` of these manifests at `now`. Pure."""
+        return effective_state(
+            alarms, active_window_names(self.windows, now), self.alarm_actions, self.windows
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """One alarm whose live actionsEnabled differs from its effective value."""
+
+    alarm: AlarmName
+    before: bool
+    after: bool
+    reason: str
+
+    @property
+    def action(self) -> str:
+        return ENABLE if self.after else DISABLE
+
+
+def changes_for(
+    kind: Kind,
+    resource: str,
+    decisions: Mapping[AlarmName, Decision],
+    live: Mapping[str, bool],
+    *,
+    reenable_reason: str,
+) -> list[AlarmChange]:
+    """The alarms attributed to one resource whose live value differs, with the history reason. Pure.
+
+    Reasons: rule 1 -> `maintenance window <name> started`; rule 2 -> `drift`;
+    rule 3 -> `reenable_reason` (the caller says whether the window has ended
+    yet: `maintenance window <name> ended`, or `drift` for a window that has
+    not run, since then nothing of it can have disabled the alarm).
+    """
+    out: list[AlarmChange] = []
+    for alarm in sorted(decisions):
+        decision = decisions[alarm]
+        if decision.kind != kind or decision.resource != resource:
+            continue
+        current = live.get(alarm)
+        if current is None or current == decision.actions_enabled:
+            continue
+        if decision.rule == Rule.WINDOW_SILENCES:
+            reason = window_started(resource)
+        elif decision.rule == Rule.WINDOW_REENABLES:
+            reason = reenable_reason
+        else:
+            reason = DRIFT
+        out.append(AlarmChange(alarm, current, decision.actions_enabled, reason))
+    return out
+
+
+def managed_counts(
+    decisions: Mapping[AlarmName, Decision], suspended: Collection[tuple[Kind, str]]
+) -> dict[str, int]:
+    """Managed alarms (decided by a resource that is not suspended) by effective state. Pure."""
+    counts = {"enabled": 0, "disabled": 0}
+    for decision in decisions.values():
+        if (decision.kind, decision.resource) in suspended:
+            continue
+        counts["enabled" if decision.actions_enabled else "disabled"] += 1
+    return counts
+
+
+def actions_for(kind: Kind, resource: str, changes: Sequence[AlarmChange]) -> tuple[Action, ...]:
+    """One Action per changed alarm (target = alarm name). Pure."""
+    return tuple(
+        Action(
+            kind=kind,
+            name=resource,
+            action=change.action,
+            target=change.alarm,
+            before={"actionsEnabled": change.before},
+            after={"actionsEnabled": change.after},
+            reason=change.reason,
+            params={"alarmName": change.alarm},
+        )
+        for change in changes
+    )
+
+
+def sample(names: Sequence[str], limit: int = 10) -> str:
+    """A short human list of alarm names for plan notes."""
+    shown = ", ".join(names[:limit])
+    more = len(names) - limit
+    return f"{shown} (+{more} more)" if more > 0 else shown

@@ -1,0 +1,287 @@
+"""Specification of the effective alarm state: the contract's four rules, in order, and attribution.
+
+`effective_state` is pure: given the observed alarm names, the windows active
+now, the AlarmActions resources and all windows, it says for every selected
+alarm the desired actionsEnabled and the ONE resource responsible for it.
+"""
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
+from homeostat.desired_state.state import InvalidDesiredState
+from homeostat.reconcilers.alarm_state import (
+    DRIFT,
+    AlarmManifests,
+    Decision,
+    Rule,
+    active_window_names,
+    changes_for,
+    effective_state,
+    managed_counts,
+)
+
+
+def selector(spec: str | list[str]) -> dict[str, Any]:
+    return {"alarmNamePrefix": spec} if isinstance(spec, str) else {"alarmNames": spec}
+
+
+def alarm_actions(name: str, select: str | list[str], enabled: bool, **extra: Any) -> AlarmActions:
+    return AlarmActions.model_validate(
+        {
+            "apiVersion": "homeostat/v1",
+            "kind": "AlarmActions",
+            "metadata": {"name": name},
+            "spec": {**selector(select), "actionsEnabled": enabled, **extra},
+        }
+    )
+
+
+def window(name: str, *selects: str | list[str], start: str = "2027-03-07T02:00:00Z") -> MaintenanceWindow:
+    begin = datetime.fromisoformat(start)
+    return MaintenanceWindow.model_validate(
+        {
+            "apiVersion": "homeostat/v1",
+            "kind": "MaintenanceWindow",
+            "metadata": {"name": name},
+            "spec": {
+                "start": begin.isoformat(),
+                "end": (begin + timedelta(hours=4)).isoformat(),
+                "silenceAlarms": [selector(s) for s in selects],
+            },
+        }
+    )
+
+
+# --- the four rules, one example each ---------------------------------------------------------
+
+PROD_ON = alarm_actions("prod", "prod-", True)
+SUNDAY = window("sunday", "prod-")
+DB_ONLY = window("db-maintenance", ["db-cpu"])
+
+
+def test_rule_1_an_active_window_silences_even_an_alarm_an_alarm_actions_enables() -> None:
+    """While a window silencing an alarm is active, its actions are off and the window decides."""
+    decided = effective_state(["prod-cpu"], {"sunday"}, [PROD_ON], [SUNDAY])
+    assert decided["prod-cpu"] == Decision(
+        "prod-cpu", False, Kind.MAINTENANCE_WINDOW, "sunday", Rule.WINDOW_SILENCES
+    )
+
+
+def test_rule_2_outside_windows_the_alarm_actions_value_holds() -> None:
+    """With no active window silencing it, an AlarmActions resource decides its alarms."""
+    decided = effective_state(["prod-cpu"], set(), [PROD_ON], [SUNDAY])
+    assert decided["prod-cpu"] == Decision("prod-cpu", True, Kind.ALARM_ACTIONS, "prod", Rule.ALARM_ACTIONS)
+
+
+def test_rule_2_can_keep_an_alarm_off_after_a_window() -> None:
+    """An AlarmActions with actionsEnabled false keeps the alarm off when the window ends."""
+    off = alarm_actions("muted", ["prod-noisy"], False)
+    decided = effective_state(["prod-noisy"], set(), [off], [SUNDAY])
+    assert decided["prod-noisy"].actions_enabled is False
+    assert decided["prod-noisy"].resource == "muted"
+
+
+def test_rule_3_an_alarm_only_windows_select_is_re_enabled_by_the_window() -> None:
+    """An alarm no AlarmActions selects is turned back on by the window once it is inactive."""
+    decided = effective_state(["db-cpu"], set(), [PROD_ON], [SUNDAY, DB_ONLY])
+    assert decided["db-cpu"] == Decision(
+        "db-cpu", True, Kind.MAINTENANCE_WINDOW, "db-maintenance", Rule.WINDOW_REENABLES
+    )
+
+
+def test_rule_4_alarms_nothing_selects_are_not_managed() -> None:
+    """An alarm selected by no resource has no decision: it is never touched."""
+    assert effective_state(["staging-cpu"], {"sunday"}, [PROD_ON], [SUNDAY, DB_ONLY]) == {}
+
+
+def test_ties_go_to_the_first_resource_by_name() -> None:
+    """Two active windows silencing the same alarm: the first by name is responsible."""
+    later = window("zz-window", "prod-")
+    earlier = window("aa-window", ["prod-cpu"])
+    decided = effective_state(["prod-cpu"], {"zz-window", "aa-window"}, [], [later, earlier])
+    assert decided["prod-cpu"].resource == "aa-window"
+
+
+def test_active_window_names_uses_the_window_timing() -> None:
+    """Which windows are active follows their schedule at the given instant."""
+    inside = datetime(2027, 3, 7, 3, tzinfo=UTC)
+    after = datetime(2027, 3, 7, 6, tzinfo=UTC)
+    assert active_window_names([SUNDAY], inside) == {"sunday"}
+    assert active_window_names([SUNDAY], after) == frozenset()
+
+
+# --- reasons and counts --------------------------------------------------------------------------
+
+
+def test_changes_carry_the_reason_of_the_rule_that_decided_them() -> None:
+    """Rule 1 says the window started, rule 2 says drift, rule 3 says what the caller gives."""
+    decided = effective_state(["prod-a", "db-cpu"], {"sunday"}, [PROD_ON], [SUNDAY, DB_ONLY])
+    live = {"prod-a": True, "db-cpu": False}
+    [silence] = changes_for(Kind.MAINTENANCE_WINDOW, "sunday", decided, live, reenable_reason=DRIFT)
+    assert (silence.alarm, silence.action, silence.reason) == (
+        "prod-a",
+        "disable_alarm_actions",
+        "maintenance window sunday started",
+    )
+    [reenable] = changes_for(
+        Kind.MAINTENANCE_WINDOW,
+        "db-maintenance",
+        decided,
+        live,
+        reenable_reason="maintenance window db-maintenance ended",
+    )
+    assert (reenable.action, reenable.reason) == (
+        "enable_alarm_actions",
+        "maintenance window db-maintenance ended",
+    )
+    decided = effective_state(["prod-a"], set(), [PROD_ON], [SUNDAY])
+    [drift] = changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, reenable_reason="x")
+    assert drift.reason == "drift"
+
+
+def test_alarms_already_in_their_effective_state_need_no_change() -> None:
+    """A resource whose alarms match their effective state has no changes."""
+    decided = effective_state(["prod-a"], set(), [PROD_ON], [SUNDAY])
+    assert changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}, reenable_reason=DRIFT) == []
+
+
+def test_suspended_resources_claim_their_alarms_but_are_not_counted_or_listed() -> None:
+    """A suspended resource still decides its alarms (so nobody else touches them) but is not managed."""
+    suspended = alarm_actions("frozen", ["prod-a"], False, suspend=True)
+    manifests = AlarmManifests((suspended, PROD_ON), (SUNDAY,), frozenset({(Kind.ALARM_ACTIONS, "frozen")}))
+    decided = manifests.decide(["prod-a", "prod-b"], datetime(2027, 3, 8, tzinfo=UTC))
+    assert decided["prod-a"].resource == "frozen"
+    assert managed_counts(decided, manifests.suspended) == {"enabled": 1, "disabled": 0}
+    assert [s.alarmNames or s.alarmNamePrefix for s in manifests.selectors()] == ["prod-", "prod-"]
+
+
+# --- properties ------------------------------------------------------------------------------------
+
+names = st.text(alphabet="abc", min_size=1, max_size=4)
+selectors = st.one_of(
+    names.map(lambda p: p),
+    st.lists(names, min_size=1, max_size=3, unique=True),
+)
+
+
+def _as_selector(spec: str | list[str]) -> AlarmSelector:
+    return AlarmSelector.model_validate(selector(spec))
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]]:
+    alarms = draw(st.lists(names, max_size=12, unique=True))
+    windows = [
+        window(f"w{i}", *draw(st.lists(selectors, min_size=1, max_size=2)))
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    active = {w.metadata.name for w in windows if draw(st.booleans())}
+    actions = [
+        alarm_actions(f"a{i}", draw(selectors), draw(st.booleans())) for i in range(draw(st.integers(0, 3)))
+    ]
+    return alarms, active, actions, windows
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_effective_state_follows_the_four_rules_in_order(
+    scenario: tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]],
+) -> None:
+    """Each alarm's value and responsible resource are exactly what rules 1-4 say, in order."""
+    alarms, active, actions, windows = scenario
+    decided = effective_state(alarms, active, actions, windows)
+    for alarm in alarms:
+        silencers = sorted(
+            w.metadata.name
+            for w in windows
+            if w.metadata.name in active and any(s.selects(alarm) for s in w.spec.silenceAlarms)
+        )
+        selecting_actions = sorted(
+            (a.metadata.name, a.spec.actionsEnabled) for a in actions if a.spec.selects(alarm)
+        )
+        selecting_windows = sorted(
+            w.metadata.name for w in windows if any(s.selects(alarm) for s in w.spec.silenceAlarms)
+        )
+        if silencers:
+            expected = Decision(alarm, False, Kind.MAINTENANCE_WINDOW, silencers[0], Rule.WINDOW_SILENCES)
+        elif selecting_actions:
+            name, enabled = selecting_actions[0]
+            expected = Decision(alarm, enabled, Kind.ALARM_ACTIONS, name, Rule.ALARM_ACTIONS)
+        elif selecting_windows:
+            expected = Decision(
+                alarm, True, Kind.MAINTENANCE_WINDOW, selecting_windows[0], Rule.WINDOW_REENABLES
+            )
+        else:
+            assert alarm not in decided
+            continue
+        assert decided[alarm] == expected
+    assert set(decided) <= set(alarms)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_each_alarm_is_decided_alone_and_by_a_resource_that_selects_it(
+    scenario: tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]],
+) -> None:
+    """An alarm's decision ignores the other alarms, and its resource really selects it."""
+    alarms, active, actions, windows = scenario
+    decided = effective_state(alarms, active, actions, windows)
+    selectors_of: dict[tuple[Kind, str], list[AlarmSelector]] = {
+        (Kind.ALARM_ACTIONS, a.metadata.name): [a.spec] for a in actions
+    }
+    selectors_of.update(
+        {(Kind.MAINTENANCE_WINDOW, w.metadata.name): list(w.spec.silenceAlarms) for w in windows}
+    )
+    for alarm, decision in decided.items():
+        assert effective_state([alarm], active, actions, windows) == {alarm: decision}
+        assert any(s.selects(alarm) for s in selectors_of[(decision.kind, decision.resource)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_activating_more_windows_never_enables_an_alarm(
+    scenario: tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]],
+) -> None:
+    """Turning every window on can only silence alarms, never turn one on."""
+    alarms, active, actions, windows = scenario
+    before = effective_state(alarms, active, actions, windows)
+    after = effective_state(alarms, {w.metadata.name for w in windows}, actions, windows)
+    assert set(before) == set(after)
+    for alarm, decision in after.items():
+        assert decision.actions_enabled <= before[alarm].actions_enabled
+
+
+# --- validation: conflicting AlarmActions ------------------------------------------------------
+
+
+def test_conflicting_alarm_actions_in_two_files_name_both_files(tmp_path: Path) -> None:
+    """Two AlarmActions selecting the same alarms with different values: one error naming both files."""
+    doc = """\
+        apiVersion: homeostat/v1
+        kind: AlarmActions
+        metadata:
+          name: {name}
+        spec:
+          {select}
+          actionsEnabled: {enabled}
+        """
+    (tmp_path / "on.yaml").write_text(
+        textwrap.dedent(doc.format(name="loud", select="alarmNamePrefix: prod-", enabled="true"))
+    )
+    (tmp_path / "off.yaml").write_text(
+        textwrap.dedent(doc.format(name="muted", select="alarmNames: [prod-cpu]", enabled="false"))
+    )
+    with pytest.raises(InvalidDesiredState) as info:
+        load_directory(tmp_path)
+    [error] = info.value.errors
+    assert "off.yaml" in str(error)
+    assert "on.yaml" in str(error)
