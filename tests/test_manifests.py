@@ -532,3 +532,18 @@ def test_examples_are_valid_and_cover_every_kind() -> None:
     assert isinstance(worker, ECSService)
     assert worker.spec.desiredCount is None
     assert worker.spec.autoscaling is not None
+
+
+def test_unreadable_file_is_one_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest that cannot be read rejects the directory with one error naming that file."""
+    write(tmp_path, "ok.yaml", ECS.format(name="api"))
+    locked = write(tmp_path, "team/locked.yaml", ECS.format(name="web"))
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert [str(e) for e in errors_of(tmp_path)] == ["team/locked.yaml: cannot read: Permission denied"]

@@ -188,10 +188,14 @@ def read_directory(directory: Path) -> tuple[dict[Path, bytes], Revision]:
     try:
         files = _read_stable(directory)
     except OSError as exc:
-        name = exc.filename or str(directory)
-        raise InvalidDesiredState(
-            [ManifestError(str(name), None, None, f"cannot read: {exc.strerror}")]
-        ) from exc
+        failed = Path(exc.filename) if exc.filename else directory
+        name = str(directory)
+        if failed != directory:
+            try:
+                name = failed.relative_to(directory).as_posix()
+            except ValueError:
+                name = str(failed)
+        raise InvalidDesiredState([ManifestError(name, None, None, f"cannot read: {exc.strerror}")]) from exc
     return files, revision_of(directory, files)
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 from prometheus_client import CollectorRegistry
@@ -51,9 +52,9 @@ def load_or_fail(settings: Settings, directory_hint: str | None = None) -> Desir
     except InvalidDesiredState as exc:
         for error in exc.errors:
             prefix = directory_hint if directory_hint is not None else str(directory)
-            where = (
-                error.file if error.file.startswith(str(directory)) else f"{prefix.rstrip('/')}/{error.file}"
-            )
+            # Errors name files relative to the directory; directory-level errors name the directory.
+            directory_level = error.file == str(directory) or Path(error.file).is_absolute()
+            where = error.file if directory_level else f"{prefix.rstrip('/')}/{error.file}"
             line = f"{where}:{error.line}" if error.line is not None else where
             what = f"{error.field}: {error.message}" if error.field else error.message
             print(f"{line}: {what}", file=sys.stderr)
