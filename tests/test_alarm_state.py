@@ -19,7 +19,7 @@ from homeostat.desired_state.loading import load_directory
 from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
 from homeostat.desired_state.state import InvalidDesiredState
 from homeostat.reconcilers.alarm_state import (
-    DRIFT,
+    ENDED_GRACE,
     AlarmManifests,
     Decision,
     Rule,
@@ -122,36 +122,54 @@ def test_active_window_names_uses_the_window_timing() -> None:
 # --- reasons and counts --------------------------------------------------------------------------
 
 
-def test_changes_carry_the_reason_of_the_rule_that_decided_them() -> None:
-    """Rule 1 says the window started, rule 2 says drift, rule 3 says what the caller gives."""
-    decided = effective_state(["prod-a", "db-cpu"], {"sunday"}, [PROD_ON], [SUNDAY, DB_ONLY])
-    live = {"prod-a": True, "db-cpu": False}
-    [silence] = changes_for(Kind.MAINTENANCE_WINDOW, "sunday", decided, live, reenable_reason=DRIFT)
-    assert (silence.alarm, silence.action, silence.reason) == (
+def test_silencing_says_the_window_started() -> None:
+    """Disabling an alarm because an active window silences it: `maintenance window <name> started`."""
+    decided = effective_state(["prod-a"], {"sunday"}, [PROD_ON], [SUNDAY])
+    [change] = changes_for(Kind.MAINTENANCE_WINDOW, "sunday", decided, {"prod-a": True})
+    assert (change.alarm, change.action, change.reason) == (
         "prod-a",
         "disable_alarm_actions",
         "maintenance window sunday started",
     )
-    [reenable] = changes_for(
-        Kind.MAINTENANCE_WINDOW,
-        "db-maintenance",
-        decided,
-        live,
-        reenable_reason="maintenance window db-maintenance ended",
+
+
+@pytest.mark.parametrize("responsible", ["alarm-actions", "window-only"])
+def test_re_enabling_soon_after_a_window_ended_says_the_window_ended(responsible: str) -> None:
+    """Within ENDED_GRACE of the end, enabling an alarm the window selects names the window."""
+    actions = [PROD_ON] if responsible == "alarm-actions" else []
+    resource = ("prod", Kind.ALARM_ACTIONS) if actions else ("sunday", Kind.MAINTENANCE_WINDOW)
+    now = datetime(2027, 3, 7, 6, 0, 1, tzinfo=UTC)
+    manifests = AlarmManifests(tuple(actions), (SUNDAY,), frozenset())
+    decided = manifests.decide(["prod-a"], now)
+    [change] = changes_for(
+        resource[1], resource[0], decided, {"prod-a": False}, manifests.recently_ended(now)
     )
-    assert (reenable.action, reenable.reason) == (
-        "enable_alarm_actions",
-        "maintenance window db-maintenance ended",
+    assert (change.action, change.reason) == ("enable_alarm_actions", "maintenance window sunday ended")
+
+
+def test_an_alarm_disabled_long_after_any_window_is_restored_as_drift() -> None:
+    """An alarm found disabled more than ENDED_GRACE after the last window ended is drift."""
+    now = datetime(2027, 3, 7, 6, tzinfo=UTC) + ENDED_GRACE
+    manifests = AlarmManifests((PROD_ON,), (SUNDAY,), frozenset())
+    decided = manifests.decide(["prod-a"], now)
+    [change] = changes_for(
+        Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, manifests.recently_ended(now)
     )
-    decided = effective_state(["prod-a"], set(), [PROD_ON], [SUNDAY])
-    [drift] = changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, reenable_reason="x")
-    assert drift.reason == "drift"
+    assert (change.action, change.reason) == ("enable_alarm_actions", "drift")
+
+
+def test_disabling_by_an_alarm_actions_is_drift() -> None:
+    """An alarm an AlarmActions wants off, found on, is turned off as drift."""
+    off = alarm_actions("muted", "prod-", False)
+    decided = effective_state(["prod-a"], set(), [off], [SUNDAY])
+    [change] = changes_for(Kind.ALARM_ACTIONS, "muted", decided, {"prod-a": True}, (SUNDAY,))
+    assert (change.action, change.reason) == ("disable_alarm_actions", "drift")
 
 
 def test_alarms_already_in_their_effective_state_need_no_change() -> None:
     """A resource whose alarms match their effective state has no changes."""
     decided = effective_state(["prod-a"], set(), [PROD_ON], [SUNDAY])
-    assert changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}, reenable_reason=DRIFT) == []
+    assert changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}) == []
 
 
 def test_suspended_resources_claim_their_alarms_but_are_not_counted_or_listed() -> None:

@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homeostat.desired_state.models import MaintenanceWindowSpec
-from homeostat.desired_state.windows import Edges, edges, is_active, next_end, next_start, wake_instants
+from homeostat.desired_state.windows import (
+    Edges,
+    edges,
+    is_active,
+    last_end,
+    next_end,
+    next_start,
+    wake_instants,
+)
 
 
 def utc(*args: int) -> datetime:
@@ -74,6 +82,14 @@ def test_wake_instants_are_the_next_start_and_end() -> None:
     """The daemon is woken at the window's next switch-on and switch-off instants."""
     assert wake_instants(SUNDAY, utc(2027, 3, 10)) == [utc(2027, 3, 14, 2), utc(2027, 3, 14, 6)]
     assert wake_instants(SUNDAY, utc(2027, 3, 14, 2)) == [utc(2027, 3, 14, 6), utc(2027, 3, 21, 2)]
+
+
+def test_last_end_is_the_most_recent_switch_off_and_none_while_active() -> None:
+    """After a window, last_end is when it ended; during one there is none."""
+    assert last_end(SUNDAY, utc(2027, 3, 10)) == utc(2027, 3, 7, 6)
+    assert last_end(SUNDAY, utc(2027, 3, 7, 6)) == utc(2027, 3, 7, 6)
+    assert last_end(SUNDAY, utc(2027, 3, 7, 5)) is None
+    assert last_end(one_off(utc(2026, 12, 6, 2), utc(2026, 12, 6, 6)), utc(2026, 12, 1)) is None
 
 
 # --- one-off windows ---------------------------------------------------------------------------
@@ -247,3 +263,5 @@ def test_a_window_never_ends_before_it_starts(window: MaintenanceWindowSpec, now
         end = next_end(window, start)
         assert end is None or end > start
         assert wake_instants(window, now) == sorted(wake_instants(window, now))
+    ended = last_end(window, now)
+    assert ended is None or (ended <= now and not is_active(window, ended))

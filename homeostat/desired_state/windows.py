@@ -141,6 +141,20 @@ def next_end(spec: MaintenanceWindowSpec, now: datetime) -> datetime | None:
     return edges(spec, now).next_end
 
 
+def last_end(spec: MaintenanceWindowSpec, now: datetime) -> datetime | None:
+    """The latest instant at or before `now` at which the window switched off; None while active. Pure.
+
+    The latest occurrence start at or before `now` has the latest end, so when
+    the window is inactive its last switch-off is simply that occurrence's end.
+    """
+    _require_aware(now)
+    start = _latest_start(spec, now)
+    if start is None:
+        return None
+    end = start + _duration(spec)
+    return end if end <= now else None
+
+
 def wake_instants(spec: MaintenanceWindowSpec, now: datetime) -> list[datetime]:
     """The window's next switch-on and switch-off instants after `now` (the daemon wakes at them). Pure."""
     found = edges(spec, now)

@@ -23,18 +23,21 @@ No I/O, no clock: `now` is a parameter wherever time matters.
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
 from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
 from homeostat.desired_state.state import DesiredState
-from homeostat.desired_state.windows import is_active
+from homeostat.desired_state.windows import is_active, last_end
 from homeostat.reconcilers.actions import Action
 
 DISABLE = "disable_alarm_actions"
 ENABLE = "enable_alarm_actions"
 DRIFT = "drift"
+# An alarm found disabled within this long after a window that selects it ended is
+# re-enabled "because the window ended"; later, it was most likely disabled by hand: drift.
+ENDED_GRACE = timedelta(hours=1)
 
 
 class Rule(StrEnum):
@@ -154,6 +157,10 @@ class AlarmManifests:
                 out.extend(window.spec.silenceAlarms)
         return tuple(out)
 
+    def recently_ended(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
+        """`recently_ended` of these windows at `now`. Pure."""
+        return recently_ended(self.windows, now)
+
     def decide(self, alarms: Iterable[str], now: datetime) -> dict[AlarmName, Decision]:
         """`effective_state` of these manifests at `now`. Pure."""
         return effective_state(
@@ -175,20 +182,45 @@ class AlarmChange:
         return ENABLE if self.after else DISABLE
 
 
+def recently_ended(
+    windows: Sequence[MaintenanceWindow], now: datetime, grace: timedelta = ENDED_GRACE
+) -> tuple[MaintenanceWindow, ...]:
+    """Windows (by name) that switched off within `grace` before `now`. Pure."""
+    out = []
+    for window in sorted(windows, key=lambda w: w.metadata.name):
+        ended = last_end(window.spec, now)
+        if ended is not None and now - ended < grace:
+            out.append(window)
+    return tuple(out)
+
+
+def reason_for(decision: Decision, after: bool, ended: Sequence[MaintenanceWindow]) -> str:
+    """The history reason of changing one alarm to `after`. Pure.
+
+    Silencing by an active window: `maintenance window <name> started`.
+    Enabling an alarm that a window which ended less than ENDED_GRACE ago
+    selects (whether a window or an AlarmActions is responsible for it now):
+    `maintenance window <name> ended`. Anything else: `drift`.
+    """
+    if decision.rule == Rule.WINDOW_SILENCES:
+        return window_started(decision.resource)
+    if after:
+        for window in ended:
+            if _selects(window.spec.silenceAlarms, decision.alarm):
+                return window_ended(window.metadata.name)
+    return DRIFT
+
+
 def changes_for(
     kind: Kind,
     resource: str,
     decisions: Mapping[AlarmName, Decision],
     live: Mapping[str, bool],
-    *,
-    reenable_reason: str,
+    ended: Sequence[MaintenanceWindow] = (),
 ) -> list[AlarmChange]:
-    """The alarms attributed to one resource whose live value differs, with the history reason. Pure.
+    """The alarms attributed to one resource whose live value differs, with their reasons. Pure.
 
-    Reasons: rule 1 -> `maintenance window <name> started`; rule 2 -> `drift`;
-    rule 3 -> `reenable_reason` (the caller says whether the window has ended
-    yet: `maintenance window <name> ended`, or `drift` for a window that has
-    not run, since then nothing of it can have disabled the alarm).
+    `ended` are the windows that ended recently (see `recently_ended`).
     """
     out: list[AlarmChange] = []
     for alarm in sorted(decisions):
@@ -198,12 +230,7 @@ def changes_for(
         current = live.get(alarm)
         if current is None or current == decision.actions_enabled:
             continue
-        if decision.rule == Rule.WINDOW_SILENCES:
-            reason = window_started(resource)
-        elif decision.rule == Rule.WINDOW_REENABLES:
-            reason = reenable_reason
-        else:
-            reason = DRIFT
+        reason = reason_for(decision, decision.actions_enabled, ended)
         out.append(AlarmChange(alarm, current, decision.actions_enabled, reason))
     return out
 
