@@ -133,7 +133,7 @@ def json_value(value: Any) -> Any:
 
 
 def schema_accepts(text: str) -> bool:
-    return VALIDATOR.is_valid(json_value(yaml.safe_load(text)))
+    return bool(VALIDATOR.is_valid(json_value(yaml.safe_load(text))))
 
 
 def homeostat_accepts(text: str) -> bool:
@@ -216,7 +216,7 @@ def test_schema_and_models_agree_on_generated_services(
     name: str, count: Any, family: str, revision: int
 ) -> None:
     """For any name, desiredCount and task definition pin, the schema and validate give the same verdict."""
-    document = {
+    document: dict[str, Any] = {
         "apiVersion": "homeostat/v1",
         "kind": "ECSService",
         "metadata": {"name": name},
