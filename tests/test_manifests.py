@@ -24,7 +24,7 @@ metadata:
   name: {name}
 spec:
   cluster: prod
-  service: prod-service
+  service: prod-{name}
   desiredCount: 2
 """
 
@@ -94,7 +94,7 @@ def test_boolean_is_not_an_integer(tmp_path: Path) -> None:
 
 def test_missing_required_field_is_reported_at_its_parent(tmp_path: Path) -> None:
     """A missing required field is reported at the line of the mapping that lacks it."""
-    write(tmp_path, "svc.yaml", ECS.format(name="api").replace("  service: prod-service\n", ""))
+    write(tmp_path, "svc.yaml", ECS.format(name="api").replace("  service: prod-api\n", ""))
     error = only_error(tmp_path)
     assert (error.file, error.line, error.field) == ("svc.yaml", 5, "spec.service")
     assert error.message == "required field is missing"
@@ -106,7 +106,7 @@ def test_missing_required_field_is_reported_at_its_parent(tmp_path: Path) -> Non
 )
 def test_bad_names_are_rejected(tmp_path: Path, name: str) -> None:
     """metadata.name is 1-63 characters of [a-z0-9-], starting and ending alphanumeric."""
-    write(tmp_path, "svc.yaml", ECS.format(name=f'"{name}"'))
+    write(tmp_path, "svc.yaml", ECS.format(name=f'"{name}"').replace(f'prod-"{name}"', "prod-api"))
     error = only_error(tmp_path)
     assert (error.file, error.line, error.field) == ("svc.yaml", 4, "metadata.name")
 
@@ -346,7 +346,7 @@ def test_non_mapping_document_is_reported(tmp_path: Path, document: str) -> None
 def test_duplicate_name_per_kind_names_both_places(tmp_path: Path) -> None:
     """Two manifests of one kind with one name are an error naming both files and lines."""
     write(tmp_path, "a.yaml", ECS.format(name="api"))
-    write(tmp_path, "b.yaml", "# second\n" + ECS.format(name="api"))
+    write(tmp_path, "b.yaml", "# second\n" + ECS.format(name="api").replace("prod-api", "prod-web"))
     error = only_error(tmp_path)
     assert (error.file, error.line, error.field) == ("b.yaml", 2, "metadata.name")
     assert "duplicate" in error.message
@@ -547,3 +547,23 @@ def test_unreadable_file_is_one_error_naming_it(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     assert [str(e) for e in errors_of(tmp_path)] == ["team/locked.yaml: cannot read: Permission denied"]
+
+
+def test_two_manifests_for_one_service_conflict(tmp_path: Path) -> None:
+    """Two ECSService manifests managing one service (cluster by name or ARN) are an error naming both."""
+    write(tmp_path, "a.yaml", ECS.format(name="api"))
+    arn = "arn:aws:ecs:us-east-1:123456789012:cluster/prod"
+    other = ECS.format(name="api-copy").replace("prod-api-copy", "prod-api")
+    write(tmp_path, "b.yaml", other.replace("cluster: prod", f"cluster: {arn}"))
+    error = only_error(tmp_path)
+    assert (error.file, error.line, error.field) == ("b.yaml", 1, "spec.service")
+    assert "'api'" in error.message
+    assert "a.yaml:1" in error.message
+
+
+def test_same_service_name_in_two_clusters_is_fine(tmp_path: Path) -> None:
+    """One service name in two clusters is two services."""
+    write(tmp_path, "a.yaml", ECS.format(name="api"))
+    other = ECS.format(name="api-eu").replace("prod-api-eu", "prod-api")
+    write(tmp_path, "b.yaml", other.replace("cluster: prod", "cluster: prod-eu"))
+    assert len(load_directory(tmp_path).resources) == 2

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AlarmActions, AlarmSelector
+from homeostat.desired_state.models import AlarmActions, AlarmSelector, ECSService
 from homeostat.desired_state.state import ManifestError, Resource
 
 
@@ -42,6 +42,7 @@ def cross_check(resources: Sequence[Resource]) -> list[ManifestError]:
             )
         else:
             first_seen[key] = resource
+    errors.extend(_same_service_twice(resources))
     alarm_actions = [r for r in resources if isinstance(r.manifest, AlarmActions)]
     for index, left in enumerate(alarm_actions):
         for right in alarm_actions[index + 1 :]:
@@ -59,4 +60,30 @@ def cross_check(resources: Sequence[Resource]) -> list[ManifestError]:
                         f"({_where(left)}): they select the same alarms with different actionsEnabled",
                     )
                 )
+    return errors
+
+
+def _same_service_twice(resources: Sequence[Resource]) -> list[ManifestError]:
+    """Two ECSService manifests for one service would fight each other: an error at the second."""
+    errors: list[ManifestError] = []
+    first_seen: dict[tuple[str, str], Resource] = {}
+    for resource in resources:
+        if not isinstance(resource.manifest, ECSService):
+            continue
+        spec = resource.manifest.spec
+        cluster = spec.cluster.rsplit("/", 1)[-1] if spec.cluster.startswith("arn:") else spec.cluster
+        key = (cluster, spec.service)
+        if key in first_seen:
+            first = first_seen[key]
+            errors.append(
+                ManifestError(
+                    resource.source.file,
+                    resource.source.line,
+                    "spec.service",
+                    f"ECSService {resource.name!r} manages service {spec.service!r} in cluster "
+                    f"{cluster!r}, as does ECSService {first.name!r} ({_where(first)})",
+                )
+            )
+        else:
+            first_seen[key] = resource
     return errors
