@@ -17,7 +17,7 @@ def parse_duration(text: object) -> timedelta:
         return text
     if not isinstance(text, str):
         raise ValueError("must be a duration string such as 90s, 30m, 4h or 7d")
-    match = _PATTERN.match(text.strip())
+    match = _PATTERN.match(text)
     if match is None:
         raise ValueError(f"invalid duration {text!r}: use a positive whole number and s, m, h, d or w")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])

@@ -5,7 +5,7 @@ schema`) and editor tooltips. Cross-document rules (duplicate names,
 conflicting selectors) live in `validation.py`; this module checks one document.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -117,8 +117,12 @@ class SnapshotRetentionSpec(_Spec):
     schedule: Annotated[CronExpression | None, Field(description="When to take a snapshot (cron).")] = None
     timeZone: Annotated[TimeZoneName, Field(description="IANA time zone of the schedule.")] = "UTC"
     startingDeadline: Annotated[
-        Duration, Field(description="A slot missed by less than this is still taken.")
-    ] = timedelta(hours=1)
+        Duration,
+        # A string default, validated, so that the JSON Schema shows "1h" rather than ISO 8601.
+        Field(
+            default="1h", validate_default=True, description="A slot missed by less than this is still taken."
+        ),
+    ]
     retention: Annotated[RetentionPolicy, Field(description="Which owned snapshots to delete.")]
     protect: Annotated[
         tuple[Annotated[str, Field(min_length=1)], ...],

@@ -7,6 +7,8 @@ symlink swap (the watched tree itself does not change, the link does).
 """
 
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,14 +19,46 @@ from homeostat.desired_state.loading import manifest_files
 POLL_SECONDS = 1.0
 
 
-def fingerprint(directory: Path) -> tuple[Any, ...]:
+def git_dir(directory: Path) -> Path | None:
+    """The git directory of a checkout containing `directory`, if any."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        result = subprocess.run(
+            [git, "-C", str(directory), "rev-parse", "--absolute-git-dir"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else None
+
+
+def _git_state(gitdir: Path | None) -> tuple[Any, ...]:
+    """mtimes of the files a commit or checkout touches: a commit of edits already on disk
+    changes the revision without changing any manifest."""
+    if gitdir is None:
+        return ()
+    state: list[tuple[str, int | None]] = []
+    for name in ("HEAD", "index", "packed-refs", "ORIG_HEAD"):
+        try:
+            state.append((name, (gitdir / name).stat().st_mtime_ns))
+        except OSError:
+            state.append((name, None))
+    return tuple(state)
+
+
+def fingerprint(directory: Path, gitdir: Path | None = None) -> tuple[Any, ...]:
     try:
         real = os.path.realpath(directory)
         entries = []
         for path in manifest_files(directory):
             stat = path.stat()
             entries.append((str(path.relative_to(directory)), stat.st_mtime_ns, stat.st_size))
-        return (real, tuple(entries))
+        return (real, tuple(entries), _git_state(gitdir))
     except OSError as exc:
         return ("error", str(exc))
 
@@ -49,9 +83,14 @@ class DirectoryWatcher:
             thread.join(timeout=2)
 
     def _poll(self) -> None:
-        last = fingerprint(self.directory)
+        real = os.path.realpath(self.directory)
+        gitdir = git_dir(self.directory)
+        last = fingerprint(self.directory, gitdir)
         while not self._stop.wait(POLL_SECONDS):
-            current = fingerprint(self.directory)
+            if os.path.realpath(self.directory) != real:  # a symlink swap: maybe another checkout
+                real = os.path.realpath(self.directory)
+                gitdir = git_dir(self.directory)
+            current = fingerprint(self.directory, gitdir)
             if current != last:
                 last = current
                 self.on_change("desired state changed")
