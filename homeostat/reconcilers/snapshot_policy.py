@@ -17,7 +17,6 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 
 from homeostat.desired_state.cron import next_fire, previous_fire
-from homeostat.desired_state.durations import format_duration
 from homeostat.desired_state.identifiers import DBClusterId, SnapshotId
 
 AWS_BACKUP_PREFIX = "awsbackup:"
@@ -150,7 +149,7 @@ def select_deletions(
     ]
     eligible = [s for s in expired if s.identifier not in kept]
     chosen = eligible[: rules.max_deletions]
-    max_age = format_duration(rules.max_age)
+    max_age = human_duration(rules.max_age)
     deletions = tuple(
         Deletion(s, f"expired: created {utc_text(s.created)}, older than maxAge {max_age}")
         for s in chosen
@@ -203,15 +202,24 @@ def decide_slot(
     return SlotDecision(state, slot, identifier, lateness, upcoming)
 
 
-def describe_lateness(lateness: timedelta) -> str:
-    """A duration for humans, to the two largest units: `0s`, `45s`, `5m`, `2h5m`, `3d4h`."""
-    seconds = max(0, int(lateness.total_seconds()))
+def human_duration(value: timedelta, most_units: int | None = None) -> str:
+    """A duration in days, hours, minutes, seconds: `7d`, `90m` -> `1h30m`, `0s`.
+
+    Days are the largest unit (a manifest's `7d` reads back as `7d`, not `1w`);
+    `most_units` keeps only that many of the largest units (for lateness).
+    """
+    seconds = max(0, int(value.total_seconds()))
     parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
-    return "".join(parts[:2]) or "0s"
+    return "".join(parts[:most_units]) or "0s"
+
+
+def describe_lateness(lateness: timedelta) -> str:
+    """Lateness for humans, to the two largest units: `45s`, `5m`, `2h5m`, `3d4h`."""
+    return human_duration(lateness, 2)
 
 
 def newest_available_age(

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from homeostat.desired_state.cron import next_fire
-from homeostat.desired_state.durations import format_duration
 from homeostat.desired_state.identifiers import DBClusterId, Kind, SnapshotId
 from homeostat.desired_state.models import SnapshotRetention, SnapshotRetentionSpec
 from homeostat.desired_state.state import DesiredState, Resource
@@ -38,6 +37,7 @@ from homeostat.reconcilers.snapshot_policy import (
     SlotState,
     decide_slot,
     describe_lateness,
+    human_duration,
     newest_available_age,
     owned_snapshots,
     select_deletions,
@@ -183,7 +183,7 @@ def creation_action(name: str, spec: SnapshotRetentionSpec, slot: SlotDecision) 
         "on time"
         if slot.lateness.total_seconds() < 60
         else f"{describe_lateness(slot.lateness)} late, "
-        f"within startingDeadline {format_duration(spec.startingDeadline)}"
+        f"within startingDeadline {human_duration(spec.startingDeadline)}"
     )
     return Action(
         kind=Kind.SNAPSHOT_RETENTION,
@@ -209,7 +209,7 @@ def slot_notes(spec: SnapshotRetentionSpec, slot: SlotDecision) -> list[str]:
     if slot.state == SlotState.MISSED and slot.slot is not None:
         notes.append(
             f"missed slot {utc_text(slot.slot)}: {describe_lateness(slot.lateness)} late, beyond "
-            f"startingDeadline {format_duration(spec.startingDeadline)}; not taken"
+            f"startingDeadline {human_duration(spec.startingDeadline)}; not taken"
         )
     if slot.next_slot is not None:
         notes.append(f"next slot {utc_text(slot.next_slot)} ({spec.schedule} in {spec.timeZone})")
