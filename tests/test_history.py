@@ -213,3 +213,12 @@ def test_bad_history_urls_raise_one_line_errors(url: str) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert url in message
+
+
+def test_times_in_other_zones_are_stored_as_their_utc_instant(store: HistoryStore) -> None:
+    """A record timed in another zone reads back as the same instant, and `since` compares instants."""
+    berlin = (T0 + timedelta(hours=1)).astimezone(ZoneInfo("Europe/Berlin"))
+    store.add([replace(record("late"), time=berlin), record("early")])
+    rows = store.query(HistoryQuery())
+    assert [(r.name, r.time) for r in rows] == [("early", T0), ("late", T0 + timedelta(hours=1))]
+    assert [r.name for r in store.query(HistoryQuery(since=T0 + timedelta(minutes=30)))] == ["late"]

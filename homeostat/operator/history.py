@@ -84,7 +84,8 @@ class HistoryStore:
             return
         rows = [
             {
-                "time": r.time,
+                # SQLite keeps the wall time and drops the offset: store every instant in UTC.
+                "time": _utc(r.time),
                 "kind": r.kind,
                 "name": r.name,
                 "action": r.action,
@@ -106,7 +107,7 @@ class HistoryStore:
         """Matching rows, the newest `limit` of them, oldest first."""
         statement = sa.select(actions).order_by(actions.c.time.desc(), actions.c.id.desc()).limit(query.limit)
         if query.since is not None:
-            statement = statement.where(actions.c.time >= query.since)
+            statement = statement.where(actions.c.time >= _utc(query.since))
         if query.kind is not None:
             statement = statement.where(actions.c.kind == query.kind)
         if query.name is not None:
