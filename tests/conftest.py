@@ -136,22 +136,19 @@ def run_cli(
 
 @dataclass
 class CallLog:
-    """AWS calls seen through botocore's before-call event: (service, operation, params)."""
+    """AWS calls seen through botocore's before-parameter-build event: (service, operation, params)."""
 
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def hook(self, model: Any = None, params: Any = None, **_: Any) -> None:
-        body = params.get("body", {}) if isinstance(params, dict) else {}
-        self.calls.append(
-            (
-                model.service_model.service_name,
-                model.name,
-                dict(body) if isinstance(body, dict) else {},
-            )
-        )
+        """before-parameter-build: `params` are the API parameters as the caller passed them,
+        whatever the wire protocol (JSON, query or CBOR)."""
+        self.calls.append((model.service_model.service_name, model.name, dict(params or {})))
+        if _called_from_homeostat():
+            record_operation(model.service_model.signing_name or model.service_model.service_name, model.name)
 
     def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-call.*.*", self.hook)
+        client.meta.events.register("before-parameter-build.*.*", self.hook)
         return client
 
     def count(self) -> Counter[str]:
