@@ -116,3 +116,26 @@ def test_a_slot_missed_beyond_the_deadline_is_reported_not_taken(
     (resource,) = json.loads(plan.stdout)["resources"]
     assert resource["notes"][0].startswith(f"missed slot {slot:%Y-%m-%dT%H:%M}Z: 3h")
     assert resource["notes"][0].endswith("beyond startingDeadline 1h; not taken")
+
+
+def test_the_daemon_takes_the_slot_at_startup_and_not_again_after_a_restart(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """The daemon's first pass takes a slot inside the deadline and exports the snapshot gauges; a
+    restarted daemon does not take it again."""
+    from .daemon_helpers import DaemonProcess
+
+    slot = (datetime.now(UTC) - timedelta(minutes=5)).replace(second=0, microsecond=0)
+    env = setup(moto_server, tmp_path, slot)
+    desired = Path(env["HOMEOSTAT_DESIRED_STATE"])
+    for _ in range(2):
+        daemon = DaemonProcess(moto_server, desired, env["HOMEOSTAT_HISTORY"], env=env, log_dir=tmp_path)
+        try:
+            daemon.wait_ready()
+            metrics = daemon.get("/metrics").text
+        finally:
+            assert daemon.terminate() == 0
+        assert f"{PREFIX}{slot:%Y%m%d-%H%M}" in manual_snapshots(moto_server)
+        assert 'homeostat_snapshots_owned{name="aurora"}' in metrics
+        assert 'homeostat_snapshot_newest_age_seconds{name="aurora"}' in metrics
+    assert sorted(r["action"] for r in history(env)) == ["create_snapshot", "delete_snapshot"]
