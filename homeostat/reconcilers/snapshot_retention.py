@@ -165,11 +165,7 @@ def deletion_action(name: str, deletion: Deletion) -> Action:
         name=name,
         action=DELETE_SNAPSHOT,
         target=snapshot.identifier,
-        before={
-            "snapshot": snapshot.identifier,
-            "created": utc_text(snapshot.created) if snapshot.created else None,
-            "status": snapshot.status,
-        },
+        before={"snapshot": snapshot.identifier},  # the creation time is in the reason
         after={"snapshot": None},
         reason=deletion.reason,
         params={"DBClusterSnapshotIdentifier": snapshot.identifier},
@@ -191,7 +187,7 @@ def creation_action(name: str, spec: SnapshotRetentionSpec, slot: SlotDecision) 
         action=CREATE_SNAPSHOT,
         target=slot.snapshot_id,
         before={"snapshot": None},
-        after={"snapshot": slot.snapshot_id, "slot": utc_text(slot.slot)},
+        after={"snapshot": slot.snapshot_id},  # the slot is in the reason
         reason=f"scheduled slot {utc_text(slot.slot)} ({spec.schedule} in {spec.timeZone}), {late}",
         params={
             "DBClusterIdentifier": spec.dbClusterIdentifier,
