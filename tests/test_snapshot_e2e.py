@@ -105,12 +105,18 @@ def test_run_once_takes_the_slot_once_and_deletes_only_expired_owned_snapshots(
 def test_a_slot_missed_beyond_the_deadline_is_reported_not_taken(
     moto_server: MotoServer, tmp_path: Path
 ) -> None:
-    """A slot 3 hours ago with a 1h deadline is not taken; `plan` notes it as missed and exits 0."""
+    """A slot 3 hours ago with a 1h deadline is not taken, is recorded as missed once, and `plan` exits 0."""
     slot = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
     env = setup(moto_server, tmp_path, slot)
-    run = run_cli("run", "--once", env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
+    for _ in range(2):
+        run = run_cli("run", "--once", env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
     assert f"{PREFIX}{slot:%Y%m%d-%H%M}" not in manual_snapshots(moto_server)
+    missed = [row for row in history(env) if row["action"] == "create_snapshot"]
+    assert len(missed) == 1, missed
+    assert missed[0]["outcome"] == "failed"
+    assert missed[0]["target"] == f"{PREFIX}{slot:%Y%m%d-%H%M}"
+    assert missed[0]["error"].startswith("missed: beyond startingDeadline 1h")
     plan = run_cli("plan", "--json", env=env)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     (resource,) = json.loads(plan.stdout)["resources"]

@@ -12,7 +12,7 @@ from typing import Any
 from homeostat.metrics import Metrics
 from homeostat.operator.history import HistoryStore
 from homeostat.operator.records import ActionRecord
-from homeostat.reconcilers.actions import Action, Outcome
+from homeostat.reconcilers.actions import Action, Finding, Outcome
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import Reconciler
 
@@ -58,6 +58,30 @@ class Executor:
                         error=result.error,
                     )
                 )
+        self.record(records)
+        return records
+
+    def record_findings(self, findings: Sequence[Finding], *, revision: str) -> list[ActionRecord]:
+        """Record each finding once, ever: a row with the same identity already in the history
+        means it was reported before (by this process, an earlier one, or `run --once`)."""
+        records = []
+        for finding in findings:
+            record = ActionRecord(
+                time=self.clock(),
+                kind=str(finding.kind),
+                name=finding.name,
+                action=finding.action,
+                target=finding.target,
+                outcome=Outcome.FAILED,
+                before={},
+                after={},
+                reason=finding.reason,
+                error=finding.error,
+                revision=revision,
+                dry_run=False,
+            )
+            if self.history is None or not self.history.exists(record):
+                records.append(record)
         self.record(records)
         return records
 

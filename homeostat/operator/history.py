@@ -134,6 +134,20 @@ class HistoryStore:
             for row in reversed(rows)
         ]
 
+    def exists(self, record: ActionRecord) -> bool:
+        """Whether a row with the same kind, name, action, target and error is stored."""
+        statement = (
+            sa.select(actions.c.id)
+            .where(actions.c.kind == record.kind)
+            .where(actions.c.name == record.name)
+            .where(actions.c.action == record.action)
+            .where(actions.c.target == record.target)
+            .where(actions.c.error == record.error)
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            return connection.execute(statement).first() is not None
+
     def close(self) -> None:
         self.engine.dispose()
 

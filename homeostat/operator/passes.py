@@ -189,6 +189,8 @@ def run_pass(
             reconciler, plan.actions, aws, revision=desired.revision, dry_run=resource_dry_run
         )
         state, message = classify(plan, records, dry_run=resource_dry_run)
+        # Findings are reported (once), never classified: they do not make a resource fail or drift.
+        records += executor.record_findings(plan.findings, revision=desired.revision)
         report.statuses.append(
             ResourceStatus(kind, resource.name, state, message, executor.clock(), plan, tuple(records))
         )

@@ -50,6 +50,21 @@ class Measurement:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """Something that should have happened and cannot any more (e.g. a snapshot slot
+    missed beyond its deadline). Not a change: nothing is applied and the resource is
+    not drifted, but the history records it once (outcome failed), although the pure
+    diff sees it again on every pass."""
+
+    kind: Kind
+    name: str
+    action: str
+    target: str
+    reason: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The diff of one resource: actions to take, or why it cannot be reconciled.
 
@@ -63,6 +78,7 @@ class Plan:
     error: str | None = None
     notes: tuple[str, ...] = ()
     measurements: tuple[Measurement, ...] = ()
+    findings: tuple[Finding, ...] = ()
 
     @property
     def in_sync(self) -> bool:

@@ -27,7 +27,7 @@ from homeostat.desired_state.cron import next_fire
 from homeostat.desired_state.identifiers import DBClusterId, Kind, SnapshotId
 from homeostat.desired_state.models import SnapshotRetention, SnapshotRetentionSpec
 from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Plan
+from homeostat.reconcilers.actions import Action, ApplyResult, Finding, Measurement, ObserveError, Plan
 from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, error_code
 from homeostat.reconcilers.snapshot_policy import (
     Deletion,
@@ -41,6 +41,7 @@ from homeostat.reconcilers.snapshot_policy import (
     newest_available_age,
     owned_snapshots,
     select_deletions,
+    slot_snapshot_id,
     utc_text,
 )
 
@@ -260,6 +261,24 @@ def plan_snapshots(name: str, spec: SnapshotRetentionSpec, observed: ClusterSnap
         error=error,
         notes=tuple(notes),
         measurements=measurements,
+        findings=missed_slot_findings(name, spec, slot),
+    )
+
+
+def missed_slot_findings(name: str, spec: SnapshotRetentionSpec, slot: SlotDecision) -> tuple[Finding, ...]:
+    """A slot missed beyond its deadline is recorded in the history once (the executor
+    deduplicates), as a create_snapshot that failed; it is never taken late."""
+    if slot.state != SlotState.MISSED or slot.slot is None:
+        return ()
+    return (
+        Finding(
+            kind=Kind.SNAPSHOT_RETENTION,
+            name=name,
+            action=CREATE_SNAPSHOT,
+            target=slot_snapshot_id(spec.snapshotPrefix, slot.slot),
+            reason=f"scheduled slot {utc_text(slot.slot)} ({spec.schedule} in {spec.timeZone})",
+            error=(f"missed: beyond startingDeadline {human_duration(spec.startingDeadline)}; not taken"),
+        ),
     )
 
 
