@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import REPO
 from tests.prometheus_tools import (
     ALERTS,
     ALERTS_TEST,
     ENSURE_SCRIPT,
-    REPO,
     SCRAPE_CONFIG,
     alert_rules,
     locate,

@@ -260,6 +260,43 @@ def test_every_dashboard_query_parses_and_returns_data(scenario: Scenario, capsy
     assert with_data
 
 
+def _instant(scenario: Scenario, expr: str) -> dict[tuple[tuple[str, str], ...], float]:
+    answer = scenario.prometheus.query(substitute(expr, scenario.instance))
+    assert answer["status"] == "success", answer
+    return {
+        tuple(
+            sorted((k, v) for k, v in series["metric"].items() if k not in {"instance", "job", "__name__"})
+        ): float(series["value"][1])
+        for series in answer["data"]["result"]
+    }
+
+
+def test_panels_show_the_state_the_daemon_left(scenario: Scenario) -> None:
+    """The panel queries report the scenario: api fixed, batch (dry run) and ghost (missing) drifted."""
+    drifted = _instant(scenario, 'sum by (kind) (1 - homeostat_resource_in_sync{instance=~"$instance"})')
+    assert drifted[(("kind", "ECSService"),)] == 2
+    in_sync = _instant(scenario, 'homeostat_resource_in_sync{kind="ECSService", instance=~"$instance"}')
+    assert {dict(labels)["name"]: value for labels, value in in_sync.items()} == {
+        "api": 1,
+        "web": 1,
+        "batch": 0,
+        "ghost": 0,
+    }
+    actions = _instant(scenario, 'sum by (kind, outcome) (homeostat_actions_total{instance=~"$instance"})')
+    assert actions[(("kind", "ECSService"), ("outcome", "applied"))] >= 1
+    assert actions[(("kind", "ECSService"), ("outcome", "dry_run"))] >= 1
+    errors = _instant(
+        scenario, 'sum by (kind) (homeostat_reconcile_total{result="error", instance=~"$instance"})'
+    )
+    assert errors[(("kind", "ECSService"),)] >= 1
+    if Kind.MAINTENANCE_WINDOW in scenario.kinds:
+        windows = _instant(scenario, 'homeostat_maintenance_window_active{instance=~"$instance"}')
+        assert windows == {(("name", "db-upgrade"),): 1}
+    if Kind.SNAPSHOT_RETENTION in scenario.kinds:
+        ages = _instant(scenario, 'homeostat_snapshot_newest_age_seconds{instance=~"$instance"}')
+        assert 0 <= ages[(("name", "aurora-daily"),)] < 26 * 3600
+
+
 def test_every_metric_the_dashboard_names_is_on_the_daemons_metrics_page(scenario: Scenario) -> None:
     """The daemon's /metrics carries every metric a panel names (those of registered kinds)."""
     page = scenario.daemon.get("/metrics").text
