@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from prometheus_client import CollectorRegistry
 
+from homeostat.metrics import Metrics
 from tests.conftest import REPO, free_port
 
 DEPLOY = REPO / "deploy"
@@ -52,6 +54,25 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run(
         [locate("promtool"), *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
     )
+
+
+# -- what homeostat exports -----------------------------------------------------------------
+
+
+def exported_names(metrics: Metrics) -> set[str]:
+    """Series names /metrics can carry: counters add _total, histograms _bucket/_sum/_count."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "gauge": ("",),
+    }
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        names.update(family.name + suffix for suffix in suffixes[family.type])
+    return names
+
+
+EXPORTED = exported_names(Metrics(CollectorRegistry()))
 
 
 # -- PromQL in the dashboard and the rules -------------------------------------------------

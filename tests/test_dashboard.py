@@ -4,10 +4,9 @@ import re
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from homeostat.metrics import Metrics
 from tests.prometheus_tools import (
+    EXPORTED,
     PROMETHEUS_SERIES,
     alert_rules,
     dashboard,
@@ -31,22 +30,6 @@ REQUIRED_PANELS = (
     "newest snapshot age per retention policy",
     "time since last pass",
 )
-
-
-def exported_names(metrics: Metrics) -> set[str]:
-    """Series names /metrics can carry: counters add _total, histograms _bucket/_sum/_count."""
-    suffixes = {
-        "counter": ("_total", "_created"),
-        "histogram": ("_bucket", "_sum", "_count", "_created"),
-        "gauge": ("",),
-    }
-    names: set[str] = set()
-    for family in metrics.registry.collect():
-        names.update(family.name + suffix for suffix in suffixes[family.type])
-    return names
-
-
-EXPORTED = exported_names(Metrics(CollectorRegistry()))
 
 
 def all_panels(board: dict[str, Any]) -> list[dict[str, Any]]:

@@ -158,3 +158,11 @@ def test_make_unit_ensures_prometheus_before_pytest() -> None:
     recipe = [line.strip() for line in lines[1:] if line.startswith("\t")]
     assert recipe[0] == "./deploy/prometheus/ensure-prometheus.sh"
     assert recipe[1].endswith("pytest -q")
+
+
+def test_a_missing_tool_fails_the_test_with_instructions_instead_of_skipping() -> None:
+    """locate() fails (never skips) naming the tool and how to install it."""
+    with pytest.raises(pytest.fail.Exception, match="`promtool-missing` is not installed") as failure:
+        locate("promtool-missing")
+    assert "ensure-prometheus.sh" in str(failure.value)
+    assert "apt" in str(failure.value) or "Debian" in str(failure.value)

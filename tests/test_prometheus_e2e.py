@@ -22,6 +22,7 @@ from homeostat.reconcilers.registry import default_reconcilers
 from tests.conftest import REGION, MotoServer
 from tests.daemon_helpers import CLUSTER, DaemonProcess, desired_count, seed_services, wait_for
 from tests.prometheus_tools import (
+    EXPORTED,
     PROMETHEUS_SERIES,
     Prometheus,
     alert_rules,
@@ -30,7 +31,6 @@ from tests.prometheus_tools import (
     metric_names,
     running_prometheus,
 )
-from tests.test_dashboard import EXPORTED
 
 pytestmark = pytest.mark.e2e
 
