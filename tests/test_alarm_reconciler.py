@@ -18,8 +18,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.models import AlarmSelector
 from homeostat.reconcilers.actions import Action, Measurement
 from homeostat.reconcilers.alarm_actions import AlarmActionsReconciler
+from homeostat.reconcilers.cloudwatch_alarms import SharedListings
 from homeostat.reconcilers.maintenance_window import MaintenanceWindowReconciler
 
 from .alarm_helpers import (
@@ -397,3 +399,46 @@ def test_a_failed_enable_call_fails_every_action_of_its_batch() -> None:
     assert [r.action for r in results] == actions
     assert Counter(r.error is None for r in results) == Counter({False: 100, True: 51})
     assert all("Throttling" in (r.error or "") for r in results[:100])
+
+
+# --- the listing both alarm kinds share in one pass -------------------------------------------
+
+
+class FakeCloudWatch:
+    """Answers DescribeAlarms with one alarm and counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def describe_alarms(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        return page(["prod-a"], True)
+
+
+def test_a_listing_is_handed_once_to_the_other_kind_in_the_same_pass() -> None:
+    """The second kind's observe at the same instant reuses the first kind's listing once, no more."""
+    shared = SharedListings()
+    cloudwatch = FakeCloudWatch()
+    selectors = [AlarmSelector(alarmNamePrefix="prod-")]
+    first = shared.get(Kind.ALARM_ACTIONS, selectors, cloudwatch, START)
+    assert shared.get(Kind.MAINTENANCE_WINDOW, selectors, cloudwatch, START) is first
+    assert cloudwatch.calls == 1
+    shared.get(Kind.MAINTENANCE_WINDOW, selectors, cloudwatch, START)  # used up: listed again
+    shared.get(Kind.MAINTENANCE_WINDOW, selectors, cloudwatch, START)  # same kind: listed again
+    shared.get(Kind.ALARM_ACTIONS, selectors, cloudwatch, START + timedelta(seconds=1))  # new pass
+    shared.get(Kind.MAINTENANCE_WINDOW, selectors, FakeCloudWatch(), START + timedelta(seconds=1))
+    assert cloudwatch.calls == 4
+
+
+def test_a_window_naming_a_missing_alarm_notes_it_and_still_silences_the_rest(
+    aws: RecordingClients, tmp_path: Path
+) -> None:
+    """A window's missing alarm is a plan note, not an error, so backoff never delays its edges."""
+    put_alarms(aws.client("cloudwatch"), ["db-cpu"])
+    desired = write_desired(
+        tmp_path, {"window.yaml": one_off_window_yaml("db", START, END, "alarmNames: [db-cpu, db-typo]")}
+    )
+    plan = reconcile(desired, aws, START).plan(Kind.MAINTENANCE_WINDOW, "db")
+    assert plan.error is None
+    assert "alarm(s) not found: db-typo" in plan.notes
+    assert [a.target for a in plan.actions] == ["db-cpu"]
