@@ -83,6 +83,12 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
+        self.resync_seconds = Gauge(
+            "resync_seconds",
+            "The daemon's --resync period (alerts compare pass age with 3 of them).",
+            namespace=PREFIX,
+            registry=registry,
+        )
         self.build_info = Gauge(
             "build_info",
             "Always 1; the version label says which build runs.",

@@ -135,6 +135,7 @@ class Daemon:
             raise DaemonError(f"cannot listen on {self.settings.listen}: {exc.strerror}") from exc
         self.server.start()
         self.metrics.build_info.labels(version=__version__).set(1)
+        self.metrics.resync_seconds.set(self.settings.resync)
         self.watcher.start()
         self.scheduler.add_job(
             self.request_pass,
