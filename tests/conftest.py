@@ -24,6 +24,16 @@ REGION = "us-east-1"
 
 
 @pytest.fixture(autouse=True)
+def clean_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults (no logger bound to a closed stream)."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
 def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
