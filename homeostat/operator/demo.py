@@ -69,7 +69,7 @@ def _plain(event: MutableMapping[str, Any]) -> str | None:
             f"{k} {_short(event['before'].get(k))} -> {_short(event['after'].get(k))}"
             for k in sorted(set(event["before"]) | set(event["after"]))
         )
-        verb = {"applied": "FIXED", "failed": "FAILED", "dry_run": "WOULD FIX", "conflict": "CONFLICT"}[
+        verb = {"applied": "APPLIED", "failed": "FAILED", "dry_run": "WOULD APPLY", "conflict": "CONFLICT"}[
             event["outcome"]
         ]
         error = f" error: {event['error']}" if event.get("error") else ""
@@ -153,9 +153,10 @@ def seed(endpoint: str, now: datetime) -> None:
         MasterUserPassword="not-a-secret-1",
     )
     snapshots: dict[str, datetime] = {}
-    for days in range(1, 11):
+    for days in range(11):  # the runbook's nightly 03:00 snapshots of the last ten days (and today's)
         taken = (now - timedelta(days=days)).replace(hour=3, minute=0, second=0, microsecond=0)
-        snapshots[f"omnirapeutic-prod-manual-{taken:%Y%m%d-%H%M}"] = taken
+        if taken <= now:
+            snapshots[f"omnirapeutic-prod-manual-{taken:%Y%m%d-%H%M}"] = taken
     emergency = (now - timedelta(days=9)).replace(hour=14, minute=37, second=0, microsecond=0)
     snapshots[f"omnirapeutic-emergency-{emergency:%Y%m%d-%H%M}"] = emergency
     for identifier in snapshots:
@@ -190,16 +191,17 @@ def _backdate_snapshots(created: dict[str, datetime]) -> None:
 class Chaos:
     """Makes drift the way a person would, and says so."""
 
-    def __init__(self, endpoint: str, stop: threading.Event) -> None:
+    def __init__(self, endpoint: str, stop: threading.Event, desired: Path) -> None:
         import boto3
 
         self.ecs = boto3.client("ecs", endpoint_url=endpoint, region_name=REGION)
         self.cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, region_name=REGION)
         self.stop = stop
+        self.desired = desired
         self.random = random.Random(7)  # noqa: S311 - picks demo drift, not secrets
 
     def run(self) -> None:
-        moves = [self.scale_down, self.roll_back, self.silence_alarm]
+        moves = [self.scale_down, self.add_window, self.roll_back, self.silence_alarm]
         step = 0
         while not self.stop.wait(DRIFT_EVERY_SECONDS):
             try:
@@ -216,6 +218,19 @@ class Chaos:
     def roll_back(self) -> None:
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", taskDefinition=f"{CLUSTER}-web:16")
         say(f"PERSON  deployed task definition {CLUSTER}-web:16 by hand (the manifest pins :17)")
+
+    def add_window(self) -> None:
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+        end = start + timedelta(seconds=15)
+        (self.desired / "demo-window.yaml").write_text(
+            "apiVersion: homeostat/v1\nkind: MaintenanceWindow\nmetadata:\n  name: demo-window\nspec:\n"
+            f'  start: "{start:%Y-%m-%dT%H:%M:%SZ}"\n  end: "{end:%Y-%m-%dT%H:%M:%SZ}"\n'
+            f"  silenceAlarms:\n    - alarmNamePrefix: {CLUSTER}-api\n"
+        )
+        say(
+            f"PERSON  committed a one-off maintenance window for the api alarms, "
+            f"{start:%H:%M:%S}-{end:%H:%M:%S} UTC (demo-window.yaml)"
+        )
 
     def silence_alarm(self) -> None:
         alarm = f"{CLUSTER}-{self.random.choice(ALARMS)}"
@@ -272,7 +287,7 @@ def run_demo(settings: Settings) -> int:
         daemon = Daemon(demo_settings)
         daemon.start()
         _introduce(demo_settings, desired)
-        threading.Thread(target=Chaos(aws.url, stop).run, name="chaos", daemon=True).start()
+        threading.Thread(target=Chaos(aws.url, stop, desired).run, name="chaos", daemon=True).start()
         if settings.duration is not None:
             timer = threading.Timer(
                 settings.duration.total_seconds(), daemon.stop, args=["--duration elapsed"]
