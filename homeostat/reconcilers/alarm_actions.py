@@ -20,17 +20,16 @@ from homeostat.desired_state.models import AlarmActions
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import (
-    AlarmManifests,
     Rule,
     actions_for,
     changes_for,
 )
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.cloudwatch_alarms import (
-    SHARED_LISTINGS,
     AlarmsObserved,
     apply_alarm_actions,
     managed_measurements,
+    observe_alarms,
 )
 
 
@@ -40,10 +39,7 @@ class AlarmActionsReconciler:
     def observe(
         self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
     ) -> Mapping[str, object]:
-        manifests = AlarmManifests.of(desired)
-        listing = SHARED_LISTINGS.get(self.kind, manifests.selectors(), aws.client("cloudwatch"), now)
-        observed = AlarmsObserved(listing, manifests)
-        return {resource.name: observed for resource in resources}
+        return observe_alarms(self.kind, resources, desired, aws, now)
 
     def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
         if isinstance(observed, ObserveError):

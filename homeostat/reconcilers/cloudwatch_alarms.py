@@ -27,9 +27,10 @@ from typing import Any
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
 from homeostat.desired_state.models import AlarmSelector
+from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement
 from homeostat.reconcilers.alarm_state import DISABLE, ENABLE, AlarmManifests, managed_counts
-from homeostat.reconcilers.aws import AWS_ERRORS, chunks, describe_error
+from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error
 
 PAGE_SIZE = 100
 NAMES_PER_CALL = 100
@@ -205,6 +206,17 @@ class SharedListings:
 
 
 SHARED_LISTINGS = SharedListings()
+
+
+def observe_alarms(
+    kind: Kind, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
+) -> Mapping[str, object]:
+    """The observation both alarm kinds share: one listing of every selector in the desired
+    state (handed from the first kind to observe to the second), the same value per resource."""
+    manifests = AlarmManifests.of(desired)
+    listing = SHARED_LISTINGS.get(kind, manifests.selectors(), aws.client("cloudwatch"), now)
+    observed = AlarmsObserved(listing, manifests)
+    return {resource.name: observed for resource in resources}
 
 
 def apply_alarm_actions(actions: Sequence[Action], cloudwatch: Any) -> list[ApplyResult]:

@@ -23,17 +23,16 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.desired_state.windows import edges, wake_instants
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import (
-    AlarmManifests,
     actions_for,
     changes_for,
     sample,
 )
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.cloudwatch_alarms import (
-    SHARED_LISTINGS,
     AlarmsObserved,
     apply_alarm_actions,
     managed_measurements,
+    observe_alarms,
 )
 
 WINDOW_ACTIVE = "maintenance_window_active"
@@ -59,10 +58,7 @@ class MaintenanceWindowReconciler:
     def observe(
         self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
     ) -> Mapping[str, object]:
-        manifests = AlarmManifests.of(desired)
-        listing = SHARED_LISTINGS.get(self.kind, manifests.selectors(), aws.client("cloudwatch"), now)
-        observed = AlarmsObserved(listing, manifests)
-        return {resource.name: observed for resource in resources}
+        return observe_alarms(self.kind, resources, desired, aws, now)
 
     def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
         assert isinstance(resource.manifest, MaintenanceWindow)
