@@ -21,6 +21,10 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "desired-state"
 REGION = "us-east-1"
+# The fields contract section 5 requires of every `history --json` object.
+HISTORY_JSON_FIELDS = frozenset(
+    {"time", "kind", "name", "action", "outcome", "before", "after", "reason", "error", "revision", "dry_run"}
+)
 
 
 @pytest.fixture(autouse=True)

@@ -5,33 +5,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from tests.conftest import MotoServer, free_port
+from tests.waiting import wait_for
 
 CLUSTER = "prod"
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition"
-) -> Any:
-    """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-        except (requests.RequestException, OSError, ValueError, KeyError):
-            last = None
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def seed_services(moto: MotoServer, counts: dict[str, int], cluster: str = CLUSTER) -> Any:

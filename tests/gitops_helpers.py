@@ -7,10 +7,8 @@ database) with a deadline instead of sleeping.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +20,8 @@ import requests
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.records import ActionRecord
 from tests.conftest import MotoServer, free_port
+from tests.waiting import stop_process
+from tests.waiting import wait_for as poll
 
 CLUSTER = "shop-production"
 SERVICES = ("api", "web")
@@ -79,17 +79,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except (requests.RequestException, OSError, KeyError, IndexError):
-            last = None
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last probe: {last!r})")
+    result: T = poll(probe, timeout, interval=interval, what=what)
+    return result
 
 
 def history(url: str, **filters: Any) -> list[ActionRecord]:
@@ -180,11 +171,5 @@ def running_daemon(
         wait_for("the daemon to be ready", ready, timeout=30)
         yield daemon
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process)
     assert process.returncode == 0, f"daemon exited {process.returncode}:\n{log_path.read_text()}"

@@ -9,7 +9,6 @@ Prometheus only ever listens on, and scrapes, 127.0.0.1.
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from homeostat.metrics import Metrics
 from tests.conftest import REPO, free_port
+from tests.waiting import stop_process
 
 DEPLOY = REPO / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "homeostat-dashboard.json"
@@ -203,11 +203,5 @@ def running_prometheus(
             time.sleep(0.2)
         yield prometheus
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
         log.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import MotoServer, run_cli
+from .conftest import HISTORY_JSON_FIELDS, MotoServer, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -21,19 +21,7 @@ CLUSTER = "omnirapeutic-production"
 API = f"{CLUSTER}-api"
 WEB = f"{CLUSTER}-web"
 WORKER = f"{CLUSTER}-worker"
-CONTRACT_FIELDS = {
-    "time",
-    "kind",
-    "name",
-    "action",
-    "outcome",
-    "before",
-    "after",
-    "reason",
-    "error",
-    "revision",
-    "dry_run",
-}
+CONTRACT_FIELDS = HISTORY_JSON_FIELDS
 
 
 def seed(moto: MotoServer) -> None:

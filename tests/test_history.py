@@ -15,21 +15,10 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.history import MIGRATIONS, HistoryError, HistoryQuery, HistoryStore
 from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import Action, Outcome
+from tests.conftest import HISTORY_JSON_FIELDS
 
 T0 = datetime(2026, 11, 27, 12, tzinfo=UTC)
-CONTRACT_FIELDS = {
-    "time",
-    "kind",
-    "name",
-    "action",
-    "outcome",
-    "before",
-    "after",
-    "reason",
-    "error",
-    "revision",
-    "dry_run",
-}
+CONTRACT_FIELDS = HISTORY_JSON_FIELDS
 
 
 def record(
