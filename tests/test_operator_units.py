@@ -19,7 +19,7 @@ from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.passes import State, classify
 from homeostat.operator.records import ActionRecord
 from homeostat.operator.status import LoopStatus
-from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
+from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Outcome, Plan
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -191,3 +191,65 @@ def test_classify_names_the_state_of_a_resource_after_its_actions(
         for a, o in zip(plan.actions, outcomes, strict=True)
     ]
     assert classify(plan, records, dry_run=dry_run)[0] == state
+
+
+class FlakyObserver:
+    """An ECSService reconciler whose observe fails while `failing` is set, counting calls."""
+
+    kind = Kind.ECS_SERVICE
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.observed: list[str] = []
+
+    def observe(self, resources: Any, desired: Any, aws: Any, now: datetime) -> dict[str, object]:
+        self.observed.extend(r.name for r in resources)
+        return {r.name: ObserveError("boom") if self.failing else object() for r in resources}
+
+    def diff(self, resource: Any, observed: object, now: datetime) -> Plan:
+        if isinstance(observed, ObserveError):
+            return Plan(Kind.ECS_SERVICE, resource.name, error=observed.message)
+        return Plan(Kind.ECS_SERVICE, resource.name)
+
+    def apply(self, actions: Any, aws: Any) -> list[ApplyResult]:
+        return []
+
+    def wake_times(self, desired: Any, now: datetime) -> list[datetime]:
+        return []
+
+
+def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp_path: Path) -> None:
+    """Backoff skips a failing resource on ordinary passes, but a window-edge or slot pass retries it."""
+    from homeostat.operator.daemon import SCHEDULED, Daemon
+    from homeostat.operator.options import Settings
+
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "api.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {name: api}\n"
+        "spec: {cluster: c, service: api, desiredCount: 1}\n"
+    )
+    settings = Settings(
+        command="run",
+        desired_state=desired,
+        history=f"sqlite:///{tmp_path / 'h.db'}",
+        listen="127.0.0.1:0",
+        resync=60,
+        dry_run=False,
+        region="us-east-1",
+        log_format="json",
+    )
+    flaky = FlakyObserver()
+    daemon = Daemon(settings, registry=CollectorRegistry(), reconcilers={Kind.ECS_SERVICE: flaky})  # type: ignore[dict-item]
+    try:
+        daemon.run_one_pass(["startup"])
+        assert flaky.observed == ["api"]
+        assert daemon.backoff.get("ECSService", "api") is not None
+        daemon.run_one_pass(["resync"])
+        assert flaky.observed == ["api"], "a resync pass must leave the backing-off resource alone"
+        flaky.failing = False
+        daemon.run_one_pass([f"{SCHEDULED} MaintenanceWindow 2026-11-29T06:00:00+00:00"])
+        assert flaky.observed == ["api", "api"]
+        assert daemon.backoff.get("ECSService", "api") is None
+    finally:
+        daemon.history.close()  # never started: no scheduler, server or lease to stop

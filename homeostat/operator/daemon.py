@@ -45,6 +45,14 @@ WAKE_PREFIX = "wake-"
 WAKE_HORIZON = timedelta(days=8)
 
 
+# The reason of a pass a reconciler asked for (a snapshot slot, a window start or end).
+SCHEDULED = "scheduled"
+
+
+def _no_skip(_resource: Any) -> str | None:
+    return None
+
+
 class DaemonError(Exception):
     """The daemon cannot start; one line for the operator."""
 
@@ -290,7 +298,9 @@ class Daemon:
                     now=now,
                     dry_run=self.settings.dry_run,
                     metrics=self.metrics,
-                    skip=self._skip,
+                    # A pass at a window edge or snapshot slot retries every resource, backing off
+                    # or not: a backoff must never delay re-enabling alarms after maintenance.
+                    skip=_no_skip if any(r.startswith(SCHEDULED) for r in reasons) else self._skip,
                     should_stop=lambda: self._stopping,
                 )
                 statuses = self._after_pass(report.statuses, now)
@@ -335,16 +345,17 @@ class Daemon:
         if self._stopping:
             return
         now = self.clock()
-        instants: set[datetime] = set()
+        instants: dict[datetime, str] = {}
+        retry = self.backoff.next_retry()
+        if retry is not None:
+            instants[retry] = "backoff expiry"
         if self.desired is not None:
             for reconciler in self.reconcilers.values():
                 try:
-                    instants.update(reconciler.wake_times(self.desired, now))
+                    for instant in reconciler.wake_times(self.desired, now):
+                        instants[instant] = f"{SCHEDULED} {reconciler.kind} {instant.isoformat()}"
                 except Exception as exc:  # noqa: BLE001 - a bad wake time must not stop the loop
                     self.log.warning("wake_times_failed", kind=str(reconciler.kind), error=str(exc))
-        retry = self.backoff.next_retry()
-        if retry is not None:
-            instants.add(retry)
         for job in self.scheduler.get_jobs():
             if job.id.startswith(WAKE_PREFIX):
                 job.remove()
@@ -353,7 +364,7 @@ class Daemon:
                 self.request_pass,
                 "date",
                 run_date=instant,
-                args=[f"timed {instant.isoformat()}"],
+                args=[instants[instant]],
                 id=f"{WAKE_PREFIX}{instant.timestamp()}",
                 misfire_grace_time=None,
                 coalesce=True,
