@@ -119,9 +119,11 @@ def test_good_names_are_accepted(tmp_path: Path, name: str) -> None:
 
 
 def test_yaml_boolean_word_as_name_is_a_type_error(tmp_path: Path) -> None:
-    """An unquoted `on` is a YAML boolean, so as a name it is a type error, not a silent rename."""
+    """An unquoted `on` is a YAML boolean, so as a name it is a type error that says to quote it."""
     write(tmp_path, "svc.yaml", ECS.format(name="on"))
-    assert located(errors_of(tmp_path)) == [("svc.yaml", 4, "metadata.name")]
+    errors = errors_of(tmp_path)
+    assert located(errors) == [("svc.yaml", 4, "metadata.name")]
+    assert errors[0].message == "expected a string, got the boolean true: quote the value"
 
 
 WINDOW = """\

@@ -86,11 +86,14 @@ def _line_for(lines: dict[PathKey, int], loc: PathKey) -> int | None:
     return None
 
 
-def _message(error_type: str, message: str) -> str:
+def _message(error_type: str, message: str, value: object = None) -> str:
     if error_type == "extra_forbidden":
         return "unknown field"
     if error_type == "missing":
         return "required field is missing"
+    if error_type == "string_type" and isinstance(value, bool):
+        # YAML 1.1 reads unquoted yes/no/on/off/true/false as booleans.
+        return f"expected a string, got the boolean {str(value).lower()}: quote the value"
     return message.removeprefix("Value error, ")
 
 
@@ -169,7 +172,7 @@ def parse_document(
                     file,
                     _line_for(lines, loc),
                     _dotted(loc) or None,
-                    _message(err["type"], err["msg"]),
+                    _message(err["type"], err["msg"], err.get("input")),
                 )
             )
         return None, errors
