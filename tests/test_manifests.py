@@ -569,3 +569,39 @@ def test_same_service_name_in_two_clusters_is_fine(tmp_path: Path) -> None:
     other = ECS.format(name="api-eu").replace("prod-api-eu", "prod-api")
     write(tmp_path, "b.yaml", other.replace("cluster: prod", "cluster: prod-eu"))
     assert len(load_directory(tmp_path).resources) == 2
+
+
+SNAPSHOTS = """\
+apiVersion: homeostat/v1
+kind: SnapshotRetention
+metadata:
+  name: {name}
+spec:
+  dbClusterIdentifier: {cluster}
+  snapshotPrefix: {prefix}
+  retention: {{maxAge: 7d}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("cluster", "prefix", "error"),
+    [
+        pytest.param("prod", "prod-manual-", True, id="same-prefix"),
+        pytest.param("PROD", "prod-manual-weekly-", True, id="longer-prefix-other-case"),
+        pytest.param("prod", "prod-", True, id="shorter-prefix"),
+        pytest.param("prod", "prod-weekly-", False, id="disjoint-prefix"),
+        pytest.param("staging", "prod-manual-", False, id="other-cluster"),
+    ],
+)
+def test_overlapping_snapshot_prefixes_on_one_cluster_are_an_error(
+    tmp_path: Path, cluster: str, prefix: str, error: bool
+) -> None:
+    """Two retention policies that could own one snapshot are rejected, naming both places."""
+    write(tmp_path, "a.yaml", SNAPSHOTS.format(name="daily", cluster="prod", prefix="prod-manual-"))
+    write(tmp_path, "b.yaml", SNAPSHOTS.format(name="other", cluster=cluster, prefix=prefix))
+    if not error:
+        assert len(load_directory(tmp_path).resources) == 2
+        return
+    found = only_error(tmp_path)
+    assert (found.file, found.line, found.field) == ("b.yaml", 1, "spec.snapshotPrefix")
+    assert "a.yaml:1" in found.message

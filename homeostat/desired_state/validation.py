@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AlarmActions, AlarmSelector, ECSService
+from homeostat.desired_state.models import AlarmActions, AlarmSelector, ECSService, SnapshotRetention
 from homeostat.desired_state.state import ManifestError, Resource
 
 
@@ -43,6 +43,7 @@ def cross_check(resources: Sequence[Resource]) -> list[ManifestError]:
         else:
             first_seen[key] = resource
     errors.extend(_same_service_twice(resources))
+    errors.extend(_overlapping_snapshot_owners(resources))
     alarm_actions = [r for r in resources if isinstance(r.manifest, AlarmActions)]
     for index, left in enumerate(alarm_actions):
         for right in alarm_actions[index + 1 :]:
@@ -86,4 +87,32 @@ def _same_service_twice(resources: Sequence[Resource]) -> list[ManifestError]:
             )
         else:
             first_seen[key] = resource
+    return errors
+
+
+def _overlapping_snapshot_owners(resources: Sequence[Resource]) -> list[ManifestError]:
+    """Two SnapshotRetention on one cluster whose prefixes overlap would own the same snapshots
+    under different policies (one could delete what the other keeps): an error at the second.
+    Compared case-insensitively, as RDS stores identifiers in lower case."""
+    errors: list[ManifestError] = []
+    owners = [r for r in resources if isinstance(r.manifest, SnapshotRetention)]
+    for index, left in enumerate(owners):
+        for right in owners[index + 1 :]:
+            assert isinstance(left.manifest, SnapshotRetention)
+            assert isinstance(right.manifest, SnapshotRetention)
+            a, b = left.manifest.spec, right.manifest.spec
+            if a.dbClusterIdentifier.lower() != b.dbClusterIdentifier.lower():
+                continue
+            pa, pb = a.snapshotPrefix.lower(), b.snapshotPrefix.lower()
+            if pa.startswith(pb) or pb.startswith(pa):
+                errors.append(
+                    ManifestError(
+                        right.source.file,
+                        right.source.line,
+                        "spec.snapshotPrefix",
+                        f"SnapshotRetention {right.name!r} prefix {b.snapshotPrefix!r} overlaps "
+                        f"{a.snapshotPrefix!r} of SnapshotRetention {left.name!r} ({_where(left)}) "
+                        f"on cluster {b.dbClusterIdentifier!r}: one snapshot would have two owners",
+                    )
+                )
     return errors
