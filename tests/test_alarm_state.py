@@ -172,14 +172,40 @@ def test_alarms_already_in_their_effective_state_need_no_change() -> None:
     assert changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}) == []
 
 
-def test_suspended_resources_claim_their_alarms_but_are_not_counted_or_listed() -> None:
-    """A suspended resource still decides its alarms (so nobody else touches them) but is not managed."""
-    suspended = alarm_actions("frozen", ["prod-a"], False, suspend=True)
-    manifests = AlarmManifests((suspended, PROD_ON), (SUNDAY,), frozenset({(Kind.ALARM_ACTIONS, "frozen")}))
-    decided = manifests.decide(["prod-a", "prod-b"], datetime(2027, 3, 8, tzinfo=UTC))
-    assert decided["prod-a"].resource == "frozen"
+def test_a_suspended_resource_decides_only_alarms_no_live_resource_decides() -> None:
+    """A suspended AlarmActions freezes the alarms nobody live selects; it is neither counted nor listed."""
+    frozen = alarm_actions("frozen", ["ops-a"], False, suspend=True)
+    manifests = AlarmManifests((frozen, PROD_ON), (SUNDAY,), frozenset({(Kind.ALARM_ACTIONS, "frozen")}))
+    decided = manifests.decide(["ops-a", "prod-b"], datetime(2027, 3, 8, tzinfo=UTC))
+    assert decided["ops-a"].resource == "frozen"
     assert managed_counts(decided, manifests.suspended) == {"enabled": 1, "disabled": 0}
     assert [s.alarmNames or s.alarmNamePrefix for s in manifests.selectors()] == ["prod-", "prod-"]
+
+
+@pytest.mark.parametrize("flag", ["suspend", "dryRun"])
+def test_a_live_window_reenables_after_maintenance_what_a_suspended_or_dry_run_alarm_actions_selects(
+    flag: str,
+) -> None:
+    """After the window, its alarms come back on even when their AlarmActions is suspended or dry-run."""
+    paused = alarm_actions("prod", "prod-", True, **{flag: True})
+    during = effective_state(["prod-a"], {"sunday"}, [paused], [SUNDAY])
+    after = effective_state(["prod-a"], set(), [paused], [SUNDAY])
+    assert (during["prod-a"].actions_enabled, during["prod-a"].resource) == (False, "sunday")
+    assert (after["prod-a"].actions_enabled, after["prod-a"].kind) == (True, Kind.MAINTENANCE_WINDOW)
+
+
+def test_a_suspended_active_window_does_not_shadow_a_live_one() -> None:
+    """Two active windows select an alarm: the live one silences it, whatever the names' order."""
+    frozen = window("a-frozen", "prod-").model_copy(deep=True)
+    frozen = MaintenanceWindow.model_validate(
+        {
+            **frozen.model_dump(mode="json"),
+            "spec": {**frozen.spec.model_dump(mode="json", exclude_none=True), "suspend": True},
+        }
+    )
+    live = window("b-live", "prod-")
+    decided = effective_state(["prod-a"], {"a-frozen", "b-live"}, [], [frozen, live])
+    assert (decided["prod-a"].actions_enabled, decided["prod-a"].resource) == (False, "b-live")
 
 
 # --- properties ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
 from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
@@ -94,17 +95,36 @@ def effective_state(
     return decisions
 
 
+def _live(resource: AlarmActions | MaintenanceWindow) -> bool:
+    """Reconciled for real: neither suspended nor dry-run."""
+    return not (resource.spec.suspend or resource.spec.dryRun)
+
+
+def _live_first(resources: Sequence[Any]) -> list[Any]:
+    """Live resources before suspended or dry-run ones; by name within each (stable sort)."""
+    return sorted(resources, key=lambda r: not _live(r))
+
+
 def _decide(
     alarm: AlarmName,
     silencing: Sequence[MaintenanceWindow],
     alarm_actions: Sequence[AlarmActions],
     windows: Sequence[MaintenanceWindow],
 ) -> Decision | None:
-    for window in silencing:
+    """The contract's four rules in order, preferring live resources at each rule.
+
+    A suspended or dry-run resource decides an alarm only when no live one could: it
+    must never keep an alarm silenced that a live window would turn back on after
+    maintenance (rule 2 falls through to rule 3 when the selecting AlarmActions is not live).
+    """
+    for window in _live_first(silencing):
         if _selects(window.spec.silenceAlarms, alarm):
             return Decision(alarm, False, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_SILENCES)
-    for resource in alarm_actions:
+    reenabling = [w for w in _live_first(windows) if _selects(w.spec.silenceAlarms, alarm)]
+    for resource in _live_first(alarm_actions):
         if resource.spec.selects(alarm):
+            if not _live(resource) and reenabling and _live(reenabling[0]):
+                break
             return Decision(
                 alarm,
                 resource.spec.actionsEnabled,
@@ -112,9 +132,9 @@ def _decide(
                 resource.metadata.name,
                 Rule.ALARM_ACTIONS,
             )
-    for window in windows:
-        if _selects(window.spec.silenceAlarms, alarm):
-            return Decision(alarm, True, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_REENABLES)
+    if reenabling:
+        window = reenabling[0]
+        return Decision(alarm, True, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_REENABLES)
     return None
 
 
