@@ -211,20 +211,28 @@ def test_alarms_nothing_selects_are_never_touched(aws: RecordingClients, tmp_pat
     assert actions_enabled(cloudwatch, "staging-") == {"staging-a": False, "staging-b": True}
 
 
-def test_a_suspended_alarm_actions_freezes_its_alarms(aws: RecordingClients, tmp_path: Path) -> None:
-    """A suspended AlarmActions is not reconciled and no other resource takes its alarms over."""
+def test_a_suspended_alarm_actions_freezes_only_alarms_no_live_window_selects(
+    aws: RecordingClients, tmp_path: Path
+) -> None:
+    """A suspended AlarmActions is not reconciled: its alarm outside every window stays as it is,
+    while an alarm a live window selects is re-enabled after maintenance (rule 3)."""
     cloudwatch = aws.client("cloudwatch")
-    put_alarms(cloudwatch, ["prod-a"], enabled=False)
+    put_alarms(cloudwatch, ["prod-a", "ops-b"], enabled=False)
     desired = write_desired(
         tmp_path,
         {
-            "alarms.yaml": alarm_actions_yaml("frozen", "alarmNamePrefix: prod-", extra="  suspend: true\n"),
+            "alarms.yaml": alarm_actions_yaml(
+                "frozen", "alarmNames: [prod-a, ops-b]", extra="  suspend: true\n"
+            ),
             "window.yaml": weekly_window_yaml("sunday", "alarmNamePrefix: prod-"),
         },
     )
     result = reconcile(desired, aws, datetime(2027, 3, 10, tzinfo=UTC))
-    assert result.actions == []
-    assert actions_enabled(cloudwatch, "prod-") == {"prod-a": False}
+    assert [(a.kind, a.name, a.target) for a in result.actions] == [
+        (Kind.MAINTENANCE_WINDOW, "sunday", "prod-a")
+    ]
+    assert actions_enabled(cloudwatch, "prod-a") == {"prod-a": True}
+    assert actions_enabled(cloudwatch, "ops-b") == {"ops-b": False}
 
 
 # --- bad input: an alarm that does not exist ---------------------------------------------------

@@ -590,13 +590,14 @@ spec:
         pytest.param("PROD", "prod-manual-weekly-", True, id="longer-prefix-other-case"),
         pytest.param("prod", "prod-", True, id="shorter-prefix"),
         pytest.param("prod", "prod-weekly-", False, id="disjoint-prefix"),
-        pytest.param("staging", "prod-manual-", False, id="other-cluster"),
+        pytest.param("staging", "prod-manual-", True, id="other-cluster-same-prefix"),
+        pytest.param("staging", "staging-manual-", False, id="other-cluster-own-prefix"),
     ],
 )
-def test_overlapping_snapshot_prefixes_on_one_cluster_are_an_error(
+def test_overlapping_snapshot_prefixes_are_an_error(
     tmp_path: Path, cluster: str, prefix: str, error: bool
 ) -> None:
-    """Two retention policies that could own one snapshot are rejected, naming both places."""
+    """Two retention policies that could own or name one snapshot are rejected, naming both places."""
     write(tmp_path, "a.yaml", SNAPSHOTS.format(name="daily", cluster="prod", prefix="prod-manual-"))
     write(tmp_path, "b.yaml", SNAPSHOTS.format(name="other", cluster=cluster, prefix=prefix))
     if not error:

@@ -258,6 +258,19 @@ def test_a_slot_that_already_exists_on_create_counts_as_done(clients: CountingCl
     assert snapshot_ids(clients) == {"prod-manual-20261125-0300"}
 
 
+def test_a_slot_name_taken_by_another_cluster_is_an_error_not_done(clients: CountingClients) -> None:
+    """AlreadyExists for a snapshot of another cluster (identifiers are account-wide) fails the create."""
+    resources = [resource(schedule="0 3 * * *")]
+    desired = DesiredState(Revision("test"), Path("."), tuple(resources))
+    plan = RECONCILER.diff(resources[0], RECONCILER.observe(resources, desired, clients, NOW)["aurora"], NOW)
+    create_cluster(clients.client("rds"), "other")
+    seed(clients, {"prod-manual-20261125-0300": timedelta(minutes=1)}, cluster="other")
+    (result,) = RECONCILER.apply(plan.actions, clients)
+    assert result.error is not None
+    assert "already exists for another DB cluster (other)" in result.error
+    assert snapshot_ids(clients) == set()
+
+
 def test_a_snapshot_already_gone_on_delete_counts_as_done(clients: CountingClients) -> None:
     """DeleteDBClusterSnapshot answering NotFound (someone deleted it first) is success."""
     seed(clients, {"prod-manual-old": 9 * DAY, "prod-manual-new": DAY})

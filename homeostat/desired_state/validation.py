@@ -91,9 +91,11 @@ def _same_service_twice(resources: Sequence[Resource]) -> list[ManifestError]:
 
 
 def _overlapping_snapshot_owners(resources: Sequence[Resource]) -> list[ManifestError]:
-    """Two SnapshotRetention on one cluster whose prefixes overlap would own the same snapshots
-    under different policies (one could delete what the other keeps): an error at the second.
-    Compared case-insensitively, as RDS stores identifiers in lower case."""
+    """Two SnapshotRetention whose prefixes overlap are an error at the second, even on different
+    clusters: on one cluster a snapshot would have two owners with different rules, and across
+    clusters both would name their slot snapshots alike, while identifiers are unique per account
+    and region (the second cluster's snapshot could never be created). Case-insensitive, as RDS
+    stores identifiers in lower case."""
     errors: list[ManifestError] = []
     owners = [r for r in resources if isinstance(r.manifest, SnapshotRetention)]
     for index, left in enumerate(owners):
@@ -101,8 +103,6 @@ def _overlapping_snapshot_owners(resources: Sequence[Resource]) -> list[Manifest
             assert isinstance(left.manifest, SnapshotRetention)
             assert isinstance(right.manifest, SnapshotRetention)
             a, b = left.manifest.spec, right.manifest.spec
-            if a.dbClusterIdentifier.lower() != b.dbClusterIdentifier.lower():
-                continue
             pa, pb = a.snapshotPrefix.lower(), b.snapshotPrefix.lower()
             if pa.startswith(pb) or pb.startswith(pa):
                 errors.append(
@@ -111,8 +111,9 @@ def _overlapping_snapshot_owners(resources: Sequence[Resource]) -> list[Manifest
                         right.source.line,
                         "spec.snapshotPrefix",
                         f"SnapshotRetention {right.name!r} prefix {b.snapshotPrefix!r} overlaps "
-                        f"{a.snapshotPrefix!r} of SnapshotRetention {left.name!r} ({_where(left)}) "
-                        f"on cluster {b.dbClusterIdentifier!r}: one snapshot would have two owners",
+                        f"{a.snapshotPrefix!r} of SnapshotRetention {left.name!r} ({_where(left)}): "
+                        "snapshot identifiers are unique per account and region, so one name "
+                        "would have two owners",
                     )
                 )
     return errors

@@ -282,6 +282,22 @@ def missed_slot_findings(name: str, spec: SnapshotRetentionSpec, slot: SlotDecis
     )
 
 
+def _other_owner(rds: Any, action: Action) -> str | None:
+    """None when the existing snapshot of the slot's name belongs to the action's cluster, else why not."""
+    cluster = str(action.params["DBClusterIdentifier"])
+    try:
+        found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=action.target)
+    except AWS_ERRORS as exc:
+        return f"snapshot {action.target} already exists and cannot be checked: {describe_error(exc)}"
+    owners = {str(s.get("DBClusterIdentifier", "")).lower() for s in found.get("DBClusterSnapshots", [])}
+    if cluster.lower() in owners:
+        return None
+    return (
+        f"snapshot {action.target} already exists for another DB cluster ({', '.join(sorted(owners))}); "
+        f"no snapshot of {cluster} was taken for this slot"
+    )
+
+
 class SnapshotRetentionReconciler:
     kind: ClassVar[Kind] = Kind.SNAPSHOT_RETENTION
 
@@ -341,7 +357,9 @@ class SnapshotRetentionReconciler:
             if action.action == DELETE_SNAPSHOT and code == SNAPSHOT_NOT_FOUND:
                 return ApplyResult(action)  # already gone: the deletion is done
             if action.action == CREATE_SNAPSHOT and code == ALREADY_EXISTS:
-                return ApplyResult(action)  # this slot was taken already (restart, concurrent pass)
+                # This slot was taken already (restart, concurrent pass) -- if it is this
+                # cluster's snapshot: identifiers are unique per account and region.
+                return ApplyResult(action, _other_owner(rds, action))
             if code == QUOTA_EXCEEDED:
                 return ApplyResult(
                     action,
