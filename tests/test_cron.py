@@ -245,3 +245,66 @@ def test_fire_properties_hold_around_dst_changes(expression: str, near: tuple[st
 def test_transitions_were_found() -> None:
     """The DST property test really samples transitions (two per year per zone)."""
     assert len(TRANSITIONS) == 2 * 4 * len(DST_ZONES)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        pytest.param("R 3 * * *", id="croniter-random"),
+        pytest.param("0 2 L * *", id="last-day"),
+        pytest.param("0 2 15W * *", id="nearest-weekday"),
+        pytest.param("0 2 * * SUN#1", id="nth-weekday"),
+        pytest.param("0 2 ? * *", id="question-mark"),
+        pytest.param("@daily 1 2 3 4", id="macro"),
+        pytest.param("0 2 * FOO *", id="unknown-month-name"),
+        pytest.param("0 2 * * SUNDAY", id="long-day-name"),
+        pytest.param("0 2 * * 8", id="day-8"),
+        pytest.param("0 2 * * 5-2", id="reversed-range"),
+    ],
+)
+def test_only_crontab5_syntax_is_accepted(expression: str) -> None:
+    """Extensions croniter accepts (R, L, W, #, ?) and out-of-range days are validation errors."""
+    with pytest.raises(ValueError, match="invalid cron"):
+        validate_cron(expression)
+
+
+@pytest.mark.parametrize("expression", ["0 2 * * 7-7", "0 2 * * 7", "0 2 * * SUN-SUN", "0 2 * * 0/7"])
+def test_a_day_of_week_range_ending_at_7_means_sunday_only(expression: str) -> None:
+    """7 is Sunday also inside ranges and steps (croniter alone would fire every day for 7-7)."""
+    fires = fires_between(
+        validate_cron(expression),
+        "UTC",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    assert fires
+    assert {f.strftime("%a") for f in fires} == {"Sun"}
+
+
+def test_fri_sun_range_spans_the_weekend() -> None:
+    """FRI-SUN is Friday, Saturday and Sunday."""
+    fires = fires_between(
+        validate_cron("0 2 * * FRI-SUN"),
+        "UTC",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 11, 15, tzinfo=UTC),
+    )
+    assert {f.strftime("%a") for f in fires} == {"Fri", "Sat", "Sun"}
+
+
+def test_day_of_month_step_and_weekday_combine_with_and_when_one_starts_with_star() -> None:
+    """`*/5` and MON: Vixie cron fires on Mondays that are also day 1, 6, 11, ... (not either)."""
+    fires = fires_between(
+        validate_cron("0 0 */5 * MON"),
+        "UTC",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 31, tzinfo=UTC),
+    )
+    assert [f.day for f in fires] == [16, 21]
+    both_restricted = fires_between(
+        validate_cron("0 0 1 * MON"),
+        "UTC",
+        datetime(2026, 10, 31, tzinfo=UTC),
+        datetime(2026, 11, 30, tzinfo=UTC),
+    )
+    assert [f.day for f in both_restricted] == [1, 2, 9, 16, 23, 30]
