@@ -1,5 +1,6 @@
 """The AWS seam reconcilers see: clients built once by the operator, and error text."""
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -11,7 +12,27 @@ class AwsClients(Protocol):
     def client(self, service: str) -> Any: ...
 
 
-AWS_ERRORS = (ClientError, BotoCoreError)
+class ListingCutShort(Exception):
+    """A paged listing cannot be completed (e.g. the endpoint repeats a page token)."""
+
+
+AWS_ERRORS = (ClientError, BotoCoreError, ListingCutShort)
+
+
+def pages(call: Callable[..., Mapping[str, Any]], token: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
+    """Every page of a listing that continues with `token` (NextToken, Marker). Raises
+    ListingCutShort when a token repeats: such a listing would never end, and is never complete."""
+    seen: set[str] = set()
+    while True:
+        response = call(**kwargs)
+        yield response
+        following = response.get(token)
+        if not following:
+            return
+        if following in seen:
+            raise ListingCutShort(f"the listing repeated {token} {following!r}; it was cut short")
+        seen.add(str(following))
+        kwargs[token] = following
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -30,7 +30,7 @@ from homeostat.desired_state.models import AlarmSelector
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement
 from homeostat.reconcilers.alarm_state import DISABLE, ENABLE, AlarmManifests, managed_counts
-from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error
+from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, pages
 
 PAGE_SIZE = 100
 NAMES_PER_CALL = 100
@@ -129,14 +129,11 @@ def _collect(response: Mapping[str, Any], into: dict[AlarmName, ObservedAlarm]) 
 def _paged(cloudwatch: Any, **query: Any) -> dict[AlarmName, ObservedAlarm]:
     """Every page of one DescribeAlarms query; raises on any failed page."""
     found: dict[AlarmName, ObservedAlarm] = {}
-    kwargs: dict[str, Any] = {**query, "AlarmTypes": ALARM_TYPES, "MaxRecords": PAGE_SIZE}
-    while True:
-        response = cloudwatch.describe_alarms(**kwargs)
+    for response in pages(
+        cloudwatch.describe_alarms, "NextToken", **query, AlarmTypes=ALARM_TYPES, MaxRecords=PAGE_SIZE
+    ):
         _collect(response, found)
-        token = response.get("NextToken")
-        if not token:
-            return found
-        kwargs["NextToken"] = token
+    return found
 
 
 def list_alarms(selectors: Sequence[AlarmSelector], cloudwatch: Any) -> AlarmListing:

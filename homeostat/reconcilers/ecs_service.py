@@ -18,7 +18,7 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ECSService, ECSServiceSpec
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error
+from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, pages
 
 DESCRIBE_SERVICES_BATCH = 10
 SCALABLE_TARGETS_BATCH = 50
@@ -207,21 +207,17 @@ class ECSServiceReconciler:
         client = aws.client("application-autoscaling")
         try:
             for batch in chunks(ids, SCALABLE_TARGETS_BATCH):
-                kwargs: dict[str, Any] = {
-                    "ServiceNamespace": "ecs",
-                    "ResourceIds": batch,
-                    "ScalableDimension": SCALABLE_DIMENSION,
-                }
-                while True:
-                    response = client.describe_scalable_targets(**kwargs)
+                for response in pages(
+                    client.describe_scalable_targets,
+                    "NextToken",
+                    ServiceNamespace="ecs",
+                    ResourceIds=batch,
+                    ScalableDimension=SCALABLE_DIMENSION,
+                ):
                     for item in response.get("ScalableTargets", []):
                         found[item["ResourceId"]] = ScalableTarget(
                             int(item["MinCapacity"]), int(item["MaxCapacity"])
                         )
-                    token = response.get("NextToken")
-                    if not token:
-                        break
-                    kwargs["NextToken"] = token
         except AWS_ERRORS as exc:
             return {}, f"cannot read Application Auto Scaling targets: {describe_error(exc)}"
         return found, None

@@ -28,7 +28,7 @@ from homeostat.desired_state.identifiers import DBClusterId, Kind, SnapshotId
 from homeostat.desired_state.models import SnapshotRetention, SnapshotRetentionSpec
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, Measurement, ObserveError, Plan
-from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, error_code
+from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, error_code, pages
 from homeostat.reconcilers.snapshot_policy import (
     Deletion,
     ObservedSnapshot,
@@ -145,17 +145,9 @@ def existing_clusters(rds: Any, clusters: Sequence[str]) -> set[str]:
     """Lower-cased identifiers of the named clusters that exist (raises on AWS errors)."""
     found: set[str] = set()
     for batch in chunks(sorted(clusters), CLUSTER_FILTER_BATCH):
-        kwargs: dict[str, Any] = {
-            "Filters": [{"Name": "db-cluster-id", "Values": batch}],
-            "MaxRecords": PAGE_SIZE,
-        }
-        while True:
-            response = rds.describe_db_clusters(**kwargs)
+        filters = [{"Name": "db-cluster-id", "Values": batch}]
+        for response in pages(rds.describe_db_clusters, "Marker", Filters=filters, MaxRecords=PAGE_SIZE):
             found.update(str(c["DBClusterIdentifier"]).lower() for c in response.get("DBClusters", []))
-            marker = response.get("Marker")
-            if not marker:
-                break
-            kwargs["Marker"] = marker
     return found
 
 
