@@ -606,3 +606,48 @@ def test_overlapping_snapshot_prefixes_are_an_error(
     found = only_error(tmp_path)
     assert (found.file, found.line, found.field) == ("b.yaml", 1, "spec.snapshotPrefix")
     assert "a.yaml:1" in found.message
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        pytest.param(
+            "apiVersion: homeostat/v1\nkind: [ECSService]\nmetadata: {name: a}\nspec: {}\n",
+            "kind",
+            "unknown kind",
+            id="kind-is-a-list",
+        ),
+        pytest.param(
+            "apiVersion: homeostat/v1\nkind: AlarmActions\nmetadata:\n  name: b\n  labels: &a {k: *a}\n"
+            "spec: {alarmNamePrefix: x, actionsEnabled: true}\n",
+            "metadata.labels.k",
+            "YAML aliases",
+            id="self-referencing-alias",
+        ),
+        pytest.param(
+            "apiVersion: homeostat/v1\nkind: SnapshotRetention\nmetadata: {name: c}\n"
+            "spec: {dbClusterIdentifier: x, snapshotPrefix: x-, retention: {maxAge: 999999999w}}\n",
+            "spec.retention.maxAge",
+            "longer than 10 years",
+            id="huge-duration",
+        ),
+    ],
+)
+def test_hostile_input_is_a_located_validation_error_not_a_crash(
+    tmp_path: Path, text: str, field: str, message: str
+) -> None:
+    """Inputs that used to raise TypeError, RecursionError or OverflowError reject the revision cleanly."""
+    (tmp_path / "bad.yaml").write_text(text)
+    error = only_error(tmp_path)
+    assert error.field == field
+    assert message in error.message
+
+
+def test_nested_aliases_are_refused_quickly(tmp_path: Path) -> None:
+    """A 'billion laughs' document is one error, found without expanding it."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 10):
+        name, previous = chr(97 + level), chr(96 + level)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    (tmp_path / "laughs.yaml").write_text("\n".join(lines) + "\n")
+    assert "YAML aliases" in only_error(tmp_path).message

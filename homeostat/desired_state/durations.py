@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _PATTERN = re.compile(r"^([1-9][0-9]{0,8})([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_REGEX = _PATTERN.pattern
+MAX_SECONDS = 3650 * 86400
 
 
 def parse_duration(text: object) -> timedelta:
@@ -20,7 +21,10 @@ def parse_duration(text: object) -> timedelta:
     match = _PATTERN.match(text)
     if match is None:
         raise ValueError(f"invalid duration {text!r}: use a positive whole number and s, m, h, d or w")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {text!r} is longer than 10 years")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

@@ -55,8 +55,29 @@ def _read_stable(directory: Path) -> dict[Path, bytes]:
     return previous or {}
 
 
-def _line_map(node: yaml.Node, path: PathKey, out: dict[PathKey, int], errors: list[str]) -> None:
+_ALIAS_ERROR = "YAML aliases of mappings and lists are not supported"
+
+
+def _line_map(
+    node: yaml.Node,
+    path: PathKey,
+    out: dict[PathKey, int],
+    errors: list[str],
+    visited: set[int] | None = None,
+) -> None:
+    """Record the line of every field; flag duplicate keys and aliased collections.
+
+    Aliases of mappings or sequences are refused: a self-referencing alias would
+    recurse forever and nested aliases ("billion laughs") expand exponentially.
+    """
+    visited = set() if visited is None else visited
     out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in visited:
+            if not any(_ALIAS_ERROR in e for e in errors):  # one per document is enough
+                errors.append(f"{node.start_mark.line + 1}\0{_dotted(path)}\0{_ALIAS_ERROR}")
+            return
+        visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -65,11 +86,11 @@ def _line_map(node: yaml.Node, path: PathKey, out: dict[PathKey, int], errors: l
                 errors.append(f"{key_node.start_mark.line + 1}\0{_dotted((*path, key))}\0duplicate key")
             seen.add(key)
             out[(*path, key)] = key_node.start_mark.line + 1
-            _line_map(value_node, (*path, key), out, errors)
+            _line_map(value_node, (*path, key), out, errors, visited)
             out[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _line_map(item, (*path, index), out, errors)
+            _line_map(item, (*path, index), out, errors, visited)
 
 
 def _dotted(path: Iterable[str | int]) -> str:
@@ -142,7 +163,7 @@ def parse_document(
     kind = data.get("kind")
     if kind is None:
         return None, [ManifestError(file, line, "kind", "required field is missing")]
-    if kind not in set(Kind):
+    if not isinstance(kind, str) or kind not in set(Kind):
         kinds = ", ".join(k.value for k in Kind)
         return None, [
             ManifestError(
@@ -216,7 +237,13 @@ def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision)
             errors.extend(doc_errors)
             if doc_errors or data is None:
                 continue
-            manifest, manifest_errors = parse_document(file, data, lines)
+            try:
+                manifest, manifest_errors = parse_document(file, data, lines)
+            except Exception as exc:  # noqa: BLE001 - any input the checks above missed rejects the revision
+                errors.append(
+                    ManifestError(file, lines.get(()), None, f"cannot validate: {type(exc).__name__}: {exc}")
+                )
+                continue
             errors.extend(manifest_errors)
             if manifest is not None:
                 resources.append(Resource(manifest, Source(file, lines.get((), 1))))
