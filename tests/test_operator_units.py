@@ -253,3 +253,43 @@ def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp
         assert daemon.backoff.get("ECSService", "api") is None
     finally:
         daemon.history.close()  # never started: no scheduler, server or lease to stop
+
+
+class FailingOnceHistory:
+    """A history store whose first write fails (disk full), then works."""
+
+    def __init__(self) -> None:
+        self.rows: list[ActionRecord] = []
+        self.fail = True
+
+    def add(self, records: list[ActionRecord]) -> None:
+        if self.fail:
+            self.fail = False
+            raise OSError("disk full")
+        self.rows.extend(records)
+
+
+def test_a_failed_history_write_still_logs_and_counts_and_the_rows_are_written_later() -> None:
+    """An action applied in AWS is never without a trace: log and counter first, the row on the next write."""
+    metrics = Metrics(CollectorRegistry())
+    history = FailingOnceHistory()
+    executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
+    first = ActionRecord.of(action("a"), Outcome.APPLIED, time=NOW, revision="r")
+    with structlog.testing.capture_logs() as logs, pytest.raises(OSError, match="disk full"):
+        executor.record([first])
+    assert [e["event"] for e in logs] == ["action", "history_write_failed"]
+    sample = {"kind": "ECSService", "action": "update_service", "outcome": "applied"}
+    assert metrics.registry.get_sample_value("homeostat_actions_total", sample) == 1
+    second = ActionRecord.of(action("b"), Outcome.APPLIED, time=NOW, revision="r")
+    executor.record([second])
+    assert [r.name for r in history.rows] == ["a", "b"]
+
+
+def test_a_failed_pass_is_not_progress() -> None:
+    """Liveness counts from the last completed pass: a loop whose passes all fail turns unhealthy."""
+    status = LoopStatus(resync_seconds=10, started_monotonic=100.0)
+    status.begin_pass()
+    status.end_pass(NOW, [], completed=False)
+    assert status.passes == 0
+    assert status.pass_finished is None
+    assert not status.healthy(131.0)[0]

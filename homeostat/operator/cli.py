@@ -13,6 +13,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from homeostat import __version__
 from homeostat.desired_state.loading import load_directory
@@ -166,6 +167,11 @@ def cmd_demo(settings: Settings) -> int:
         raise CommandError(str(exc)) from exc
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "schema": cmd_schema,
@@ -202,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "homeostat: error: no AWS credentials found in the boto3 credential chain",
             file=sys.stderr,
         )
+        return EXIT_ERROR
+    except SQLAlchemyError as exc:
+        print(f"homeostat: error: history database: {_first_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except BotoCoreError as exc:
         print(f"homeostat: error: AWS: {exc}", file=sys.stderr)

@@ -283,6 +283,7 @@ class Daemon:
 
     def run_one_pass(self, reasons: list[str]) -> None:
         now = self.clock()
+        completed = False
         self.status.begin_pass()
         statuses: list[ResourceStatus] = []
         try:
@@ -312,10 +313,14 @@ class Daemon:
                     drifted=len(report.drifted),
                 )
         except Exception as exc:
+            completed = False
             self.log.exception("pass_failed", error=str(exc))
+        else:
+            completed = True
         finally:
-            self.status.end_pass(self.clock(), statuses)
-            self.metrics.last_pass_timestamp_seconds.set(self.clock().timestamp())
+            self.status.end_pass(self.clock(), statuses, completed=completed)
+            if completed:
+                self.metrics.last_pass_timestamp_seconds.set(self.clock().timestamp())
             self._reschedule()
 
     def _after_pass(self, statuses: list[ResourceStatus], now: datetime) -> list[ResourceStatus]:

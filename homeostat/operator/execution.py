@@ -25,6 +25,7 @@ class Executor:
         self.metrics = metrics
         self.log = log
         self.clock = clock
+        self._unwritten: list[ActionRecord] = []
 
     def execute(
         self,
@@ -86,8 +87,23 @@ class Executor:
         return records
 
     def record(self, records: Sequence[ActionRecord]) -> None:
-        if self.history is not None:
-            self.history.add(records)
+        """Log and count first, then write the history: a failing database must not hide an
+        action already applied in AWS. Rows that could not be written are kept and written
+        with the next records; the failure is logged and raised to the loop (a pass whose
+        history cannot be written is not progress)."""
+        self._log_and_count(records)
+        self._unwritten.extend(records)
+        if self.history is None or not self._unwritten:
+            self._unwritten.clear()
+            return
+        try:
+            self.history.add(self._unwritten)
+        except Exception as exc:
+            self.log.error("history_write_failed", rows=len(self._unwritten), error=str(exc))
+            raise
+        self._unwritten.clear()
+
+    def _log_and_count(self, records: Sequence[ActionRecord]) -> None:
         for record in records:
             if self.metrics is not None:
                 self.metrics.actions_total.labels(

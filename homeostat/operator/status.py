@@ -37,9 +37,13 @@ class LoopStatus:
             self.in_pass = True
             self.pass_started = time.monotonic()
 
-    def end_pass(self, when: datetime, statuses: list[ResourceStatus]) -> None:
+    def end_pass(self, when: datetime, statuses: list[ResourceStatus], *, completed: bool = True) -> None:
+        """A pass that failed part-way ends, but is not progress: liveness keeps counting
+        from the last completed pass, so a loop whose every pass fails turns unhealthy."""
         with self.lock:
             self.in_pass = False
+            if not completed:
+                return
             self.pass_finished = time.monotonic()
             self.passes += 1
             self.last_pass_time = when
