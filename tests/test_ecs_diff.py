@@ -134,10 +134,17 @@ def test_desired_count_on_an_autoscaled_service_is_a_conflict() -> None:
     assert "Auto Scaling" in actions[0].conflict
 
 
-def test_autoscaled_service_with_matching_count_is_not_a_conflict() -> None:
-    """A declared count that equals the live one changes nothing, so nothing conflicts."""
-    spec = service(desiredCount=3).spec
-    assert diff_service("api", spec, observed(3, "api:1", ScalableTarget(2, 8))) == ()
+def test_autoscaled_service_with_declared_count_is_a_conflict_even_when_counts_agree() -> None:
+    """The autoscaler owns the count: declaring one is a Conflict whatever the live value, and the
+    task definition drift of that service is not applied either."""
+    spec = service(desiredCount=3, taskDefinition="api:2").spec
+    (action,) = diff_service("api", spec, observed(3, "api:1", ScalableTarget(2, 8)))
+    assert action.conflict is not None
+    assert action.after == {"desiredCount": 3, "taskDefinition": "api:2"}
+    assert action.reason == "drift: taskDefinition differs from the manifest"
+    (alone,) = diff_service("api", service(desiredCount=3).spec, observed(3, "api:1", ScalableTarget(2, 8)))
+    assert alone.conflict is not None
+    assert alone.reason.startswith("desiredCount is declared for a service whose count")
 
 
 def test_autoscaling_bounds_drift_is_a_register_scalable_target() -> None:
@@ -241,14 +248,10 @@ def test_applying_the_plan_reaches_the_declared_state(spec: ECSServiceSpec, live
 @settings(max_examples=500, deadline=None)
 @given(spec=specs(), live=OBSERVATIONS)
 def test_conflicts_change_nothing(spec: ECSServiceSpec, live: ServiceObservation) -> None:
-    """A conflict arises exactly when an autoscaled service's declared count differs; then every
-    action is conflicted, so applying the plan leaves the service as it was."""
+    """A conflict arises exactly when an autoscaled service declares a count; then every action is
+    conflicted, so applying the plan leaves the service as it was."""
     actions = diff_service("api", spec, live)
-    expect_conflict = (
-        live.scalable_target is not None
-        and spec.desiredCount is not None
-        and spec.desiredCount != live.desired_count
-    )
+    expect_conflict = live.scalable_target is not None and spec.desiredCount is not None
     assert any(a.conflict for a in actions) == expect_conflict
     if expect_conflict:
         assert all(a.conflict for a in actions)
@@ -267,6 +270,8 @@ def test_plans_are_minimal(spec: ECSServiceSpec, live: ServiceObservation) -> No
     assert kinds.count(UPDATE_SCALABLE_TARGET) <= 1
     for action in actions:
         assert set(action.before) == set(action.after)
+        if action.conflict is not None:
+            continue  # a conflict reports the declared count even when it equals the live one
         assert action.before != action.after
         if action.action == UPDATE_SERVICE:
             assert all(action.before[k] != action.after[k] for k in action.after)

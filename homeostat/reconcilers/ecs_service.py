@@ -71,7 +71,10 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     params: dict[str, Any] = {"cluster": spec.cluster, "service": spec.service}
-    if spec.desiredCount is not None and spec.desiredCount != live.desired_count:
+    # Declaring desiredCount for an autoscaled service is a Conflict even while the counts
+    # happen to agree: the autoscaler owns the count, and the manifest must say so.
+    count_conflict = spec.desiredCount is not None and live.scalable_target is not None
+    if spec.desiredCount is not None and (spec.desiredCount != live.desired_count or count_conflict):
         before["desiredCount"] = live.desired_count
         after["desiredCount"] = spec.desiredCount
         params["desiredCount"] = spec.desiredCount
@@ -83,14 +86,15 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
         params["taskDefinition"] = spec.taskDefinition
     target = f"{cluster_name(spec.cluster)}/{spec.service}"
     conflict = None
-    if live.scalable_target is not None and "desiredCount" in after:
+    if count_conflict:
         conflict = (
             "service has an Application Auto Scaling target that owns desiredCount; "
             "declare autoscaling bounds instead of desiredCount"
         )
     if after:
-        changed = " and ".join(sorted(after))
-        verb = "differ" if len(after) > 1 else "differs"
+        drifted = sorted(k for k in after if before[k] != after[k])
+        changed = " and ".join(drifted) or "desiredCount"
+        verb = "differ" if len(drifted) > 1 else "differs"
         actions.append(
             Action(
                 kind=Kind.ECS_SERVICE,
@@ -99,7 +103,9 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
                 target=target,
                 before=before,
                 after=after,
-                reason=f"drift: {changed} {verb} from the manifest",
+                reason=f"drift: {changed} {verb} from the manifest"
+                if drifted
+                else "desiredCount is declared for a service whose count Application Auto Scaling owns",
                 params=params,
                 conflict=conflict,
             )
