@@ -19,7 +19,7 @@ from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.passes import State, classify
 from homeostat.operator.records import ActionRecord
 from homeostat.operator.status import LoopStatus
-from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Outcome, Plan
+from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Outcome, Plan
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -293,3 +293,51 @@ def test_a_failed_pass_is_not_progress() -> None:
     assert status.passes == 0
     assert status.pass_finished is None
     assert not status.healthy(131.0)[0]
+
+
+class MeasuringReconciler(FlakyObserver):
+    """Reports a per-resource gauge on every plan."""
+
+    def diff(self, resource: Any, observed: object, now: datetime) -> Plan:
+        return Plan(
+            Kind.ECS_SERVICE,
+            resource.name,
+            measurements=(Measurement("snapshots_owned", {"name": resource.name}, 3.0),),
+        )
+
+
+def test_per_resource_gauges_go_with_a_removed_manifest(tmp_path: Path) -> None:
+    """A gauge series a resource's plans set is removed when its manifest is removed."""
+    from homeostat.operator.daemon import Daemon
+    from homeostat.operator.options import Settings
+
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    manifest = "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {{name: {n}}}\nspec: {{cluster: c, service: {n}}}\n"
+    (desired / "a.yaml").write_text(manifest.format(n="a"))
+    (desired / "b.yaml").write_text(manifest.format(n="b"))
+    settings = Settings(
+        command="run",
+        desired_state=desired,
+        history=f"sqlite:///{tmp_path / 'h.db'}",
+        listen="127.0.0.1:0",
+        resync=60,
+        dry_run=False,
+        region="us-east-1",
+        log_format="json",
+    )
+    registry = CollectorRegistry()
+    daemon = Daemon(settings, registry=registry, reconcilers={Kind.ECS_SERVICE: MeasuringReconciler()})  # type: ignore[dict-item]
+    try:
+        daemon.run_one_pass(["startup"])
+        assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "b"}) == 3.0
+        (desired / "b.yaml").unlink()
+        daemon.run_one_pass(["desired state changed"])
+        assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "b"}) is None
+        assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "a"}) == 3.0
+        assert (
+            registry.get_sample_value("homeostat_resource_in_sync", {"kind": "ECSService", "name": "b"})
+            is None
+        )
+    finally:
+        daemon.history.close()

@@ -4,9 +4,20 @@ A leaf: imports nothing from homeostat. Built against a given registry so
 tests use a fresh one; the daemon uses the process default.
 """
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "homeostat"
+
+
+# The label names of each reconciler-observed gauge, in declaration order.
+MEASUREMENT_LABELS: dict[str, tuple[str, ...]] = {
+    "maintenance_window_active": ("name",),
+    "snapshot_newest_age_seconds": ("name",),
+    "snapshots_owned": ("name",),
+    "alarms_managed": ("state",),
+}
 
 
 class Metrics:
@@ -127,6 +138,14 @@ class Metrics:
     def set_revision(self, revision: str) -> None:
         self.desired_state_revision_info.clear()
         self.desired_state_revision_info.labels(revision=revision).set(1)
+
+    def remove_measurement(self, metric: str, labels: dict[str, str]) -> None:
+        """Drop one labelled series of a reconciler-observed gauge (its resource is gone)."""
+        gauge = self.gauges_by_name.get(metric)
+        if gauge is None or not labels:
+            return
+        with contextlib.suppress(KeyError):  # never set, or removed already
+            gauge.remove(*(labels[name] for name in MEASUREMENT_LABELS[metric]))
 
     def set_measurement(self, metric: str, labels: dict[str, str], value: float) -> bool:
         """Set a reconciler-observed gauge by name; False when no such gauge exists."""

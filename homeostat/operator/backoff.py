@@ -57,6 +57,9 @@ class Backoff:
     def next_retry(self) -> datetime | None:
         return min((e.retry_at for e in self._entries.values()), default=None)
 
+    def retry_times(self) -> set[datetime]:
+        return {e.retry_at for e in self._entries.values()}
+
     def forget_except(self, keep: set[tuple[str, str]]) -> None:
         for key in set(self._entries) - keep:
             del self._entries[key]

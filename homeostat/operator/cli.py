@@ -32,6 +32,7 @@ from homeostat.reconcilers.registry import default_reconcilers
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 2
+EXIT_INTERRUPTED = 130
 
 
 class CommandError(Exception):
@@ -216,6 +217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"homeostat: error: AWS: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return EXIT_OK
+        return EXIT_INTERRUPTED  # never 0: `plan` would read as "in sync", `run --once` as success
     except BrokenPipeError:
         return EXIT_OK

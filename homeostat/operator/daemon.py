@@ -7,6 +7,7 @@ SIGTERM/SIGINT let the resource in flight finish and be recorded, then the
 process exits 0.
 """
 
+import contextlib
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -86,7 +88,8 @@ class Daemon:
         self._stopping = False
         self._managed: set[tuple[str, str]] = set()
         self._in_sync_labels: set[tuple[str, str]] = set()
-        self._gauge_labels: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        # Per resource, the per-resource gauge series its plans set (removed with the resource).
+        self._measured: dict[tuple[str, str], set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
         self._rejected: str | None = None
         try:
             self.history = HistoryStore(settings.history)
@@ -270,9 +273,15 @@ class Daemon:
             )
         self.status.keep_only(keys)
         self.backoff.forget_except(keys)
+        for key in set(self._measured) - keys:
+            self._forget_measurements(key)
         for kind, name in self._in_sync_labels - keys:
             self.metrics.resource_in_sync.remove(kind, name)
         self._in_sync_labels &= keys
+
+    def _forget_measurements(self, key: tuple[str, str]) -> None:
+        for metric, labels in self._measured.pop(key, set()):
+            self.metrics.remove_measurement(metric, dict(labels))
 
     def _skip(self, resource: Any) -> str | None:
         entry = self.backoff.waiting(str(resource.kind), resource.name, self.clock())
@@ -327,7 +336,9 @@ class Daemon:
         kept: list[ResourceStatus] = []
         for status in statuses:
             if status.state == State.ERROR:
-                entry = self.backoff.failed(status.kind, status.name, now, status.message)
+                # Counted from now, the end of the pass, not its start: a slow pass must not
+                # leave the retry instant already in the past.
+                entry = self.backoff.failed(status.kind, status.name, self.clock(), status.message)
                 self.log.warning(
                     "resource_backoff",
                     kind=status.kind,
@@ -340,30 +351,53 @@ class Daemon:
                 self.backoff.succeeded(status.kind, status.name)
             if status.state == State.NOT_REACHED:
                 continue
+            key = (status.kind, status.name)
+            if status.state == State.SUSPENDED:
+                self._forget_measurements(key)  # not reconciled: its last values would go stale
+            elif status.plan is not None:
+                self._measured.setdefault(key, set()).update(
+                    (m.metric, tuple(sorted(m.labels.items())))
+                    for m in status.plan.measurements
+                    if "name" in m.labels  # per-resource series only; alarms_managed is global
+                )
             if status.state not in {State.BACKING_OFF}:
                 self._in_sync_labels.add((status.kind, status.name))
             kept.append(status)
         return kept
 
     def _reschedule(self) -> None:
-        """Replace the timed wake-ups: reconciler instants (slots, window edges) and backoff expiry."""
+        """Replace the timed wake-ups: reconciler instants (slots, window edges) and backoff expiry.
+
+        Never raises: a failure here must not end the loop (the resync keeps it going).
+        """
         if self._stopping:
             return
+        try:
+            self._replace_wake_jobs()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            self.log.error("reschedule_failed", error=str(exc))
+
+    def _replace_wake_jobs(self) -> None:
         now = self.clock()
         instants: dict[datetime, str] = {}
-        retry = self.backoff.next_retry()
-        if retry is not None:
-            instants[retry] = "backoff expiry"
+        for retry in self.backoff.retry_times():
+            if retry <= now:
+                self.request_pass("backoff expiry")  # due already: retry at once
+            else:
+                instants[retry] = "backoff expiry"
         if self.desired is not None:
             for reconciler in self.reconcilers.values():
                 try:
                     for instant in reconciler.wake_times(self.desired, now):
+                        if instant.tzinfo is None:
+                            raise ValueError(f"naive wake time {instant.isoformat()}")
                         instants[instant] = f"{SCHEDULED} {reconciler.kind} {instant.isoformat()}"
                 except Exception as exc:  # noqa: BLE001 - a bad wake time must not stop the loop
                     self.log.warning("wake_times_failed", kind=str(reconciler.kind), error=str(exc))
         for job in self.scheduler.get_jobs():
             if job.id.startswith(WAKE_PREFIX):
-                job.remove()
+                with contextlib.suppress(JobLookupError):  # it fired (and went) meanwhile
+                    self.scheduler.remove_job(job.id)
         for instant in sorted(i for i in instants if now < i <= now + WAKE_HORIZON):
             self.scheduler.add_job(
                 self.request_pass,
@@ -373,6 +407,7 @@ class Daemon:
                 id=f"{WAKE_PREFIX}{instant.timestamp()}",
                 misfire_grace_time=None,
                 coalesce=True,
+                replace_existing=True,
             )
 
 

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from homeostat.desired_state.durations import parse_duration
 
 USAGE_EXIT = 1
+# Upper bounds of whole-number options (others: 1,000,000): --resync at most a day.
+INT_LIMITS = {"resync": 86_400, "limit": 1_000_000}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -164,8 +166,9 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
             value = int(str(raw))
         except ValueError:
             raise UsageError(f"{source}: expected a whole number, got {raw!r}") from None
-        if value < 1:
-            raise UsageError(f"{source}: must be at least 1, got {value}")
+        highest = INT_LIMITS.get(option.dest, 1_000_000)
+        if not 1 <= value <= highest:
+            raise UsageError(f"{source}: must be from 1 to {highest}, got {value}")
         return value
     if option.kind == "path":
         return Path(str(raw))
@@ -176,8 +179,11 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
             raise UsageError(f"{source}: {exc}") from None
     if option.kind == "choice" and str(raw) not in option.choices:
         raise UsageError(f"{source}: expected one of {', '.join(option.choices)}, got {raw!r}")
-    if option.dest == "listen" and not re.fullmatch(r"\[?[A-Za-z0-9.:-]*\]?:[0-9]{1,5}", str(raw)):
-        raise UsageError(f"{source}: expected HOST:PORT, got {raw!r}")
+    if option.dest == "listen" and (
+        not re.fullmatch(r"\[?[A-Za-z0-9.:-]*\]?:[0-9]{1,5}", str(raw))
+        or int(str(raw).rsplit(":", 1)[1]) > 65535
+    ):
+        raise UsageError(f"{source}: expected HOST:PORT with a port from 0 to 65535, got {raw!r}")
     return raw
 
 
