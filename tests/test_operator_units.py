@@ -313,7 +313,8 @@ def test_per_resource_gauges_go_with_a_removed_manifest(tmp_path: Path) -> None:
 
     desired = tmp_path / "desired"
     desired.mkdir()
-    manifest = "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {{name: {n}}}\nspec: {{cluster: c, service: {n}}}\n"
+    manifest = "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {{name: {n}}}\n"
+    manifest += "spec: {{cluster: c, service: {n}}}\n"
     (desired / "a.yaml").write_text(manifest.format(n="a"))
     (desired / "b.yaml").write_text(manifest.format(n="b"))
     settings = Settings(
