@@ -66,7 +66,9 @@ class AutoscalingBounds(_Strict):
 
 class ECSServiceSpec(_Spec):
     cluster: Annotated[str, Field(pattern=AWS_NAME, description="ECS cluster name or ARN.")]
-    service: Annotated[str, Field(pattern=AWS_NAME, description="ECS service name.")]
+    service: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$", description="ECS service name (not an ARN).")
+    ]
     desiredCount: Annotated[
         StrictInt | None,
         Field(ge=0, description="Tasks to run. Omit when Application Auto Scaling owns the count."),

@@ -23,6 +23,7 @@ from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryError, HistoryQuery, HistoryStore
+from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.logs import configure_logging, get_logger
 from homeostat.operator.options import USAGE_EXIT, Settings, UsageError, parse_settings
 from homeostat.operator.output import history_text, plan_json, plan_text, report_text
@@ -96,6 +97,20 @@ def open_history(settings: Settings) -> HistoryStore:
 def cmd_run_once(settings: Settings) -> int:
     desired = load_or_fail(settings)
     history = open_history(settings)
+    lease = Lease(history.engine)
+    try:
+        lease.acquire()  # a pass next to a running daemon would act twice on one database
+    except LeaseHeld as exc:
+        history.close()
+        raise CommandError(str(exc)) from exc
+    try:
+        return _run_once(settings, desired, history)
+    finally:
+        lease.release()
+        history.close()
+
+
+def _run_once(settings: Settings, desired: DesiredState, history: HistoryStore) -> int:
     metrics = Metrics(CollectorRegistry())
     aws = BotoClients(
         settings.region,
@@ -114,7 +129,6 @@ def cmd_run_once(settings: Settings) -> int:
         metrics=metrics,
     )
     seconds = time.monotonic() - started
-    history.close()
     print(
         f"revision {desired.revision}: {len(report.statuses)} resources, {len(report.records)} actions "
         f"in {seconds:.2f}s" + (" (dry run)" if settings.dry_run else "")

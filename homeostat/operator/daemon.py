@@ -118,11 +118,12 @@ class Daemon:
             self._cond.notify_all()
 
     def stop(self, reason: str = "stop requested") -> None:
+        first = not self._stopping
+        self._stopping = True  # before anything that could fail: a stop is never lost
         with self._cond:
-            if not self._stopping:
-                self.log.info("shutting_down", reason=reason)
-            self._stopping = True
             self._cond.notify_all()
+        if first:
+            self.log.info("shutting_down", reason=reason)
 
     @property
     def stopping(self) -> bool:
@@ -141,9 +142,10 @@ class Daemon:
             raise DaemonError(str(exc)) from exc
         try:
             self.server = StatusServer(self.settings.listen_address, self.registry, self.status)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             self.lease.release()
-            raise DaemonError(f"cannot listen on {self.settings.listen}: {exc.strerror}") from exc
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise DaemonError(f"cannot listen on {self.settings.listen}: {reason}") from exc
         self.server.start()
         self.metrics.build_info.labels(version=__version__).set(1)
         self.metrics.resync_seconds.set(self.settings.resync)
@@ -413,16 +415,30 @@ class Daemon:
 
 def run_daemon(settings: Settings, announce: Callable[[str], None] | None = None) -> int:
     """Start, serve until SIGTERM/SIGINT, clean up. Raises DaemonError when it cannot start."""
-    daemon = Daemon(settings, announce=announce)
-    daemon.start()
+    early: list[str] = []  # a signal before the daemon exists: stop as soon as it does
+    holder: list[Daemon] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        daemon.stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if holder:
+            holder[0].stop(name)
+        else:
+            early.append(name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return daemon.serve()
+        daemon = Daemon(settings, announce=announce)
+        holder.append(daemon)
+        if early:
+            daemon.history.close()
+            return 0
+        daemon.start()
+        try:
+            if early:
+                daemon.stop(early[0])
+            return daemon.serve()
+        finally:
+            daemon.close()
     finally:
-        daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -48,6 +48,10 @@ class _Handler(BaseHTTPRequestHandler):
 class StatusServer(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silenced: a scraper hanging up mid-response is not worth a traceback on stderr,
+        which would break the one-JSON-object-per-line log."""
+
     def __init__(
         self, address: tuple[str, int], registry: CollectorRegistry, loop_status: LoopStatus
     ) -> None:

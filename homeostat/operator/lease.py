@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 
 class LeaseHeld(Exception):
-    """Another live daemon holds the lease; the message says which database."""
+    """The lease cannot be had (another live daemon holds it, or the database cannot hold
+    one); the message says why."""
 
 
 class Lease:
@@ -49,12 +50,18 @@ class Lease:
             self._file = handle
         elif backend == "postgresql":
             key = int.from_bytes(hashlib.sha256(b"homeostat-writer").digest()[:8], "big", signed=True)
-            connection = self.engine.connect()
+            # AUTOCOMMIT: the session holding the lock must never sit "idle in transaction",
+            # where a server timeout would end it and silently drop the lock.
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             if not got:
                 connection.close()
                 raise LeaseHeld(f"another homeostat daemon already writes to {url.render_as_string()}")
             self._connection = connection
+        else:
+            raise LeaseHeld(
+                f"no single-writer lease for {backend} history databases: use sqlite or postgresql"
+            )
 
     def release(self) -> None:
         if self._file is not None:
