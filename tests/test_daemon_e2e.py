@@ -128,7 +128,7 @@ def test_sigterm_finishes_the_action_in_flight_records_it_and_exits_zero(
 def test_second_daemon_on_the_same_database_is_refused_until_the_first_is_killed(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    """Single writer: a second daemon is refused with a clear message; after SIGKILL a new one starts."""
+    """Single writer: a second daemon or a `run --once` is refused; after SIGKILL a new daemon starts."""
     seed_services(moto_server, {"api": 1})
     write(tmp_path / "desired", service_manifest("api", 1))
     first = start(daemons, moto_server, tmp_path, "--resync", "300")
@@ -137,6 +137,17 @@ def test_second_daemon_on_the_same_database_is_refused_until_the_first_is_killed
     assert second.process.wait(timeout=30) == 1
     assert "another homeostat daemon already writes to" in second.log_text()
     assert "Traceback" not in second.log_text()
+    once = run_cli(
+        "run",
+        "--once",
+        "--desired-state",
+        str(tmp_path / "desired"),
+        "--history",
+        f"sqlite:///{tmp_path / 'history.db'}",
+        env=moto_server.env(),
+    )
+    assert once.returncode == 1
+    assert "another homeostat daemon already writes to" in once.stderr
     first.kill()
     third = start(daemons, moto_server, tmp_path, "--resync", "300")
     third.wait_ready()
@@ -232,3 +243,30 @@ def test_metrics_carry_the_contract_names_and_labels(
     ):
         assert sample in text, sample
     assert "# TYPE homeostat_maintenance_window_active gauge" in text
+
+
+def test_ctrl_c_during_plan_exits_130_not_in_sync(tmp_path: Path, moto_server: MotoServer) -> None:
+    """An interrupted `plan` never exits 0 (which would read as "in sync")."""
+    import signal
+    import subprocess
+    import sys
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        write(tmp_path / "desired", service_manifest("api", 1))
+        env = moto_server.env(AWS_ENDPOINT_URL=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "homeostat", "plan", "--desired-state", str(tmp_path / "desired")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(3)  # imports done, blocked on the AWS endpoint that never answers
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 130, stderr
+        assert b"Traceback" not in stderr
+    finally:
+        silent.close()
