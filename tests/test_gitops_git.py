@@ -207,3 +207,18 @@ def test_the_loader_takes_a_file_once_two_reads_agree(
     manifest = loading.load_directory(tmp_path).resources[0].manifest
     assert isinstance(manifest, ECSService)
     assert manifest.spec.desiredCount == 1
+
+
+def test_only_manifest_changes_make_the_revision_dirty(tmp_path: Path) -> None:
+    """A README edit leaves the commit as the revision; a git-ignored manifest makes it dirty."""
+    from homeostat.desired_state.loading import load_directory
+
+    repo = new_repo(tmp_path / "repo")
+    (repo / "api.yaml").write_text(service_manifest("api", 1))
+    commit = commit_all(repo, "api")[:12]
+    (repo / "README.md").write_text("notes\n")
+    assert load_directory(repo).revision == commit
+    (repo / ".gitignore").write_text("local.yaml\n")
+    (repo / "local.yaml").write_text(service_manifest("web", 1))
+    revision = load_directory(repo).revision
+    assert revision.startswith(f"{commit}-dirty.")

@@ -37,6 +37,11 @@ def _git(directory: Path, *args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def _is_manifest(path: str) -> bool:
+    """A `git status --porcelain` path (possibly quoted, or `old -> new`) that names a manifest."""
+    return path.strip().strip('"').split(" -> ")[-1].endswith((".yaml", ".yml"))
+
+
 def git_revision(directory: Path, files: dict[Path, bytes]) -> Revision | None:
     """`<commit>` when the directory sits in a clean git work tree.
 
@@ -47,8 +52,12 @@ def git_revision(directory: Path, files: dict[Path, bytes]) -> Revision | None:
     commit = _git(directory, "rev-parse", "HEAD")
     if not commit:
         return None
-    status = _git(directory, "status", "--porcelain", "--untracked-files=normal", "--", ".")
-    if status:
+    # Only manifests count, as only they are read: a changed, untracked or git-ignored
+    # *.yaml/*.yml makes the tree dirty; an editor's backup file or a README does not.
+    status = _git(
+        directory, "status", "--porcelain", "--untracked-files=all", "--ignored=traditional", "--", "."
+    )
+    if status and any(_is_manifest(line[3:]) for line in status.splitlines()):
         return Revision(f"{commit[:12]}-dirty.{content_hash(files).removeprefix('sha256:')[:8]}")
     return Revision(commit[:12])
 
