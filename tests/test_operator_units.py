@@ -218,17 +218,11 @@ class FlakyObserver:
         return []
 
 
-def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp_path: Path) -> None:
-    """Backoff skips a failing resource on ordinary passes, but a window-edge or slot pass retries it."""
-    from homeostat.operator.daemon import SCHEDULED, Daemon
+def unstarted_daemon(tmp_path: Path, desired: Path, reconciler: Any, registry: CollectorRegistry) -> Any:
+    """A Daemon whose passes can be run by hand (no lease, HTTP server, watcher or scheduler)."""
+    from homeostat.operator.daemon import Daemon
     from homeostat.operator.options import Settings
 
-    desired = tmp_path / "desired"
-    desired.mkdir()
-    (desired / "api.yaml").write_text(
-        "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {name: api}\n"
-        "spec: {cluster: c, service: api, desiredCount: 1}\n"
-    )
     settings = Settings(
         command="run",
         desired_state=desired,
@@ -239,8 +233,21 @@ def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp
         region="us-east-1",
         log_format="json",
     )
+    return Daemon(settings, registry=registry, reconcilers={Kind.ECS_SERVICE: reconciler})
+
+
+def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp_path: Path) -> None:
+    """Backoff skips a failing resource on ordinary passes, but a window-edge or slot pass retries it."""
+    from homeostat.operator.daemon import SCHEDULED
+
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "api.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {name: api}\n"
+        "spec: {cluster: c, service: api, desiredCount: 1}\n"
+    )
     flaky = FlakyObserver()
-    daemon = Daemon(settings, registry=CollectorRegistry(), reconcilers={Kind.ECS_SERVICE: flaky})  # type: ignore[dict-item]
+    daemon = unstarted_daemon(tmp_path, desired, flaky, CollectorRegistry())
     try:
         daemon.run_one_pass(["startup"])
         assert flaky.observed == ["api"]
@@ -308,8 +315,6 @@ class MeasuringReconciler(FlakyObserver):
 
 def test_per_resource_gauges_go_with_a_removed_manifest(tmp_path: Path) -> None:
     """A gauge series a resource's plans set is removed when its manifest is removed."""
-    from homeostat.operator.daemon import Daemon
-    from homeostat.operator.options import Settings
 
     desired = tmp_path / "desired"
     desired.mkdir()
@@ -317,18 +322,8 @@ def test_per_resource_gauges_go_with_a_removed_manifest(tmp_path: Path) -> None:
     manifest += "spec: {{cluster: c, service: {n}}}\n"
     (desired / "a.yaml").write_text(manifest.format(n="a"))
     (desired / "b.yaml").write_text(manifest.format(n="b"))
-    settings = Settings(
-        command="run",
-        desired_state=desired,
-        history=f"sqlite:///{tmp_path / 'h.db'}",
-        listen="127.0.0.1:0",
-        resync=60,
-        dry_run=False,
-        region="us-east-1",
-        log_format="json",
-    )
     registry = CollectorRegistry()
-    daemon = Daemon(settings, registry=registry, reconcilers={Kind.ECS_SERVICE: MeasuringReconciler()})  # type: ignore[dict-item]
+    daemon = unstarted_daemon(tmp_path, desired, MeasuringReconciler(), registry)
     try:
         daemon.run_one_pass(["startup"])
         assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "b"}) == 3.0
