@@ -69,5 +69,7 @@ class Lease:
             self._file.close()
             self._file = None
         if self._connection is not None:
+            # Pooled connections outlive close(): end the session itself, which frees the lock.
+            self._connection.invalidate()
             self._connection.close()
             self._connection = None

@@ -1,0 +1,113 @@
+"""PostgreSQL as the history database: migrations, history, last-known-good and the lease."""
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from homeostat.operator.history import HistoryQuery, HistoryStore
+from homeostat.operator.lease import Lease, LeaseHeld
+from homeostat.operator.records import ActionRecord
+from homeostat.reconcilers.actions import Outcome
+from tests.conftest import MotoServer, run_cli
+from tests.daemon_helpers import seed_services, service_manifest
+from tests.postgres_server import PostgresServer, postgres_server
+from tests.waiting import wait_for
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+def test_history_on_postgresql_migrates_and_round_trips(postgres: PostgresServer) -> None:
+    """Alembic creates the schema on PostgreSQL; rows read back with their JSON and UTC times."""
+    store = HistoryStore(postgres.url)
+    try:
+        record = ActionRecord(
+            time=NOW,
+            kind="ECSService",
+            name="api",
+            action="update_service",
+            target="prod/api",
+            outcome=Outcome.APPLIED,
+            before={"desiredCount": 1},
+            after={"desiredCount": 2},
+            reason="drift",
+            error=None,
+            revision="pg-test",
+            dry_run=False,
+        )
+        store.add([record])
+        (row,) = store.query(HistoryQuery(revision="pg-test"))
+        assert row == record
+    finally:
+        store.close()
+
+
+def test_postgresql_lease_admits_one_writer_until_released(postgres: PostgresServer) -> None:
+    """The advisory lock refuses a second writer and is free once the first lets go."""
+    first, second = HistoryStore(postgres.url), HistoryStore(postgres.url)
+    try:
+        lease_a, lease_b = Lease(first.engine), Lease(second.engine)
+        lease_a.acquire()
+        with pytest.raises(LeaseHeld, match="another homeostat daemon"):
+            lease_b.acquire()
+        lease_a.release()
+        lease_b.acquire()
+        lease_b.release()
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.e2e
+def test_daemon_on_postgresql_is_single_writer_even_after_sigkill(
+    postgres: PostgresServer, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """A daemon on PostgreSQL records its actions; `run --once` beside it is refused; after the
+    daemon is SIGKILLed the server drops its lock and `run --once` works."""
+    ecs = seed_services(moto_server, {"api": 1})
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "api.yaml").write_text(service_manifest("api", 2))
+    env = moto_server.env(HOMEOSTAT_HISTORY=postgres.url, HOMEOSTAT_DESIRED_STATE=str(desired))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "homeostat", "run", "--listen", "127.0.0.1:0", "--resync", "300"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: (
+                ecs.describe_services(cluster="prod", services=["api"])["services"][0]["desiredCount"] == 2
+            ),
+            timeout=30,
+            what="the daemon to fix api",
+        )
+        refused = run_cli("run", "--once", env=env)
+        assert refused.returncode == 1
+        assert "another homeostat daemon already writes to" in refused.stderr
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+        once = wait_for(
+            lambda: (r := run_cli("run", "--once", env=env)).returncode == 0 and r,
+            timeout=30,
+            what="the lock to be released",
+        )
+        assert "1 resources" in once.stdout
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+    rows = [json.loads(line) for line in run_cli("history", "--json", env=env).stdout.splitlines()]
+    assert ("api", "update_service", "applied") in {(r["name"], r["action"], r["outcome"]) for r in rows}
