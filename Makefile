@@ -25,6 +25,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	./deploy/prometheus/ensure-prometheus.sh
+	./tests/ensure-postgresql.sh
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -156,8 +156,8 @@ def test_make_unit_ensures_prometheus_before_pytest() -> None:
     """The Makefile's unit target runs ensure-prometheus.sh before pytest, so nothing is skipped."""
     lines = (REPO / "Makefile").read_text().split("unit: ", 1)[1].splitlines()
     recipe = [line.strip() for line in lines[1:] if line.startswith("\t")]
-    assert recipe[0] == "./deploy/prometheus/ensure-prometheus.sh"
-    assert recipe[1].endswith("pytest -q")
+    assert "./deploy/prometheus/ensure-prometheus.sh" in recipe[:-1]
+    assert recipe[-1].endswith("pytest -q")
 
 
 def test_a_missing_tool_fails_the_test_with_instructions_instead_of_skipping() -> None:
