@@ -155,7 +155,11 @@ def test_ensure_script_does_nothing_when_the_tools_are_present() -> None:
 def test_make_unit_ensures_prometheus_before_pytest() -> None:
     """The Makefile's unit target runs ensure-prometheus.sh before pytest, so nothing is skipped."""
     lines = (REPO / "Makefile").read_text().split("unit: ", 1)[1].splitlines()
-    recipe = [line.strip() for line in lines[1:] if line.startswith("\t")]
+    recipe = []
+    for line in lines[1:]:
+        if not line.startswith("\t"):
+            break  # the end of the unit target's recipe
+        recipe.append(line.strip())
     assert "./deploy/prometheus/ensure-prometheus.sh" in recipe[:-1]
     assert recipe[-1].endswith("pytest -q")
 
