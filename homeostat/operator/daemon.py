@@ -71,7 +71,6 @@ class Daemon:
         registry: CollectorRegistry = REGISTRY,
         reconcilers: Mapping[Kind, Reconciler] | None = None,
         clock: Callable[[], datetime] = utc_now,
-        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -82,7 +81,6 @@ class Daemon:
         self.status = LoopStatus(resync_seconds=float(settings.resync))
         self.backoff = Backoff()
         self.desired: DesiredState | None = None
-        self.announce = announce
         self._cond = threading.Condition(threading.RLock())
         self._requests: set[str] = set()
         self._stopping = False
@@ -413,7 +411,7 @@ class Daemon:
             )
 
 
-def run_daemon(settings: Settings, announce: Callable[[str], None] | None = None) -> int:
+def run_daemon(settings: Settings) -> int:
     """Start, serve until SIGTERM/SIGINT, clean up. Raises DaemonError when it cannot start."""
     early: list[str] = []  # a signal before the daemon exists: stop as soon as it does
     holder: list[Daemon] = []
@@ -427,7 +425,7 @@ def run_daemon(settings: Settings, announce: Callable[[str], None] | None = None
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        daemon = Daemon(settings, announce=announce)
+        daemon = Daemon(settings)
         holder.append(daemon)
         if early:
             daemon.history.close()
