@@ -20,7 +20,8 @@ def content_hash(files: dict[Path, bytes]) -> Revision:
     return Revision(f"sha256:{digest.hexdigest()[:16]}")
 
 
-def _git(directory: Path, *args: str) -> str | None:
+def git_output(directory: Path, *args: str) -> str | None:
+    """`git -C directory args...` stripped stdout, or None (no git, not a checkout, failure)."""
     git = shutil.which("git")
     if git is None:
         return None
@@ -49,12 +50,12 @@ def git_revision(directory: Path, files: dict[Path, bytes]) -> Revision | None:
     running state is not exactly a commit, and the hash keeps two different
     dirty states from sharing one revision.
     """
-    commit = _git(directory, "rev-parse", "HEAD")
+    commit = git_output(directory, "rev-parse", "HEAD")
     if not commit:
         return None
     # Only manifests count, as only they are read: a changed, untracked or git-ignored
     # *.yaml/*.yml makes the tree dirty; an editor's backup file or a README does not.
-    status = _git(
+    status = git_output(
         directory, "status", "--porcelain", "--untracked-files=all", "--ignored=traditional", "--", "."
     )
     if status and any(_is_manifest(line[3:]) for line in status.splitlines()):

@@ -22,7 +22,7 @@ from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.execution import Executor
-from homeostat.operator.history import HistoryError, HistoryQuery, HistoryStore
+from homeostat.operator.history import HistoryError, HistoryQuery, HistoryStore, first_line
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.logs import configure_logging, get_logger
 from homeostat.operator.options import USAGE_EXIT, Settings, UsageError, parse_settings
@@ -182,11 +182,6 @@ def cmd_demo(settings: Settings) -> int:
         raise CommandError(str(exc)) from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 COMMANDS = {
     "validate": cmd_validate,
     "schema": cmd_schema,
@@ -225,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_ERROR
     except SQLAlchemyError as exc:
-        print(f"homeostat: error: history database: {_first_line(exc)}", file=sys.stderr)
+        print(f"homeostat: error: history database: {first_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except BotoCoreError as exc:
         print(f"homeostat: error: AWS: {exc}", file=sys.stderr)

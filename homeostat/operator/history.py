@@ -77,7 +77,7 @@ class HistoryStore:
         try:
             migrate(self.engine)
         except SQLAlchemyError as exc:
-            raise HistoryError(f"cannot open history database {url!r}: {_first_line(exc)}") from exc
+            raise HistoryError(f"cannot open history database {url!r}: {first_line(exc)}") from exc
 
     def add(self, records: Sequence[ActionRecord]) -> None:
         if not records:
@@ -85,7 +85,7 @@ class HistoryStore:
         rows = [
             {
                 # SQLite keeps the wall time and drops the offset: store every instant in UTC.
-                "time": _utc(r.time),
+                "time": as_utc(r.time),
                 "kind": r.kind,
                 "name": r.name,
                 "action": r.action,
@@ -107,7 +107,7 @@ class HistoryStore:
         """Matching rows, the newest `limit` of them, oldest first."""
         statement = sa.select(actions).order_by(actions.c.time.desc(), actions.c.id.desc()).limit(query.limit)
         if query.since is not None:
-            statement = statement.where(actions.c.time >= _utc(query.since))
+            statement = statement.where(actions.c.time >= as_utc(query.since))
         if query.kind is not None:
             statement = statement.where(actions.c.kind == query.kind)
         if query.name is not None:
@@ -118,7 +118,7 @@ class HistoryStore:
             rows = connection.execute(statement).mappings().all()
         return [
             ActionRecord(
-                time=_utc(row["time"]),
+                time=as_utc(row["time"]),
                 kind=row["kind"],
                 name=row["name"],
                 action=row["action"],
@@ -152,11 +152,12 @@ class HistoryStore:
         self.engine.dispose()
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error's message: enough for a one-line report."""
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.operator.history import as_utc, first_line
 from homeostat.operator.history_schema import last_known_good
 
 SLOT_ID = 1
@@ -80,7 +81,7 @@ class LastKnownGood:
             "id": SLOT_ID,
             "revision": str(revision),
             "directory": str(directory),
-            "saved_at": now.astimezone(UTC),
+            "saved_at": as_utc(now),
             "files": encode_files(files),
         }
         try:
@@ -88,7 +89,7 @@ class LastKnownGood:
                 connection.execute(sa.delete(last_known_good).where(last_known_good.c.id == SLOT_ID))
                 connection.execute(sa.insert(last_known_good), [row])
         except SQLAlchemyError as exc:
-            self.log.warning("last_known_good_save_failed", revision=revision, error=_first_line(exc))
+            self.log.warning("last_known_good_save_failed", revision=revision, error=first_line(exc))
             return False
         self._saved = key
         self.log.info("last_known_good_saved", revision=revision, files=len(files))
@@ -101,7 +102,7 @@ class LastKnownGood:
             with self.engine.connect() as connection:
                 row = connection.execute(statement).mappings().first()
         except SQLAlchemyError as exc:
-            self.log.warning("last_known_good_unreadable", error=_first_line(exc))
+            self.log.warning("last_known_good_unreadable", error=first_line(exc))
             return None
         if row is None:
             return None
@@ -112,10 +113,7 @@ class LastKnownGood:
         except (ValueError, TypeError, AttributeError) as exc:
             self.log.warning("last_known_good_unreadable", revision=row["revision"], error=str(exc))
             return None
-        saved_at = row["saved_at"]
-        if saved_at.tzinfo is None:  # SQLite returns naive datetimes; every stored time is UTC
-            saved_at = saved_at.replace(tzinfo=UTC)
-        return SavedRevision(Revision(row["revision"]), row["directory"], saved_at, files)
+        return SavedRevision(Revision(row["revision"]), row["directory"], as_utc(row["saved_at"]), files)
 
     def restore(self, directory: Path) -> DesiredState | None:
         """Rebuild the persisted revision as a DesiredState of `directory`, or None.
@@ -145,8 +143,3 @@ class LastKnownGood:
             resources=len(desired.resources),
         )
         return desired
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,34 +7,21 @@ symlink swap (the watched tree itself does not change, the link does).
 """
 
 import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from homeostat.desired_state.loading import manifest_files
+from homeostat.desired_state.revision import git_output
 
 POLL_SECONDS = 1.0
 
 
 def git_dir(directory: Path) -> Path | None:
     """The git directory of a checkout containing `directory`, if any."""
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        result = subprocess.run(
-            [git, "-C", str(directory), "rev-parse", "--absolute-git-dir"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else None
+    found = git_output(directory, "rev-parse", "--absolute-git-dir")
+    return Path(found) if found else None
 
 
 def _git_state(gitdir: Path | None) -> tuple[Any, ...]:
