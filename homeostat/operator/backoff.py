@@ -54,9 +54,6 @@ class Backoff:
     def get(self, kind: str, name: str) -> BackoffEntry | None:
         return self._entries.get((kind, name))
 
-    def next_retry(self) -> datetime | None:
-        return min((e.retry_at for e in self._entries.values()), default=None)
-
     def retry_times(self) -> set[datetime]:
         return {e.retry_at for e in self._entries.values()}
 

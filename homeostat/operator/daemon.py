@@ -84,7 +84,6 @@ class Daemon:
         self._cond = threading.Condition(threading.RLock())
         self._requests: set[str] = set()
         self._stopping = False
-        self._managed: set[tuple[str, str]] = set()
         self._in_sync_labels: set[tuple[str, str]] = set()
         # Per resource, the per-resource gauge series its plans set (removed with the resource).
         self._measured: dict[tuple[str, str], set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
@@ -122,10 +121,6 @@ class Daemon:
             self._cond.notify_all()
         if first:
             self.log.info("shutting_down", reason=reason)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
 
     def _count_call(self, service: str, operation: str, result: str) -> None:
         self.metrics.aws_api_calls_total.labels(service=service, operation=operation, result=result).inc()
@@ -322,7 +317,6 @@ class Daemon:
                     drifted=len(report.drifted),
                 )
         except Exception as exc:
-            completed = False
             self.log.exception("pass_failed", error=str(exc))
         else:
             completed = True

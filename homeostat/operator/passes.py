@@ -212,4 +212,4 @@ def _update_metrics(metrics: Metrics, report: PassReport, seconds_by_kind: dict[
             )
     for kind, seconds in seconds_by_kind.items():
         metrics.reconcile_duration_seconds.labels(kind=kind).observe(seconds)
-    metrics.last_pass_timestamp_seconds.set(time.time())
+    # last_pass_timestamp_seconds belongs to the daemon: only it knows whether a pass completed.
