@@ -110,35 +110,25 @@ def list_cluster_snapshots(rds: Any, cluster: str) -> ClusterSnapshots:
     incomplete; what was read so far is kept only to spot an existing slot.
     """
     found: list[ObservedSnapshot] = []
-    kwargs: dict[str, Any] = {
-        "DBClusterIdentifier": cluster,
-        "SnapshotType": "manual",
-        "MaxRecords": PAGE_SIZE,
-    }
-    seen_markers: set[str] = set()
+    listing = pages(
+        rds.describe_db_cluster_snapshots,
+        "Marker",
+        DBClusterIdentifier=cluster,
+        SnapshotType="manual",
+        MaxRecords=PAGE_SIZE,
+    )
     page = 1
-    while True:
-        try:
-            response = rds.describe_db_cluster_snapshots(**kwargs)
-        except AWS_ERRORS as exc:
-            return ClusterSnapshots(
-                DBClusterId(cluster),
-                tuple(found),
-                f"listing snapshots of cluster {cluster} failed on page {page}: {describe_error(exc)}",
-            )
-        found.extend(snapshot_of(item) for item in response.get("DBClusterSnapshots", []))
-        marker = response.get("Marker")
-        if not marker:
-            return ClusterSnapshots(DBClusterId(cluster), tuple(found))
-        if marker in seen_markers:
-            return ClusterSnapshots(
-                DBClusterId(cluster),
-                tuple(found),
-                f"listing snapshots of cluster {cluster} was cut short: Marker repeated on page {page}",
-            )
-        seen_markers.add(marker)
-        kwargs["Marker"] = marker
-        page += 1
+    try:
+        for response in listing:
+            found.extend(snapshot_of(item) for item in response.get("DBClusterSnapshots", []))
+            page += 1
+    except AWS_ERRORS as exc:  # an error on any page, or a repeated Marker (ListingCutShort)
+        return ClusterSnapshots(
+            DBClusterId(cluster),
+            tuple(found),
+            f"listing snapshots of cluster {cluster} failed on page {page}: {describe_error(exc)}",
+        )
+    return ClusterSnapshots(DBClusterId(cluster), tuple(found))
 
 
 def existing_clusters(rds: Any, clusters: Sequence[str]) -> set[str]:
