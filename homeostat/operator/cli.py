@@ -8,7 +8,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
@@ -21,6 +20,7 @@ from homeostat.desired_state.schema import manifest_schema
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
+from homeostat.operator.clock import utc_now
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryError, HistoryQuery, HistoryStore, first_line
 from homeostat.operator.lease import Lease, LeaseHeld
@@ -42,10 +42,6 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.code = code
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:

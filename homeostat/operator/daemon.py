@@ -26,6 +26,7 @@ from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.backoff import Backoff
+from homeostat.operator.clock import rfc3339, utc_now
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryError, HistoryStore
 from homeostat.operator.http import StatusServer
@@ -57,10 +58,6 @@ def _no_skip(_resource: Any) -> str | None:
 
 class DaemonError(Exception):
     """The daemon cannot start; one line for the operator."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Daemon:
@@ -282,7 +279,7 @@ class Daemon:
         entry = self.backoff.waiting(str(resource.kind), resource.name, self.clock())
         if entry is None:
             return None
-        retry = entry.retry_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        retry = rfc3339(entry.retry_at, timespec="seconds")
         return f"backing off until {retry} after {entry.failures} failure(s): {entry.last_error}"
 
     def run_one_pass(self, reasons: list[str]) -> None:

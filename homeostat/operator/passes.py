@@ -15,6 +15,7 @@ from typing import Any
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.metrics import Metrics
+from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
@@ -68,9 +69,7 @@ class ResourceStatus:
             "state": str(self.state),
             "inSync": self.in_sync,
             "message": self.message,
-            "lastReconcile": self.last_reconcile.isoformat().replace("+00:00", "Z")
-            if self.last_reconcile
-            else None,
+            "lastReconcile": rfc3339(self.last_reconcile) if self.last_reconcile else None,
         }
 
 

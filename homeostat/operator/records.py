@@ -2,9 +2,10 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from homeostat.operator.clock import rfc3339
 from homeostat.reconcilers.actions import Action, Outcome
 
 
@@ -53,7 +54,7 @@ class ActionRecord:
     def to_json(self) -> dict[str, Any]:
         """The `history --json` object (contract section 5)."""
         return {
-            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "time": rfc3339(self.time),
             "kind": self.kind,
             "name": self.name,
             "action": self.action,

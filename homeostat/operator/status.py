@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from homeostat.operator.clock import rfc3339
 from homeostat.operator.passes import ResourceStatus
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return rfc3339(value) if value is not None else None
 
 
 @dataclass
