@@ -21,8 +21,6 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import (
     Rule,
-    actions_for,
-    changes_for,
 )
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.cloudwatch_alarms import (
@@ -51,9 +49,7 @@ class AlarmActionsReconciler:
         failure = listing.error_for(spec)
         if failure is not None:
             return Plan(self.kind, resource.name, error=f"{failure}; nothing changed (fail closed)")
-        decisions = observed.manifests.decide(listing.alarms, now)
-        ended = observed.manifests.recently_ended(now)
-        changes = changes_for(self.kind, resource.name, decisions, listing.live(), ended)
+        decisions = observed.resolve(now).decisions
         selected = [name for name in listing.alarms if spec.selects(name)]
         silenced = [
             name for name in selected if name in decisions and decisions[name].rule == Rule.WINDOW_SILENCES
@@ -69,7 +65,7 @@ class AlarmActionsReconciler:
         return Plan(
             self.kind,
             resource.name,
-            actions=actions_for(self.kind, resource.name, changes),
+            actions=observed.actions(self.kind, resource.name, now),
             error=error,
             notes=tuple(notes),
             measurements=managed_measurements(observed, now),

@@ -26,10 +26,18 @@ from datetime import datetime
 from typing import Any
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
-from homeostat.desired_state.models import AlarmSelector
+from homeostat.desired_state.models import AlarmSelector, MaintenanceWindow
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement
-from homeostat.reconcilers.alarm_state import DISABLE, ENABLE, AlarmManifests, managed_counts
+from homeostat.reconcilers.alarm_state import (
+    DISABLE,
+    ENABLE,
+    AlarmManifests,
+    Decision,
+    actions_for,
+    changes_for,
+    managed_counts,
+)
 from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, pages
 
 PAGE_SIZE = 100
@@ -87,11 +95,44 @@ class AlarmListing:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolution:
+    """The effective state of every listed alarm at one instant, and what it needs."""
+
+    decisions: Mapping[AlarmName, Decision]
+    ended: tuple[MaintenanceWindow, ...]
+    live: Mapping[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
 class AlarmsObserved:
-    """What an alarm resource's diff needs: the pass's listing and every alarm-deciding manifest."""
+    """What an alarm resource's diff needs: the pass's listing and every alarm-deciding manifest.
+
+    One value is shared by every resource of a kind in a pass, so the effective state is
+    resolved once per instant here rather than once (or twice) per resource's diff.
+    """
 
     listing: AlarmListing
     manifests: AlarmManifests
+    _resolved: dict[datetime, Resolution] = field(default_factory=dict, compare=False, repr=False)
+
+    def resolve(self, now: datetime) -> Resolution:
+        """`effective_state` of every listed alarm at `now` (memoised per instant). Pure."""
+        found = self._resolved.get(now)
+        if found is None:
+            found = Resolution(
+                self.manifests.decide(self.listing.alarms, now),
+                self.manifests.recently_ended(now),
+                self.listing.live(),
+            )
+            self._resolved[now] = found
+        return found
+
+    def actions(self, kind: Kind, resource: str, now: datetime) -> tuple[Action, ...]:
+        """The enable/disable actions of the alarms `resource` is responsible for at `now`. Pure."""
+        found = self.resolve(now)
+        return actions_for(
+            kind, resource, changes_for(kind, resource, found.decisions, found.live, found.ended)
+        )
 
 
 def managed_measurements(observed: AlarmsObserved, now: datetime) -> tuple[Measurement, ...]:
@@ -104,8 +145,7 @@ def managed_measurements(observed: AlarmsObserved, now: datetime) -> tuple[Measu
     """
     if not observed.listing.complete:
         return ()
-    decisions = observed.manifests.decide(observed.listing.alarms, now)
-    counts = managed_counts(decisions, observed.manifests.suspended)
+    counts = managed_counts(observed.resolve(now).decisions, observed.manifests.suspended)
     return tuple(Measurement(ALARMS_MANAGED, {"state": state}, n) for state, n in counts.items())
 
 

@@ -23,8 +23,6 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.desired_state.windows import edges, wake_instants
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import (
-    actions_for,
-    changes_for,
     sample,
 )
 from homeostat.reconcilers.aws import AwsClients
@@ -87,9 +85,6 @@ class MaintenanceWindowReconciler:
                 notes=tuple(notes),
                 measurements=measurements,
             )
-        decisions = observed.manifests.decide(listing.alarms, now)
-        ended = observed.manifests.recently_ended(now)
-        changes = changes_for(self.kind, resource.name, decisions, listing.live(), ended)
         selected = sorted(n for n in listing.alarms if any(s.selects(n) for s in spec.silenceAlarms))
         verb = "silences" if active else "would silence"
         notes.append(f"{verb} {len(selected)} alarm(s)" + (f": {sample(selected)}" if selected else ""))
@@ -99,7 +94,7 @@ class MaintenanceWindowReconciler:
         return Plan(
             self.kind,
             resource.name,
-            actions=actions_for(self.kind, resource.name, changes),
+            actions=observed.actions(self.kind, resource.name, now),
             notes=tuple(notes),
             measurements=measurements + managed_measurements(observed, now),
         )
