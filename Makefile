@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	./deploy/prometheus/ensure-prometheus.sh
 	./tests/ensure-postgresql.sh
+	./deploy/grafana/ensure-typecheck.sh
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
