@@ -1,0 +1,69 @@
+"""Start-up of the commands a pre-commit hook or CI job runs: `--version`, `--help`, `validate`, `schema`.
+
+Whole processes (`python -m homeostat ...`), interleaved, median of N runs each, against the floor
+of the same interpreter doing nothing (`python -c pass`), measured in the same run. Also lists the
+heavy libraries each command imported (the contract: these commands need no AWS library, no
+database and no scheduler). No assertion: the figures are printed. `python -m benchmarks.startup`.
+"""
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RUNS = 7
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "desired-state"
+HEAVY = ("boto3", "botocore", "sqlalchemy", "alembic", "apscheduler", "prometheus_client", "moto")
+_PROBE = (
+    "import runpy, sys, atexit\n"
+    "heavy = {heavy!r}\n"
+    "def report():\n"
+    "    found = sorted(m for m in heavy if m in sys.modules)\n"
+    "    sys.__stderr__.write('HEAVY ' + ','.join(found) + '\\n')\n"
+    "atexit.register(report)\n"
+    "sys.argv = ['homeostat', *{args!r}]\n"
+    "runpy.run_module('homeostat', run_name='__main__')\n"
+)
+
+
+def _wall(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=False, timeout=120)
+    return time.perf_counter() - started
+
+
+def _heavy_imports(args: list[str]) -> str:
+    probe = _PROBE.format(heavy=HEAVY, args=args)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=120
+    )
+    lines = [line for line in result.stderr.splitlines() if line.startswith("HEAVY ")]
+    return lines[-1].removeprefix("HEAVY ") if lines else "?"
+
+
+def main() -> None:
+    commands = {
+        "floor (python -c pass)": [sys.executable, "-c", "pass"],
+        "--version": [sys.executable, "-m", "homeostat", "--version"],
+        "--help": [sys.executable, "-m", "homeostat", "--help"],
+        "validate examples": [sys.executable, "-m", "homeostat", "validate", str(EXAMPLES)],
+        "schema": [sys.executable, "-m", "homeostat", "schema"],
+    }
+    with tempfile.TemporaryDirectory():
+        walls: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(RUNS):  # interleaved: a busy moment hits every command alike
+            for name, command in commands.items():
+                walls[name].append(_wall(command))
+    floor = statistics.median(walls["floor (python -c pass)"])
+    print(f"start-up, median of {RUNS} whole processes (goal: under 0.3 s; contract: well under 0.5 s)")
+    print(f"{'command':<24} {'median s':>9} {'x floor':>8}  heavy libraries imported")
+    for name, command in commands.items():
+        median = statistics.median(walls[name])
+        heavy = "" if name.startswith("floor") else _heavy_imports(command[3:]) or "none"
+        print(f"{name:<24} {median:>9.3f} {median / floor:>8.1f}  {heavy}")
+
+
+if __name__ == "__main__":
+    main()
