@@ -25,7 +25,7 @@ h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 .meta{color:#555;margin:0 0 1rem}.meta code{background:#eee;padding:0 .3rem;border-radius:3px}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;vertical-align:top}
-th{background:#f0f0f0;font-weight:600}td.num{text-align:right}
+th{background:#f0f0f0;font-weight:600}td.nw{white-space:nowrap}
 .state{font-weight:600;border-radius:3px;padding:0 .35rem;white-space:nowrap}
 .bad{background:#fde2e1;color:#a1130b}.warn{background:#fff1cc;color:#7a5500}.good{background:#dff5e3;color:#146c2e}
 .banner{padding:.6rem .8rem;border-radius:4px;margin:.8rem 0}.banner.bad{border:1px solid #f3a29c}
@@ -93,9 +93,9 @@ def _resource_rows(resources: Sequence[Mapping[str, Any]]) -> Iterable[str]:
         yield (
             "<tr>"
             + _cell(r.get("kind"))
-            + _cell(r.get("name"))
+            + _cell(r.get("name"), "nw")
             + _state(str(r.get("state", "")))
-            + _cell(r.get("lastReconcile"))
+            + _cell(r.get("lastReconcile"), "nw")
             + _cell(message)
             + "</tr>"
         )
@@ -113,8 +113,8 @@ def _history_rows(rows: Sequence[Mapping[str, Any]]) -> Iterable[str]:
         )
         yield (
             "<tr>"
-            + _cell(row.get("time"))
-            + _cell(f"{row.get('kind')}/{row.get('name')}")
+            + _cell(row.get("time"), "nw")
+            + _cell(f"{row.get('kind')}/{row.get('name')}", "nw")
             + _cell(row.get("action"))
             + _cell(row.get("target"))
             + f'<td><span class="state {css}">{escape(outcome)}</span></td>'
