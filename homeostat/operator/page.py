@@ -46,9 +46,13 @@ def _cell(value: Any, css: str = "") -> str:
     return f"<td{attribute}>{escape(_text(value)) if value is not None else ''}</td>"
 
 
+def state_style(state: str) -> str:
+    """bad, warn, good or "" for a resource state: one colour scheme for the page and the console."""
+    return "bad" if state in _BAD else "warn" if state in _WARN else "good" if state in _GOOD else ""
+
+
 def _state(state: str) -> str:
-    css = "bad" if state in _BAD else "warn" if state in _WARN else "good" if state in _GOOD else ""
-    return f'<td><span class="state {css}">{escape(state)}</span></td>'
+    return f'<td><span class="state {state_style(state)}">{escape(state)}</span></td>'
 
 
 def _table(headers: Sequence[str], rows: Iterable[str], empty: str) -> str:
