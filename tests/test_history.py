@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.history import MIGRATIONS, HistoryError, HistoryQuery, HistoryStore
-from homeostat.operator.records import ActionRecord
+from homeostat.operator.records import RECORD_FIELDS, ActionRecord
 from homeostat.reconcilers.actions import Action, Outcome
 from tests.conftest import HISTORY_JSON_FIELDS
 
@@ -61,7 +61,8 @@ def test_migration_creates_the_schema(tmp_path: Path) -> None:
     inspector = sa.inspect(engine)
     assert {"actions", "alembic_version"} <= set(inspector.get_table_names())
     columns = {c["name"] for c in inspector.get_columns("actions")}
-    assert CONTRACT_FIELDS | {"id", "target"} == columns
+    assert CONTRACT_FIELDS | {"id", "target", "conflict"} == columns
+    assert set(RECORD_FIELDS) | {"id"} == columns, "one column per record field"
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with engine.connect() as connection:
         assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == head
@@ -174,7 +175,8 @@ def test_json_time_is_converted_to_utc() -> None:
 
 
 def test_records_of_conflicts_say_why() -> None:
-    """A conflicted action's record has outcome conflict and the conflict in its reason."""
+    """A conflicted action's record has outcome conflict, the conflict in its own field and the
+    plain reason (conflicts stay structured in every view)."""
     action = Action(
         kind=Kind.ECS_SERVICE,
         name="worker",
@@ -188,7 +190,9 @@ def test_records_of_conflicts_say_why() -> None:
     row = ActionRecord.of(action, Outcome.CONFLICT, time=T0, revision="r1")
     assert row.outcome == Outcome.CONFLICT
     assert not row.dry_run
-    assert row.reason.endswith("conflict: service has an Application Auto Scaling target")
+    assert row.conflict == "service has an Application Auto Scaling target"
+    assert row.reason == "drift: desiredCount differs from the manifest"
+    assert row.to_json()["conflict"] == "service has an Application Auto Scaling target"
 
 
 @pytest.mark.parametrize(

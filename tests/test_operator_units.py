@@ -17,7 +17,7 @@ from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.passes import State, classify
-from homeostat.operator.records import ActionRecord
+from homeostat.operator.records import ActionRecord, Unmanaged
 from homeostat.operator.status import LoopStatus
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Outcome, Plan
 
@@ -263,33 +263,78 @@ def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp
 
 
 class FailingOnceHistory:
-    """A history store whose first write fails (disk full), then works."""
+    """A history store whose write number `fail_on` fails (disk full); the others work. Rows are
+    kept by id, as the database keeps them: a journal row is overwritten when it completes."""
 
-    def __init__(self) -> None:
-        self.rows: list[ActionRecord] = []
-        self.fail = True
+    def __init__(self, fail_on: int = 1) -> None:
+        self.by_id: dict[int, ActionRecord] = {}
+        self.writes = 0
+        self.fail_on = fail_on
 
-    def add(self, records: list[ActionRecord]) -> None:
-        if self.fail:
-            self.fail = False
+    @property
+    def rows(self) -> list[ActionRecord]:
+        return [self.by_id[i] for i in sorted(self.by_id)]
+
+    def write(self, entries: list[tuple[int | None, ActionRecord]]) -> list[int | None]:
+        self.writes += 1
+        if self.writes == self.fail_on:
             raise OSError("disk full")
-        self.rows.extend(records)
+        ids: list[int | None] = []
+        for row_id, record in entries:
+            new = row_id is None
+            key = len(self.by_id) + 1 if row_id is None else row_id
+            self.by_id[key] = record
+            ids.append(key if new else None)
+        return ids
+
+    def exists(self, record: ActionRecord) -> bool:
+        return False
 
 
 def test_a_failed_history_write_still_logs_and_counts_and_the_rows_are_written_later() -> None:
     """An action applied in AWS is never without a trace: log and counter first, the row on the next write."""
     metrics = Metrics(CollectorRegistry())
-    history = FailingOnceHistory()
+    history = FailingOnceHistory(fail_on=2)  # the journal row is written, its completion is not
+    reconciler = FakeReconciler(fail=set())
     executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
-    first = ActionRecord.of(action("a"), Outcome.APPLIED, time=NOW, revision="r")
     with structlog.testing.capture_logs() as logs, pytest.raises(OSError, match="disk full"):
-        executor.record([first])
+        executor.execute(reconciler, [action("a")], None, revision="r", dry_run=False)  # type: ignore[arg-type]
+    assert reconciler.applied == ["a"]
     assert [e["event"] for e in logs] == ["action", "history_write_failed"]
     sample = {"kind": "ECSService", "action": "update_service", "outcome": "applied"}
     assert metrics.registry.get_sample_value("homeostat_actions_total", sample) == 1
-    second = ActionRecord.of(action("b"), Outcome.APPLIED, time=NOW, revision="r")
-    executor.record([second])
+    assert [(r.name, r.outcome) for r in history.rows] == [("a", Outcome.PENDING)]
+    executor.execute(reconciler, [action("b")], None, revision="r", dry_run=False)  # type: ignore[arg-type]
     assert [r.name for r in history.rows] == ["a", "b"]
+    assert [r.outcome for r in history.rows] == [Outcome.APPLIED, Outcome.APPLIED]
+
+
+def test_an_event_whose_history_write_fails_is_logged_counted_and_written_later() -> None:
+    """Events take the same path: log and counter first, the row kept for the next write."""
+    metrics = Metrics(CollectorRegistry())
+    history = FailingOnceHistory()
+    executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
+    with structlog.testing.capture_logs() as logs, pytest.raises(OSError, match="disk full"):
+        executor.record([Unmanaged("ECSService", "a")], revision="r")
+    assert [e["event"] for e in logs] == ["action", "history_write_failed"]
+    sample = {"kind": "ECSService", "action": "unmanage", "outcome": "applied"}
+    assert metrics.registry.get_sample_value("homeostat_actions_total", sample) == 1
+    executor.record([Unmanaged("ECSService", "b")], revision="r")
+    assert [r.name for r in history.rows] == ["a", "b"]
+
+
+def test_a_mutation_whose_journal_row_cannot_be_written_is_not_sent() -> None:
+    """Journal before sending: when the pending row cannot be committed, AWS is not called and the
+    action is recorded failed (logged and counted, its row written once the database is back)."""
+    metrics = Metrics(CollectorRegistry())
+    history = FailingOnceHistory(fail_on=1)
+    reconciler = FakeReconciler(fail=set())
+    executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
+    (record,) = executor.execute(reconciler, [action("a")], None, revision="r", dry_run=False)  # type: ignore[arg-type]
+    assert reconciler.applied == []
+    assert record.outcome == Outcome.FAILED
+    assert record.error is not None and record.error.startswith("not sent: the journal could not be written")
+    assert [(r.name, r.outcome) for r in history.rows] == [("a", Outcome.FAILED)]
 
 
 def test_a_failed_pass_is_not_progress() -> None:

@@ -14,7 +14,14 @@ from botocore.config import Config
 
 from homeostat import __version__
 
-RETRY_ATTEMPTS = 5
+# Bounded retry time. Each kind runs on its own worker, so a slow service holds only its
+# own kind; these bound how long it holds it. Three attempts in all: a throttled call backs off
+# at most 1 s + 2 s (botocore: rand * 2**i s) before its error is that resource's error (the
+# resource backs off and is retried); an unreachable endpoint costs at most 3 x 3 s to connect,
+# a hung one 3 x 10 s to read.
+RETRY_ATTEMPTS = 3
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 10
 CallObserver = Callable[[str, str, str], None]
 
 
@@ -40,6 +47,8 @@ class BotoClients:
         self.session = boto3.Session(region_name=region)
         self.config = Config(
             retries={"mode": "adaptive", "max_attempts": RETRY_ATTEMPTS},
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
             user_agent_extra=f"homeostat/{__version__}",
         )
         self._clients: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.clock import utc_now
-from homeostat.operator.execution import Executor
+from homeostat.operator.execution import Executor, mark_interrupted
 from homeostat.operator.history import HistoryError, HistoryQuery, HistoryStore, first_line
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.logs import configure_logging, get_logger
@@ -100,6 +100,7 @@ def cmd_run_once(settings: Settings) -> int:
         history.close()
         raise CommandError(str(exc)) from exc
     try:
+        mark_interrupted(history, get_logger())  # the lease is ours: no pending row is in flight
         return _run_once(settings, desired, history)
     finally:
         lease.release()
@@ -120,7 +121,7 @@ def _run_once(settings: Settings, desired: DesiredState, history: HistoryStore) 
         default_reconcilers(),
         aws,
         executor,
-        now=utc_now(),
+        clock=utc_now,
         dry_run=settings.dry_run,
         metrics=metrics,
     )

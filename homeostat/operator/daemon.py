@@ -27,7 +27,7 @@ from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.backoff import Backoff
 from homeostat.operator.clock import rfc3339, utc_now
-from homeostat.operator.execution import Executor
+from homeostat.operator.execution import Executor, mark_interrupted
 from homeostat.operator.history import HistoryError, HistoryStore
 from homeostat.operator.http import StatusServer
 from homeostat.operator.last_good import LastKnownGood
@@ -35,14 +35,12 @@ from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.logs import get_logger
 from homeostat.operator.options import Settings
 from homeostat.operator.passes import ResourceStatus, State, run_pass
-from homeostat.operator.records import ActionRecord
+from homeostat.operator.records import RevisionRejected, Unmanaged
 from homeostat.operator.status import LoopStatus
 from homeostat.operator.watcher import DirectoryWatcher
-from homeostat.reconcilers.actions import Outcome
 from homeostat.reconcilers.base import Reconciler
 from homeostat.reconcilers.registry import default_reconcilers
 
-DESIRED_STATE_KIND = "DesiredState"
 WAKE_PREFIX = "wake-"
 # Timed wake-ups further ahead than this are scheduled on a later pass (each pass reschedules).
 WAKE_HORIZON = timedelta(days=8)
@@ -130,6 +128,7 @@ class Daemon:
             self.lease.acquire()
         except LeaseHeld as exc:
             raise DaemonError(str(exc)) from exc
+        mark_interrupted(self.history, self.log)  # the lease is ours: no pending row is in flight
         try:
             self.server = StatusServer(self.settings.listen_address, self.registry, self.status)
         except (OSError, OverflowError) as exc:
@@ -205,24 +204,8 @@ class Daemon:
                 self.log.error(
                     "desired_state_rejected", rejected=rejected, in_force=in_force, errors=list(errors)
                 )
-                self.executor.record(
-                    [
-                        ActionRecord(
-                            time=now,
-                            kind=DESIRED_STATE_KIND,
-                            name="desired-state",
-                            action="reject_revision",
-                            target=str(self.settings.desired_state),
-                            outcome=Outcome.FAILED,
-                            before={"revision": in_force},
-                            after={"revision": rejected},
-                            reason="validation failed; the previous valid revision stays in force",
-                            error="; ".join(errors),
-                            revision=rejected,
-                            dry_run=False,
-                        )
-                    ]
-                )
+                event = RevisionRejected(str(self.settings.desired_state), rejected, in_force, errors)
+                self.executor.record([event], revision=rejected)
             return
         self.metrics.desired_state_loads_total.labels(result="valid").inc()
         self.metrics.desired_state_valid.set(1)
@@ -232,7 +215,7 @@ class Daemon:
             self.log.info("desired_state_loaded", revision=loaded.revision, resources=len(loaded.resources))
             self.metrics.set_revision(loaded.revision)
         self.last_good.save(loaded.revision, self.settings.desired_state, files, now)
-        self._record_removed(previous, loaded, now)
+        self._record_removed(previous, loaded)
         self.desired = loaded
         with self.status.lock:
             self.status.valid = True
@@ -240,29 +223,11 @@ class Daemon:
             self.status.rejected_revision = None
             self.status.rejected_errors = ()
 
-    def _record_removed(self, previous: DesiredState | None, loaded: DesiredState, now: datetime) -> None:
+    def _record_removed(self, previous: DesiredState | None, loaded: DesiredState) -> None:
         keys = {(str(r.kind), r.name) for r in loaded.resources}
         if previous is not None:
             removed = sorted({(str(r.kind), r.name) for r in previous.resources} - keys)
-            self.executor.record(
-                [
-                    ActionRecord(
-                        time=now,
-                        kind=kind,
-                        name=name,
-                        action="unmanage",
-                        target=name,
-                        outcome=Outcome.APPLIED,
-                        before={"managed": True},
-                        after={"managed": False},
-                        reason="manifest removed: no longer managed; nothing in AWS is changed",
-                        error=None,
-                        revision=loaded.revision,
-                        dry_run=False,
-                    )
-                    for kind, name in removed
-                ]
-            )
+            self.executor.record([Unmanaged(kind, name) for kind, name in removed], revision=loaded.revision)
         self.status.keep_only(keys)
         self.backoff.forget_except(keys)
         for key in set(self._measured) - keys:
@@ -297,7 +262,7 @@ class Daemon:
                     self.reconcilers,
                     self.aws,
                     self.executor,
-                    now=now,
+                    clock=self.clock,
                     dry_run=self.settings.dry_run,
                     metrics=self.metrics,
                     # A pass at a window edge or snapshot slot retries every resource, backing off

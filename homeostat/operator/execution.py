@@ -1,22 +1,28 @@
-"""The executor: the one place actions are applied and recorded.
+"""The executor: the one place actions are applied and everything is recorded.
 
-Each action becomes an ActionRecord with an outcome (applied, failed,
-dry_run, conflict), handed to exactly three sinks: the history row, the
-`actions_total` counter and the log line.
+Every action and event becomes an ActionRecord with an outcome, handed to
+exactly three sinks: the history row, the `actions_total` counter and the log
+line. A mutation is journaled first: its row is written `pending` (and
+committed) before the AWS call, and overwritten with `applied`/`failed` when
+AWS answers, so a SIGKILL at any moment leaves a row for every call AWS may
+have seen. One Executor serves every kind's worker thread of a pass.
 """
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from homeostat.metrics import Metrics
 from homeostat.operator.history import HistoryStore
-from homeostat.operator.records import ActionRecord
-from homeostat.reconcilers.actions import Action, Finding, Outcome
+from homeostat.operator.records import ActionRecord, Event, event_record, recorded_once
+from homeostat.reconcilers.actions import Action, ApplyResult, Outcome
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import Reconciler
 
 Clock = Callable[[], datetime]
+# A record to write, with the row id of its journal entry when it completes one.
+Entry = tuple[int | None, ActionRecord]
 
 
 class Executor:
@@ -25,7 +31,9 @@ class Executor:
         self.metrics = metrics
         self.log = log
         self.clock = clock
-        self._unwritten: list[ActionRecord] = []
+        # Guards _unwritten and orders history writes; never held during an AWS call.
+        self._lock = threading.Lock()
+        self._unwritten: list[Entry] = []
 
     def execute(
         self,
@@ -36,90 +44,114 @@ class Executor:
         revision: str,
         dry_run: bool,
     ) -> list[ActionRecord]:
-        records: list[ActionRecord] = []
+        """Apply the actions of one resource. Conflicts and dry runs are recorded, never sent;
+        an exception in apply (a bug, an unexpected botocore error) fails these actions only."""
+        entries: list[Entry] = []
         to_apply: list[Action] = []
         for action in actions:
             if action.conflict is not None:
-                records.append(
-                    ActionRecord.of(action, Outcome.CONFLICT, time=self.clock(), revision=revision)
+                entries.append(
+                    (None, ActionRecord.of(action, Outcome.CONFLICT, time=self.clock(), revision=revision))
                 )
             elif dry_run:
-                records.append(ActionRecord.of(action, Outcome.DRY_RUN, time=self.clock(), revision=revision))
+                entries.append(
+                    (None, ActionRecord.of(action, Outcome.DRY_RUN, time=self.clock(), revision=revision))
+                )
             else:
                 to_apply.append(action)
         if to_apply:
-            for result in reconciler.apply(to_apply, aws):
-                outcome = Outcome.APPLIED if result.error is None else Outcome.FAILED
-                records.append(
-                    ActionRecord.of(
-                        result.action,
-                        outcome,
-                        time=self.clock(),
-                        revision=revision,
-                        error=result.error,
-                    )
-                )
-        self.record(records)
-        return records
+            entries.extend(self._journaled_apply(reconciler, to_apply, aws, revision))
+        self._emit(entries)
+        return [record for _, record in entries]
 
-    def record_findings(self, findings: Sequence[Finding], *, revision: str) -> list[ActionRecord]:
-        """Record each finding once, ever: a row with the same identity already in the history
-        means it was reported before (by this process, an earlier one, or `run --once`)."""
+    def record(self, events: Sequence[Event], *, revision: str) -> list[ActionRecord]:
+        """Record events (findings, revision rejections, unmanaged resources) through the same
+        sinks as actions. A finding is recorded once, ever: a completed row with its identity
+        already in the history means it was reported before (by this process, an earlier one,
+        or `run --once`)."""
         records = []
-        for finding in findings:
-            record = ActionRecord(
-                time=self.clock(),
-                kind=str(finding.kind),
-                name=finding.name,
-                action=finding.action,
-                target=finding.target,
-                outcome=Outcome.FAILED,
-                before={},
-                after={},
-                reason=finding.reason,
-                error=finding.error,
-                revision=revision,
-                dry_run=False,
-            )
-            if self.history is None or not self.history.exists(record):
+        for event in events:
+            record = event_record(event, time=self.clock(), revision=revision)
+            if not (recorded_once(event) and self.history is not None and self.history.exists(record)):
                 records.append(record)
-        self.record(records)
+        self._emit([(None, r) for r in records])
         return records
 
-    def record(self, records: Sequence[ActionRecord]) -> None:
+    def _journaled_apply(
+        self, reconciler: Reconciler, actions: list[Action], aws: AwsClients, revision: str
+    ) -> list[Entry]:
+        pending = [ActionRecord.of(a, Outcome.PENDING, time=self.clock(), revision=revision) for a in actions]
+        try:
+            ids = self._journal(pending)
+        except Exception as exc:  # noqa: BLE001 - what cannot be journaled is not sent
+            error = f"not sent: the journal could not be written: {type(exc).__name__}: {exc}"
+            self.log.error("journal_write_failed", rows=len(pending), error=str(exc))
+            return [
+                (None, ActionRecord.of(a, Outcome.FAILED, time=self.clock(), revision=revision, error=error))
+                for a in actions
+            ]
+        try:
+            results = reconciler.apply(actions, aws)
+            if len(results) != len(actions):
+                raise RuntimeError(f"apply returned {len(results)} results for {len(actions)} actions")
+        except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
+            results = [ApplyResult(a, f"apply failed: {type(exc).__name__}: {exc}") for a in actions]
+        return [
+            (
+                row_id,
+                ActionRecord.of(
+                    result.action,
+                    Outcome.APPLIED if result.error is None else Outcome.FAILED,
+                    time=self.clock(),
+                    revision=revision,
+                    error=result.error,
+                ),
+            )
+            for row_id, result in zip(ids, results, strict=True)
+        ]
+
+    def _journal(self, pending: list[ActionRecord]) -> list[int | None]:
+        """Commit the pending rows (with any rows still unwritten) before anything is sent."""
+        if self.history is None:
+            return [None] * len(pending)
+        with self._lock:
+            written = self.history.write([*self._unwritten, *((None, r) for r in pending)])
+            self._unwritten.clear()
+        return written[len(written) - len(pending) :]
+
+    def _emit(self, entries: Sequence[Entry]) -> None:
         """Log and count first, then write the history: a failing database must not hide an
         action already applied in AWS. Rows that could not be written are kept and written
         with the next records; the failure is logged and raised to the loop (a pass whose
         history cannot be written is not progress)."""
-        self._log_and_count(records)
-        self._unwritten.extend(records)
-        if self.history is None or not self._unwritten:
+        for _, record in entries:
+            self._log_and_count(record)
+        with self._lock:
+            self._unwritten.extend(entries)
+            if self.history is None or not self._unwritten:
+                self._unwritten.clear()
+                return
+            try:
+                self.history.write(self._unwritten)
+            except Exception as exc:
+                self.log.error("history_write_failed", rows=len(self._unwritten), error=str(exc))
+                raise
             self._unwritten.clear()
-            return
-        try:
-            self.history.add(self._unwritten)
-        except Exception as exc:
-            self.log.error("history_write_failed", rows=len(self._unwritten), error=str(exc))
-            raise
-        self._unwritten.clear()
 
-    def _log_and_count(self, records: Sequence[ActionRecord]) -> None:
-        for record in records:
-            if self.metrics is not None:
-                self.metrics.actions_total.labels(
-                    kind=record.kind, action=record.action, outcome=str(record.outcome)
-                ).inc()
-            self.log.info(
-                "action",
-                kind=record.kind,
-                name=record.name,
-                action=record.action,
-                target=record.target,
-                before=dict(record.before),
-                after=dict(record.after),
-                outcome=str(record.outcome),
-                reason=record.reason,
-                error=record.error,
-                revision=record.revision,
-                dry_run=record.dry_run,
-            )
+    def _log_and_count(self, record: ActionRecord) -> None:
+        if self.metrics is not None:
+            self.metrics.actions_total.labels(
+                kind=record.kind, action=record.action, outcome=str(record.outcome)
+            ).inc()
+        self.log.info("action", **record.to_json())
+
+
+def mark_interrupted(history: HistoryStore, log: Any) -> list[ActionRecord]:
+    """The start-up step of the journal: every `pending` row left by a process killed while
+    AWS had its call becomes `interrupted` and is logged. Call it holding the lease, before
+    the first pass; that pass observes every resource again (a new process has no backoff),
+    so what the interrupted call did or did not do is seen before anything else is sent."""
+    interrupted = history.mark_interrupted()
+    for record in interrupted:
+        log.warning("action_interrupted", **record.to_json())
+    return interrupted

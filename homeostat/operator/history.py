@@ -1,12 +1,14 @@
 """The action history store: SQLAlchemy 2, SQLite by default (WAL), migrated with Alembic.
 
-Every planned or applied action is one row. The schema is created and
+Every planned or applied action is one row, written with the columns of the one record field
+list (records.RECORD_FIELDS); a mutation's row is written `pending` before it is sent and
+overwritten with its outcome when AWS answers (the journal). The schema is created and
 upgraded at startup by running the packaged Alembic migrations on the
 configured database, so upgrading homeostat never needs a manual step.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from homeostat.operator.history_schema import actions
-from homeostat.operator.records import ActionRecord
+from homeostat.operator.records import RECORD_FIELDS, ActionRecord, json_value
 from homeostat.reconcilers.actions import Outcome
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -79,29 +81,24 @@ class HistoryStore:
         except SQLAlchemyError as exc:
             raise HistoryError(f"cannot open history database {url!r}: {first_line(exc)}") from exc
 
-    def add(self, records: Sequence[ActionRecord]) -> None:
-        if not records:
-            return
-        rows = [
-            {
-                # SQLite keeps the wall time and drops the offset: store every instant in UTC.
-                "time": as_utc(r.time),
-                "kind": r.kind,
-                "name": r.name,
-                "action": r.action,
-                "target": r.target,
-                "outcome": str(r.outcome),
-                "before": dict(r.before),
-                "after": dict(r.after),
-                "reason": r.reason,
-                "error": r.error,
-                "revision": r.revision,
-                "dry_run": r.dry_run,
-            }
-            for r in records
-        ]
+    def add(self, records: Sequence[ActionRecord]) -> list[int]:
+        """Insert the records in one transaction; their row ids, in order."""
+        return [row_id for row_id in self.write([(None, r) for r in records]) if row_id is not None]
+
+    def write(self, entries: Sequence[tuple[int | None, ActionRecord]]) -> list[int | None]:
+        """In one transaction: insert each record without a row id, and overwrite the row of
+        each one with an id (a journaled `pending` row completed). The ids of the inserted
+        rows, None for the overwritten ones."""
+        ids: list[int | None] = []
         with self.engine.begin() as connection:
-            connection.execute(actions.insert(), rows)
+            for row_id, record in entries:
+                if row_id is None:
+                    inserted = actions.insert().values(row_of(record)).returning(actions.c.id)
+                    ids.append(int(connection.execute(inserted).scalar_one()))
+                else:
+                    connection.execute(actions.update().where(actions.c.id == row_id), row_of(record))
+                    ids.append(None)
+        return ids
 
     def query(self, query: HistoryQuery) -> list[ActionRecord]:
         """Matching rows, the newest `limit` of them, oldest first."""
@@ -116,40 +113,51 @@ class HistoryStore:
             statement = statement.where(actions.c.revision.startswith(query.revision, autoescape=True))
         with self.engine.connect() as connection:
             rows = connection.execute(statement).mappings().all()
-        return [
-            ActionRecord(
-                time=as_utc(row["time"]),
-                kind=row["kind"],
-                name=row["name"],
-                action=row["action"],
-                target=row["target"],
-                outcome=Outcome(row["outcome"]),
-                before=row["before"],
-                after=row["after"],
-                reason=row["reason"],
-                error=row["error"],
-                revision=row["revision"],
-                dry_run=bool(row["dry_run"]),
-            )
-            for row in reversed(rows)
-        ]
+        return [record_of(row) for row in reversed(rows)]
 
     def exists(self, record: ActionRecord) -> bool:
-        """Whether a row with the same kind, name, action, target and error is stored."""
+        """Whether a row with the same kind, name, action, target, outcome and error is stored
+        (an `interrupted` or `pending` row never stands for a completed one)."""
         statement = (
             sa.select(actions.c.id)
             .where(actions.c.kind == record.kind)
             .where(actions.c.name == record.name)
             .where(actions.c.action == record.action)
             .where(actions.c.target == record.target)
+            .where(actions.c.outcome == str(record.outcome))
             .where(actions.c.error == record.error)
             .limit(1)
         )
         with self.engine.connect() as connection:
             return connection.execute(statement).first() is not None
 
+    def mark_interrupted(self) -> list[ActionRecord]:
+        """Turn every `pending` journal row into `interrupted` (its data kept); those rows, oldest
+        first. Only the lease holder may call it: a live writer's pending rows are in flight."""
+        pending = actions.c.outcome == str(Outcome.PENDING)
+        with self.engine.begin() as connection:
+            rows = (
+                connection.execute(sa.select(actions).where(pending).order_by(actions.c.id)).mappings().all()
+            )
+            connection.execute(actions.update().where(pending).values(outcome=str(Outcome.INTERRUPTED)))
+        return [replace(record_of(row), outcome=Outcome.INTERRUPTED) for row in rows]
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def row_of(record: ActionRecord) -> dict[str, Any]:
+    """The history row of a record: one column per record field. SQLite keeps the wall time
+    and drops the offset, so every instant is stored in UTC."""
+    row = {name: json_value(getattr(record, name)) for name in RECORD_FIELDS}
+    row["time"] = as_utc(record.time)
+    return row
+
+
+def record_of(row: RowMapping) -> ActionRecord:
+    values = {name: row[name] for name in RECORD_FIELDS}
+    values.update(time=as_utc(row["time"]), outcome=Outcome(row["outcome"]), dry_run=bool(row["dry_run"]))
+    return ActionRecord(**values)
 
 
 def as_utc(value: datetime) -> datetime:

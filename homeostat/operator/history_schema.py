@@ -20,7 +20,9 @@ actions = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("revision", sa.String(128), nullable=False),
     sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("conflict", sa.Text, nullable=True),
     sa.Index("ix_actions_time", "time"),
+    sa.Index("ix_actions_outcome", "outcome"),
     sa.Index("ix_actions_kind_name", "kind", "name"),
     sa.Index("ix_actions_revision", "revision"),
 )

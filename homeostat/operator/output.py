@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from homeostat.operator.passes import ResourceStatus
-from homeostat.operator.records import ActionRecord
+from homeostat.operator.records import ACTION_FIELDS, ActionRecord, action_view
 from homeostat.reconcilers.actions import Action, Plan
 
 PLAN_FORMAT_VERSION = 1
@@ -27,6 +27,15 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
 
 
+# The record fields a `plan --json` action carries: kind and name are its resource's.
+PLAN_ACTION_FIELDS = tuple(f for f in ACTION_FIELDS if f not in {"kind", "name"})
+
+
+def _plan_action(action: Action) -> dict[str, Any]:
+    view = action_view(action)
+    return {name: view[name] for name in PLAN_ACTION_FIELDS}
+
+
 def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceStatus]) -> dict[str, Any]:
     """The documented, stable `plan --json` document (formatVersion 1)."""
     resources = []
@@ -38,17 +47,7 @@ def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceSt
                 "inSync": plan.in_sync,
                 "error": plan.error,
                 "notes": list(plan.notes),
-                "actions": [
-                    {
-                        "action": a.action,
-                        "target": a.target,
-                        "before": dict(a.before),
-                        "after": dict(a.after),
-                        "reason": a.reason,
-                        "conflict": a.conflict,
-                    }
-                    for a in plan.actions
-                ],
+                "actions": [_plan_action(a) for a in plan.actions],
             }
         )
     for status in skipped:
@@ -114,7 +113,8 @@ def history_text(records: Sequence[ActionRecord]) -> str:
         return "no history rows match"
     rows = [["TIME", "KIND", "NAME", "ACTION", "OUTCOME", "CHANGE", "REASON", "REVISION"]]
     for r in records:
-        reason = r.reason + (f" (error: {r.error})" if r.error else "")
+        reason = r.reason + (f"; conflict: {r.conflict}" if r.conflict else "")
+        reason += f" (error: {r.error})" if r.error else ""
         rows.append(
             [
                 r.time.strftime("%Y-%m-%dT%H:%M:%SZ"),

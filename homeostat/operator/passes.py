@@ -2,11 +2,13 @@
 
 Shared by `run --once`, `plan` (which executes nothing) and the daemon loop,
 so all three see the same plans. Classification of a resource's result
-happens here and only here.
+happens here and only here. In a pass that executes (`run_pass`) every kind
+runs on its own worker thread and reads the clock after its observation.
 """
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -93,10 +95,53 @@ class PassReport:
 
 
 Skip = Callable[[Resource], str | None]
+Clock = Callable[[], datetime]
 
 
 def _never_skip(_resource: Resource) -> str | None:
     return None
+
+
+def _partition(desired: DesiredState, kind: Kind, skip: Skip) -> tuple[list[Resource], list[ResourceStatus]]:
+    """The resources of a kind to reconcile this pass, and statuses of the others."""
+    active: list[Resource] = []
+    skipped: list[ResourceStatus] = []
+    for resource in desired.of_kind(kind):
+        reason = "suspended in the manifest" if resource.manifest.spec.suspend else skip(resource)
+        if reason is None:
+            active.append(resource)
+        else:
+            state = State.SUSPENDED if resource.manifest.spec.suspend else State.BACKING_OFF
+            skipped.append(ResourceStatus(str(kind), resource.name, state, reason, None))
+    return active, skipped
+
+
+def _observe_then_diff(
+    reconciler: Reconciler,
+    active: Sequence[Resource],
+    desired: DesiredState,
+    aws: AwsClients,
+    observe_at: datetime,
+    clock: Clock,
+) -> list[tuple[Resource, Plan]]:
+    """Observe a kind once, then diff each resource at the instant the observation returned:
+    a time-bound decision (window edge, snapshot slot) is taken with the time it is applied
+    at, not with the pass's start, however long the observation took."""
+    kind = reconciler.kind
+    try:
+        observed: Mapping[str, object] = reconciler.observe(active, desired, aws, observe_at)
+    except Exception as exc:  # noqa: BLE001 - a bug or AWS failure in one kind must not stop the others
+        observed = {r.name: ObserveError(f"observe failed: {type(exc).__name__}: {exc}") for r in active}
+    now = clock()
+    planned = []
+    for resource in active:
+        live = observed.get(resource.name, ObserveError("not observed"))
+        try:
+            plan = reconciler.diff(resource, live, now)
+        except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
+            plan = Plan(kind, resource.name, error=f"diff failed: {type(exc).__name__}: {exc}")
+        planned.append((resource, plan))
+    return planned
 
 
 def observe_and_diff(
@@ -105,39 +150,16 @@ def observe_and_diff(
     aws: AwsClients,
     now: datetime,
     skip: Skip = _never_skip,
-    timings: dict[str, float] | None = None,
 ) -> tuple[list[tuple[Reconciler, Resource, Plan]], list[ResourceStatus]]:
-    """Plans for every active resource, and statuses of those not reconciled this pass.
-
-    `timings` (when given) receives the observe+diff seconds per kind.
-    """
+    """Plans for every active resource at `now`, and statuses of those not reconciled (`plan`)."""
     planned: list[tuple[Reconciler, Resource, Plan]] = []
     skipped: list[ResourceStatus] = []
     for kind, reconciler in reconcilers.items():
-        active: list[Resource] = []
-        for resource in desired.of_kind(kind):
-            reason = "suspended in the manifest" if resource.manifest.spec.suspend else skip(resource)
-            if reason is None:
-                active.append(resource)
-            else:
-                state = State.SUSPENDED if resource.manifest.spec.suspend else State.BACKING_OFF
-                skipped.append(ResourceStatus(str(kind), resource.name, state, reason, None))
-        if not active:
-            continue
-        started = time.monotonic()
-        try:
-            observed: Mapping[str, object] = reconciler.observe(active, desired, aws, now)
-        except Exception as exc:  # noqa: BLE001 - a bug or AWS failure in one kind must not stop the others
-            observed = {r.name: ObserveError(f"observe failed: {type(exc).__name__}: {exc}") for r in active}
-        for resource in active:
-            live = observed.get(resource.name, ObserveError("not observed"))
-            try:
-                plan = reconciler.diff(resource, live, now)
-            except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
-                plan = Plan(kind, resource.name, error=f"diff failed: {type(exc).__name__}: {exc}")
-            planned.append((reconciler, resource, plan))
-        if timings is not None:
-            timings[str(kind)] = time.monotonic() - started
+        active, not_active = _partition(desired, kind, skip)
+        skipped.extend(not_active)
+        if active:
+            pairs = _observe_then_diff(reconciler, active, desired, aws, now, lambda: now)
+            planned.extend((reconciler, resource, plan) for resource, plan in pairs)
     return planned, skipped
 
 
@@ -158,57 +180,99 @@ def classify(plan: Plan, records: Sequence[ActionRecord], *, dry_run: bool) -> t
     return State.FIXED, "fixed: " + "; ".join(a.reason for a in plan.actions)
 
 
+@dataclass(frozen=True, slots=True)
+class _KindPass:
+    """What one kind's worker hands back: its statuses, in desired-state order, and its time."""
+
+    statuses: tuple[ResourceStatus, ...]
+    seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _PassContext:
+    desired: DesiredState
+    aws: AwsClients
+    executor: Executor
+    started: datetime
+    clock: Clock
+    dry_run: bool
+    skip: Skip
+    should_stop: Callable[[], bool]
+
+
+def _reconcile_kind(kind: Kind, reconciler: Reconciler, ctx: _PassContext) -> _KindPass:
+    """One kind's observe -> diff -> execute, on its own worker thread."""
+    active, statuses = _partition(ctx.desired, kind, ctx.skip)
+    if not active:
+        return _KindPass(tuple(statuses), None)
+    started = time.monotonic()
+    revision = ctx.desired.revision
+    # Observe at the pass's start (both alarm kinds share one listing keyed by it); decide later.
+    for resource, plan in _observe_then_diff(
+        reconciler, active, ctx.desired, ctx.aws, ctx.started, ctx.clock
+    ):
+        if ctx.should_stop():
+            statuses.append(
+                ResourceStatus(str(kind), resource.name, State.NOT_REACHED, "shutting down", None)
+            )
+            continue
+        resource_dry_run = ctx.dry_run or resource.manifest.spec.dryRun
+        records = ctx.executor.execute(
+            reconciler, plan.actions, ctx.aws, revision=revision, dry_run=resource_dry_run
+        )
+        state, message = classify(plan, records, dry_run=resource_dry_run)
+        # Findings are reported (once), never classified: they do not make a resource fail or drift.
+        records += ctx.executor.record(plan.findings, revision=revision)
+        statuses.append(
+            ResourceStatus(str(kind), resource.name, state, message, ctx.clock(), plan, tuple(records))
+        )
+    return _KindPass(tuple(statuses), time.monotonic() - started)
+
+
 def run_pass(
     desired: DesiredState,
     reconcilers: Mapping[Kind, Reconciler],
     aws: AwsClients,
     executor: Executor,
     *,
-    now: datetime,
+    clock: Clock,
     dry_run: bool,
     metrics: Metrics | None = None,
     skip: Skip = _never_skip,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> PassReport:
-    """Reconcile every resource once. Stops between resources when asked to (SIGTERM)."""
-    report = PassReport(revision=desired.revision, started=now)
-    seconds_by_kind: dict[str, float] = {}
-    planned, skipped = observe_and_diff(desired, reconcilers, aws, now, skip, seconds_by_kind)
-    report.statuses.extend(skipped)
-    for reconciler, resource, plan in planned:
-        kind = str(resource.kind)
-        if should_stop():
-            report.statuses.append(
-                ResourceStatus(kind, resource.name, State.NOT_REACHED, "shutting down", None)
-            )
-            continue
-        started = time.monotonic()
-        resource_dry_run = dry_run or resource.manifest.spec.dryRun
-        records = executor.execute(
-            reconciler, plan.actions, aws, revision=desired.revision, dry_run=resource_dry_run
-        )
-        state, message = classify(plan, records, dry_run=resource_dry_run)
-        # Findings are reported (once), never classified: they do not make a resource fail or drift.
-        records += executor.record_findings(plan.findings, revision=desired.revision)
-        report.statuses.append(
-            ResourceStatus(kind, resource.name, state, message, executor.clock(), plan, tuple(records))
-        )
-        seconds_by_kind[kind] = seconds_by_kind.get(kind, 0.0) + time.monotonic() - started
-        if metrics is not None:
-            for measurement in plan.measurements:
-                metrics.set_measurement(measurement.metric, dict(measurement.labels), measurement.value)
+    """Reconcile every resource once, each kind on its own worker: no kind waits on another
+    kind's AWS retries. Statuses are reported in registry order, whatever order the workers
+    finish in. Stops between resources when asked to (SIGTERM). A failure to write the history
+    is raised once every kind has finished (such a pass is not progress)."""
+    started = clock()
+    ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop)
+    with ThreadPoolExecutor(
+        max_workers=max(1, len(reconcilers)), thread_name_prefix="homeostat-kind"
+    ) as pool:
+        futures = [pool.submit(_reconcile_kind, kind, r, ctx) for kind, r in reconcilers.items()]
+    kinds = [future.result() for future in futures]  # re-raises a worker's history failure
+    report = PassReport(revision=desired.revision, started=started)
+    for kind_pass in kinds:
+        report.statuses.extend(kind_pass.statuses)
     if metrics is not None:
-        _update_metrics(metrics, report, seconds_by_kind)
+        _update_metrics(metrics, report, reconcilers, kinds)
     return report
 
 
-def _update_metrics(metrics: Metrics, report: PassReport, seconds_by_kind: dict[str, float]) -> None:
+def _update_metrics(
+    metrics: Metrics, report: PassReport, reconcilers: Mapping[Kind, Reconciler], kinds: Sequence[_KindPass]
+) -> None:
     for status in report.statuses:
+        if status.plan is not None:
+            for measurement in status.plan.measurements:
+                metrics.set_measurement(measurement.metric, dict(measurement.labels), measurement.value)
         metrics.reconcile_total.labels(kind=status.kind, result=str(status.result)).inc()
         if status.state not in {State.BACKING_OFF, State.NOT_REACHED}:
             metrics.resource_in_sync.labels(kind=status.kind, name=status.name).set(
                 1 if status.in_sync else 0
             )
-    for kind, seconds in seconds_by_kind.items():
-        metrics.reconcile_duration_seconds.labels(kind=kind).observe(seconds)
+    for kind, kind_pass in zip(reconcilers, kinds, strict=True):
+        if kind_pass.seconds is not None:
+            metrics.reconcile_duration_seconds.labels(kind=str(kind)).observe(kind_pass.seconds)
     # last_pass_timestamp_seconds belongs to the daemon: only it knows whether a pass completed.

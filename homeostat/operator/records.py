@@ -1,16 +1,32 @@
-"""ActionRecord: an action with what became of it; the one value every sink receives."""
+"""ActionRecord and the typed events: the one value every sink of the record pipeline receives.
+
+Actions (from a diff), findings (from a diff), revision rejections and unmanaged
+resources all become ActionRecords and go through the executor to the same
+three sinks: the history row, the `actions_total` counter and the log line.
+The record's field list is defined once, by the dataclass below; `history
+--json`, the log line, the history row and `plan --json` are all derived from
+it and encode values with `json_value`, so a value prints the same way in every
+view (JSON true/false/null).
+"""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from homeostat.operator.clock import rfc3339
-from homeostat.reconcilers.actions import Action, Outcome
+from homeostat.reconcilers.actions import Action, Finding, Outcome
+
+# The pseudo-kind of the desired-state directory itself (its rejected revisions).
+DESIRED_STATE_KIND = "DesiredState"
 
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
+    """What became of one action or event. `reason` is the plain reason; a conflict that kept
+    the action from being applied is its own field, structured in every view."""
+
     time: datetime
     kind: str
     name: str
@@ -23,6 +39,7 @@ class ActionRecord:
     error: str | None
     revision: str
     dry_run: bool
+    conflict: str | None = None
 
     @classmethod
     def of(
@@ -43,27 +60,112 @@ class ActionRecord:
             outcome=outcome,
             before=dict(action.before),
             after=dict(action.after),
-            reason=action.reason
-            if action.conflict is None
-            else f"{action.reason}; conflict: {action.conflict}",
+            reason=action.reason,
+            conflict=action.conflict,
             error=error,
             revision=revision,
             dry_run=outcome == Outcome.DRY_RUN,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The `history --json` object (contract section 5)."""
-        return {
-            "time": rfc3339(self.time),
-            "kind": self.kind,
-            "name": self.name,
-            "action": self.action,
-            "target": self.target,
-            "outcome": str(self.outcome),
-            "before": dict(self.before),
-            "after": dict(self.after),
-            "reason": self.reason,
-            "error": self.error,
-            "revision": self.revision,
-            "dry_run": self.dry_run,
-        }
+        """The `history --json` object (contract section 5) and the fields of the log line."""
+        return {name: json_value(getattr(self, name)) for name in RECORD_FIELDS}
+
+
+# The one field list: history columns, `history --json` keys and log-line fields.
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ActionRecord))
+# The record fields an Action already carries (what was decided, before anything happened).
+ACTION_FIELDS: tuple[str, ...] = tuple(f for f in RECORD_FIELDS if f in {g.name for g in fields(Action)})
+
+
+def json_value(value: Any) -> Any:
+    """A record value as JSON: instants in RFC 3339 UTC, vocabularies as their strings."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def action_view(action: Action) -> dict[str, Any]:
+    """The record fields of an action not yet executed (the actions of `plan --json`)."""
+    return {name: json_value(getattr(action, name)) for name in ACTION_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRejected:
+    """A new revision of the directory failed validation; `in_force` stays enforced."""
+
+    directory: str
+    rejected: str
+    in_force: str | None
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unmanaged:
+    """A manifest was removed: the resource is no longer managed (nothing in AWS changes)."""
+
+    kind: str
+    name: str
+
+
+# Everything the executor records that is not an action it applies.
+Event = Finding | RevisionRejected | Unmanaged
+
+
+def event_record(event: Event, *, time: datetime, revision: str) -> ActionRecord:
+    """The record of one event; `revision` is the one in force (a rejection carries its own)."""
+    match event:
+        case Finding():
+            return ActionRecord(
+                time=time,
+                kind=str(event.kind),
+                name=event.name,
+                action=event.action,
+                target=event.target,
+                outcome=Outcome.FAILED,
+                before={},
+                after={},
+                reason=event.reason,
+                error=event.error,
+                revision=revision,
+                dry_run=False,
+            )
+        case RevisionRejected():
+            return ActionRecord(
+                time=time,
+                kind=DESIRED_STATE_KIND,
+                name="desired-state",
+                action="reject_revision",
+                target=event.directory,
+                outcome=Outcome.FAILED,
+                before={"revision": event.in_force},
+                after={"revision": event.rejected},
+                reason="validation failed; the previous valid revision stays in force",
+                error="; ".join(event.errors),
+                revision=event.rejected,
+                dry_run=False,
+            )
+        case Unmanaged():
+            return ActionRecord(
+                time=time,
+                kind=event.kind,
+                name=event.name,
+                action="unmanage",
+                target=event.name,
+                outcome=Outcome.APPLIED,
+                before={"managed": True},
+                after={"managed": False},
+                reason="manifest removed: no longer managed; nothing in AWS is changed",
+                error=None,
+                revision=revision,
+                dry_run=False,
+            )
+
+
+def recorded_once(event: Event) -> bool:
+    """Findings are seen again by every pass's pure diff but recorded once, ever."""
+    return isinstance(event, Finding)

@@ -9,12 +9,18 @@ from homeostat.desired_state.identifiers import Kind
 
 
 class Outcome(StrEnum):
-    """What became of an action (the `outcome` label and history column)."""
+    """What became of an action (the history column; the first four are the `outcome` label).
+
+    `pending` is the journal row written before a mutation is sent; `interrupted` is what a
+    pending row found at start-up becomes (the process died before AWS answered).
+    """
 
     APPLIED = "applied"
     FAILED = "failed"
     DRY_RUN = "dry_run"
     CONFLICT = "conflict"
+    PENDING = "pending"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ Apply side: `apply_alarm_actions` batches Enable/DisableAlarmActions, up to
 100 names per call. It decides nothing.
 """
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -228,18 +229,27 @@ class SharedListings:
 
     def __init__(self) -> None:
         self._entry: _Shared | None = None
+        # The two alarm kinds observe on their own worker threads: the second waits for the
+        # first's listing (same service, so it would wait on CloudWatch anyway).
+        self._lock = threading.Lock()
 
     def get(
         self, kind: Kind, selectors: Sequence[AlarmSelector], cloudwatch: Any, now: datetime
     ) -> AlarmListing:
         key = (now, tuple(sorted(map(_selector_key, selectors), key=repr)))
-        entry = self._entry
-        self._entry = None
-        if entry is not None and entry.producer != kind and entry.client is cloudwatch and entry.key == key:
-            return entry.listing
-        listing = list_alarms(selectors, cloudwatch)
-        self._entry = _Shared(kind, cloudwatch, key, listing)
-        return listing
+        with self._lock:
+            entry = self._entry
+            self._entry = None
+            if (
+                entry is not None
+                and entry.producer != kind
+                and entry.client is cloudwatch
+                and entry.key == key
+            ):
+                return entry.listing
+            listing = list_alarms(selectors, cloudwatch)
+            self._entry = _Shared(kind, cloudwatch, key, listing)
+            return listing
 
 
 SHARED_LISTINGS = SharedListings()
