@@ -333,7 +333,8 @@ def test_a_mutation_whose_journal_row_cannot_be_written_is_not_sent() -> None:
     (record,) = executor.execute(reconciler, [action("a")], None, revision="r", dry_run=False)  # type: ignore[arg-type]
     assert reconciler.applied == []
     assert record.outcome == Outcome.FAILED
-    assert record.error is not None and record.error.startswith("not sent: the journal could not be written")
+    assert record.error is not None
+    assert record.error.startswith("not sent: the journal could not be written")
     assert [(r.name, r.outcome) for r in history.rows] == [("a", Outcome.FAILED)]
 
 

@@ -5,11 +5,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
+from homeostat.operator.execution import mark_interrupted
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.records import ActionRecord
@@ -49,6 +52,40 @@ def test_history_on_postgresql_migrates_and_round_trips(postgres: PostgresServer
         store.add([record])
         (row,) = store.query(HistoryQuery(revision="pg-test"))
         assert row == record
+    finally:
+        store.close()
+
+
+def test_journal_on_postgresql_completes_in_place_and_marks_interrupted(postgres: PostgresServer) -> None:
+    """The journal's statements on PostgreSQL: a pending row gets its id back, is overwritten in
+    place when completed, and a pending leftover becomes interrupted with its data kept."""
+    store = HistoryStore(postgres.url)
+    try:
+        pending = ActionRecord(
+            time=NOW,
+            kind="AlarmActions",
+            name="prod",
+            action="disable_alarm_actions",
+            target="prod-cpu",
+            outcome=Outcome.PENDING,
+            before={"actionsEnabled": True},
+            after={"actionsEnabled": False},
+            reason="maintenance window sunday started",
+            error=None,
+            revision="pg-journal",
+            dry_run=False,
+            conflict=None,
+        )
+        done, left = store.add([pending, replace(pending, target="prod-mem")])
+        store.write([(done, replace(pending, outcome=Outcome.APPLIED))])
+        (interrupted,) = mark_interrupted(store, structlog.get_logger())
+        assert interrupted == replace(pending, target="prod-mem", outcome=Outcome.INTERRUPTED)
+        rows = store.query(HistoryQuery(revision="pg-journal"))
+        assert [(r.target, r.outcome) for r in rows] == [
+            ("prod-cpu", Outcome.APPLIED),
+            ("prod-mem", Outcome.INTERRUPTED),
+        ]
+        assert left > done
     finally:
         store.close()
 

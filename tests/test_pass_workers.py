@@ -1,0 +1,237 @@
+"""A pass isolates kinds and resources: each kind on its own worker, deciding with the time it
+applies at; one resource's exception is that resource's error (issue 11 items 1 and 5)."""
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.state import DesiredState, Resource
+from homeostat.operator.execution import Executor
+from homeostat.operator.history import HistoryQuery, HistoryStore
+from homeostat.operator.passes import State, run_pass
+from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
+
+T0 = datetime(2026, 11, 29, 5, 59, 58, tzinfo=UTC)
+# Generous: only reached when the behaviour under test is broken.
+TIMEOUT = 30.0
+
+
+class FakeClock:
+    """A clock that moves only when told to; safe to read from several threads."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+
+class FakeKind:
+    """A reconciler of `kind` whose every resource is one action; hooks let a test block,
+    raise or move the clock in observe and apply."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        on_observe: Callable[[], None] = lambda: None,
+        on_apply: Callable[[Sequence[Action]], None] = lambda _actions: None,
+    ) -> None:
+        self.kind = kind
+        self.on_observe = on_observe
+        self.on_apply = on_apply
+        self.diffed_at: dict[str, datetime] = {}
+        self.applied: list[str] = []
+        self.observed: list[str] = []
+
+    def observe(
+        self, resources: Sequence[Resource], desired: Any, aws: Any, now: datetime
+    ) -> dict[str, object]:
+        self.observed.extend(r.name for r in resources)
+        self.on_observe()
+        return {r.name: "live" for r in resources}
+
+    def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
+        self.diffed_at[resource.name] = now
+        action = Action(
+            kind=self.kind,
+            name=resource.name,
+            action="fix",
+            target=f"t/{resource.name}",
+            before={"v": 1},
+            after={"v": 2},
+            reason="drift",
+        )
+        return Plan(self.kind, resource.name, actions=(action,))
+
+    def apply(self, actions: Sequence[Action], aws: Any) -> list[ApplyResult]:
+        self.on_apply(actions)
+        self.applied.extend(a.name for a in actions)
+        return [ApplyResult(a) for a in actions]
+
+    def wake_times(self, desired: Any, now: datetime) -> list[datetime]:
+        return []
+
+
+def desired_state(
+    tmp_path: Path, services: Sequence[str] = ("api",), alarms: Sequence[str] = ()
+) -> DesiredState:
+    directory = tmp_path / "desired"
+    directory.mkdir(exist_ok=True)
+    for name in services:
+        (directory / f"{name}.yaml").write_text(
+            "apiVersion: homeostat/v1\nkind: ECSService\n"
+            f"metadata: {{name: {name}}}\nspec: {{cluster: c, service: {name}, desiredCount: 1}}\n"
+        )
+    for name in alarms:
+        (directory / f"alarms-{name}.yaml").write_text(
+            "apiVersion: homeostat/v1\nkind: AlarmActions\n"
+            f"metadata: {{name: {name}}}\nspec: {{alarmNames: [{name}-alarm], actionsEnabled: true}}\n"
+        )
+    return load_directory(directory)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HistoryStore:
+    return HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+
+
+def test_a_blocked_kind_does_not_delay_another_kinds_apply(tmp_path: Path, store: HistoryStore) -> None:
+    """ECS observe hangs (a throttled service retrying) until the alarm kind has applied: run one
+    after the other, the alarm call would wait for ECS's retries."""
+    alarm_applied = threading.Event()
+    released_by_alarm: list[bool] = []
+    ecs = FakeKind(Kind.ECS_SERVICE, on_observe=lambda: released_by_alarm.append(alarm_applied.wait(TIMEOUT)))
+    alarms = FakeKind(Kind.ALARM_ACTIONS, on_apply=lambda _a: alarm_applied.set())
+    clock = FakeClock(T0)
+    executor = Executor(store, None, structlog.get_logger(), clock)
+    report = run_pass(
+        desired_state(tmp_path, alarms=["db"]),
+        {Kind.ECS_SERVICE: ecs, Kind.ALARM_ACTIONS: alarms},  # type: ignore[dict-item]
+        None,  # type: ignore[arg-type]
+        executor,
+        clock=clock,
+        dry_run=False,
+    )
+    assert released_by_alarm == [True], "the alarm kind's apply waited for the blocked ECS observe"
+    assert alarms.applied == ["db"]
+    assert ecs.applied == ["api"]
+    assert [(s.kind, s.name, s.state) for s in report.statuses] == [
+        ("ECSService", "api", State.FIXED),
+        ("AlarmActions", "db", State.FIXED),
+    ]
+
+
+def test_statuses_keep_registry_order_whatever_order_the_kinds_finish_in(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    """The first kind finishes last; the report still lists it first (status and report order)."""
+    second_done = threading.Event()
+    first = FakeKind(Kind.ALARM_ACTIONS, on_observe=lambda: second_done.wait(TIMEOUT) or None)
+    second = FakeKind(Kind.ECS_SERVICE, on_apply=lambda _a: second_done.set())
+    clock = FakeClock(T0)
+    report = run_pass(
+        desired_state(tmp_path, services=["api", "web"], alarms=["db"]),
+        {Kind.ALARM_ACTIONS: first, Kind.ECS_SERVICE: second},  # type: ignore[dict-item]
+        None,  # type: ignore[arg-type]
+        Executor(store, None, structlog.get_logger(), clock),
+        clock=clock,
+        dry_run=False,
+    )
+    assert [(s.kind, s.name) for s in report.statuses] == [
+        ("AlarmActions", "db"),
+        ("ECSService", "api"),
+        ("ECSService", "web"),
+    ]
+
+
+def test_a_kind_decides_with_the_time_read_after_its_observe_returned(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    """An observe that takes 5 s across a window edge: the diff sees the instant after it, not
+    the pass's start, so the edge is decided with the time the action is applied at."""
+    clock = FakeClock(T0)
+    slow = FakeKind(Kind.ALARM_ACTIONS, on_observe=lambda: clock.advance(5))
+    report = run_pass(
+        desired_state(tmp_path, services=[], alarms=["db"]),
+        {Kind.ALARM_ACTIONS: slow},  # type: ignore[dict-item]
+        None,  # type: ignore[arg-type]
+        Executor(store, None, structlog.get_logger(), clock),
+        clock=clock,
+        dry_run=False,
+    )
+    assert report.started == T0
+    assert slow.diffed_at == {"db": T0 + timedelta(seconds=5)}
+
+
+def test_an_exception_in_one_resources_apply_does_not_stop_the_next(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    """apply of `api` raises (a bug, an unexpected botocore error type): `api` is an Error with the
+    error text, its journal row becomes failed, and `web` is still applied."""
+
+    def explode(actions: Sequence[Action]) -> None:
+        if actions[0].name == "api":
+            raise ValueError("unexpected response shape")
+
+    ecs = FakeKind(Kind.ECS_SERVICE, on_apply=explode)
+    clock = FakeClock(T0)
+    report = run_pass(
+        desired_state(tmp_path, services=["api", "web"]),
+        {Kind.ECS_SERVICE: ecs},  # type: ignore[dict-item]
+        None,  # type: ignore[arg-type]
+        Executor(store, None, structlog.get_logger(), clock),
+        clock=clock,
+        dry_run=False,
+    )
+    assert ecs.applied == ["web"]
+    states = {s.name: (s.state, s.message) for s in report.statuses}
+    assert states["api"] == (State.ERROR, "apply failed: ValueError: unexpected response shape")
+    assert states["web"][0] == State.FIXED
+    rows = {r.name: r for r in store.query(HistoryQuery())}
+    assert rows["api"].outcome == Outcome.FAILED
+    assert rows["api"].error == "apply failed: ValueError: unexpected response shape"
+    assert rows["web"].outcome == Outcome.APPLIED
+    assert len(store.query(HistoryQuery())) == 2, "each journal row is completed, not duplicated"
+
+
+def test_a_history_failure_in_one_kind_fails_the_pass_after_the_other_kinds_ran(tmp_path: Path) -> None:
+    """A history that cannot be written is not a resource's error: the pass raises it (not
+    progress), but only once every other kind has finished its work."""
+
+    class BrokenHistory:
+        def write(self, entries: Any) -> list[int | None]:
+            raise OSError("disk full")
+
+        def exists(self, record: Any) -> bool:
+            return False
+
+    clock = FakeClock(T0)
+    ecs, alarms = FakeKind(Kind.ECS_SERVICE), FakeKind(Kind.ALARM_ACTIONS)
+    executor = Executor(BrokenHistory(), None, structlog.get_logger(), clock)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="disk full"):
+        run_pass(
+            desired_state(tmp_path, alarms=["db"]),
+            {Kind.ECS_SERVICE: ecs, Kind.ALARM_ACTIONS: alarms},  # type: ignore[dict-item]
+            None,  # type: ignore[arg-type]
+            executor,
+            clock=clock,
+            dry_run=False,
+        )
+    assert ecs.observed == ["api"]
+    assert alarms.observed == ["db"]
+    assert ecs.applied == [], "nothing is sent without its journal row"
+    assert alarms.applied == [], "nothing is sent without its journal row"
