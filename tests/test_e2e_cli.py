@@ -227,7 +227,7 @@ def test_autoscaled_service_with_desired_count_is_a_conflict_left_alone(
     assert [(r["action"], r["outcome"], r["dry_run"]) for r in rows] == [
         ("update_service", "conflict", False)
     ]
-    assert "Auto Scaling" in rows[0]["reason"]
+    assert "Auto Scaling" in rows[0]["conflict"], "the conflict is its own field (issue 10 item 4)"
     assert rows[0]["after"] == {"desiredCount": 6}
 
 

@@ -192,3 +192,90 @@ def test_migration_0003_splits_conflicts_folded_into_old_reasons(tmp_path: Path)
     assert (conflicted.reason, conflicted.conflict) == ("drift: desiredCount differs", "autoscaled")
     assert (applied.reason, applied.conflict) == ("drift: desiredCount differs", None)
     store.close()
+
+
+SERVICE = (
+    "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {name: api}\n"
+    "spec: {cluster: prod, service: api, desiredCount: 2}\n"
+)
+
+
+def test_run_once_marks_leftover_pending_rows_interrupted_and_reconciles_their_resource(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --once` after a SIGKILLed process: the pending update_service row becomes interrupted
+    and the service is observed again and fixed (a new applied row beside it)."""
+    import boto3
+    from moto import mock_aws
+
+    from homeostat.operator.cli import main
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "api.yaml").write_text(SERVICE)
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    killed = Action(
+        Kind.ECS_SERVICE,
+        "api",
+        "update_service",
+        "prod/api",
+        {"desiredCount": 1},
+        {"desiredCount": 2},
+        "drift",
+    )
+    store = HistoryStore(url)
+    store.add([ActionRecord.of(killed, Outcome.PENDING, time=NOW, revision="r0")])
+    store.close()
+    with mock_aws():
+        ecs = boto3.client("ecs", region_name="us-east-1")
+        ecs.create_cluster(clusterName="prod")
+        ecs.register_task_definition(
+            family="api", containerDefinitions=[{"name": "a", "image": "nginx", "memory": 64}]
+        )
+        ecs.create_service(cluster="prod", serviceName="api", taskDefinition="api:1", desiredCount=1)
+        code = main(
+            ["run", "--once", "--desired-state", str(state), "--history", url, "--region", "us-east-1"]
+        )
+        count = ecs.describe_services(cluster="prod", services=["api"])["services"][0]["desiredCount"]
+    assert code == 0, capsys.readouterr()
+    assert count == 2
+    store = HistoryStore(url)
+    rows = store.query(HistoryQuery())
+    store.close()
+    interrupted, *after = rows
+    assert (interrupted.action, interrupted.outcome, interrupted.revision) == (
+        "update_service",
+        Outcome.INTERRUPTED,
+        "r0",
+    )
+    assert [(r.action, r.outcome) for r in after] == [("update_service", Outcome.APPLIED)]
+
+
+def test_daemon_start_marks_leftover_pending_rows_interrupted(tmp_path: Path) -> None:
+    """The daemon's start-up step, once it holds the lease, before its first pass."""
+    from prometheus_client import CollectorRegistry
+
+    from homeostat.operator.daemon import Daemon
+    from homeostat.operator.options import Settings
+
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    pending_row(HistoryStore(url))
+    settings = Settings(
+        command="run",
+        desired_state=desired,
+        history=url,
+        listen="127.0.0.1:0",
+        resync=300,
+        dry_run=False,
+        region="us-east-1",
+        log_format="json",
+    )
+    daemon = Daemon(settings, registry=CollectorRegistry(), reconcilers={})
+    try:
+        assert [r.outcome for r in daemon.history.query(HistoryQuery())] == [Outcome.PENDING]
+        daemon.start()
+        assert [r.outcome for r in daemon.history.query(HistoryQuery())] == [Outcome.INTERRUPTED]
+    finally:
+        daemon.close()
