@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import structlog
+from botocore.parsers import ResponseParserError
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.loading import load_directory
@@ -177,15 +178,20 @@ def test_a_kind_decides_with_the_time_read_after_its_observe_returned(
     assert slow.diffed_at == {"db": T0 + timedelta(seconds=5)}
 
 
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("unexpected response shape"), ResponseParserError("unexpected response shape")],
+    ids=["bug", "botocore-parser"],
+)
 def test_an_exception_in_one_resources_apply_does_not_stop_the_next(
-    tmp_path: Path, store: HistoryStore
+    tmp_path: Path, store: HistoryStore, error: Exception
 ) -> None:
     """apply of `api` raises (a bug, an unexpected botocore error type): `api` is an Error with the
     error text, its journal row becomes failed, and `web` is still applied."""
 
     def explode(actions: Sequence[Action]) -> None:
         if actions[0].name == "api":
-            raise ValueError("unexpected response shape")
+            raise error
 
     ecs = FakeKind(Kind.ECS_SERVICE, on_apply=explode)
     clock = FakeClock(T0)
@@ -199,11 +205,11 @@ def test_an_exception_in_one_resources_apply_does_not_stop_the_next(
     )
     assert ecs.applied == ["web"]
     states = {s.name: (s.state, s.message) for s in report.statuses}
-    assert states["api"] == (State.ERROR, "apply failed: ValueError: unexpected response shape")
+    assert states["api"] == (State.ERROR, f"apply failed: {type(error).__name__}: unexpected response shape")
     assert states["web"][0] == State.FIXED
     rows = {r.name: r for r in store.query(HistoryQuery())}
     assert rows["api"].outcome == Outcome.FAILED
-    assert rows["api"].error == "apply failed: ValueError: unexpected response shape"
+    assert rows["api"].error == f"apply failed: {type(error).__name__}: unexpected response shape"
     assert rows["web"].outcome == Outcome.APPLIED
     assert len(store.query(HistoryQuery())) == 2, "each journal row is completed, not duplicated"
 
