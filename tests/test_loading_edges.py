@@ -334,8 +334,9 @@ def test_the_directory_loader_parses_again_only_when_bytes_change(
     monkeypatch.setattr(loading, "load_files", counting)
     write(tmp_path, "svc.yaml", ECS.format(name="api"))
     loader = DirectoryLoader(tmp_path)
-    first = loader.load()
-    assert loader.load() is first
+    files, first = loader.load()
+    assert files == {Path("svc.yaml"): ECS.format(name="api").encode()}
+    assert loader.load()[1] is first
     assert len(parsed) == 1
     write(tmp_path, "svc.yaml", ECS.format(name="api") + "  replicas: 1\n")
     for _ in range(2):
@@ -344,7 +345,10 @@ def test_the_directory_loader_parses_again_only_when_bytes_change(
         assert [str(e) for e in info.value.errors] == ["svc.yaml:9: spec.replicas: unknown field"]
     assert len(parsed) == 2
     write(tmp_path, "svc.yaml", ECS.format(name="api"))
-    assert loader.load().resources == first.resources
+    assert loader.load()[1].resources == first.resources
+    assert len(parsed) == 3
+    monkeypatch.setattr(loading, "revision_of", lambda *_args, **_kwargs: Revision("commit-2"))
+    assert loader.load()[1].revision == "commit-2"  # a commit that changed no manifest: no parse
     assert len(parsed) == 3
 
 

@@ -139,7 +139,10 @@ def read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], Revision]:
     directory also given) is read once. One directory alone keeps its git revision.
     """
     if len(paths) == 1 and paths[0].is_dir():
-        files, revision = read_directory(paths[0])
+        try:
+            files, revision = read_directory(paths[0])
+        except InvalidDesiredState as exc:
+            raise InvalidDesiredState([_under(paths[0], e) for e in exc.errors], exc.revision) from exc
         return {paths[0] / relative: content for relative, content in files.items()}, revision
     contents: dict[Path, bytes] = {}
     errors: list[ManifestError] = []
@@ -159,7 +162,7 @@ def read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], Revision]:
                 errors.append(ManifestError(str(given), None, None, f"cannot read: {exc}"))
                 continue
         else:
-            missing = "no such file" if is_manifest_name(given.name) else "no such file or directory"
+            missing = "no such file" if is_manifest_name(given.name) else "no such directory"
             errors.append(ManifestError(str(given), None, None, missing))
             continue
         for path, content in found.items():
@@ -240,7 +243,8 @@ class DirectoryLoader:
         self._digest: Revision | None = None
         self._result: DesiredState | InvalidDesiredState | None = None
 
-    def load(self) -> DesiredState:
+    def load(self) -> tuple[dict[Path, bytes], DesiredState]:
+        """The bytes read (for the last-known-good copy) and their state; raises InvalidDesiredState."""
         files, revision = read_directory(self.directory)
         digest = content_hash(files)
         if self._result is None or digest != self._digest:
@@ -253,4 +257,4 @@ class DirectoryLoader:
             raise InvalidDesiredState(list(self._result.errors), revision)  # fresh: no growing traceback
         if self._result.revision != revision:
             self._result = replace(self._result, revision=revision)
-        return self._result
+        return files, self._result
