@@ -177,6 +177,18 @@ def test_a_symlink_loop_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert validate_lines(capsys, tmp_path) == [f"{tmp_path}/loop.yaml: cannot read: symlink loop"]
 
 
+def test_read_errors_and_manifest_errors_are_reported_together(tmp_path: Path) -> None:
+    """Every error at once: what could not be read first, then what was read but is invalid."""
+    write(tmp_path, "svc.yaml", ECS.format(name="api") + "  replicas: 1\n")
+    write(tmp_path, "bin.yaml", b"\x00")
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert errors_of(tmp_path) == [
+        "loop.yaml: cannot read: symlink loop",
+        "bin.yaml:1: cannot read: NUL byte at byte offset 0 (a binary file?)",
+        "svc.yaml:9: spec.replicas: unknown field",
+    ]
+
+
 def test_a_symlinked_directory_loop_is_an_error(tmp_path: Path) -> None:
     """A directory link back to an ancestor is reported once, not walked forever."""
     write(tmp_path, "team/web.yaml", ECS.format(name="web"))

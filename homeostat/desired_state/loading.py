@@ -114,24 +114,32 @@ def parse_document(
     return manifest, []  # type: ignore[return-value]
 
 
-def read_directory(directory: Path) -> tuple[dict[Path, bytes], Revision]:
-    """Every manifest file's bytes (paths relative to `directory`, read until stable) and the revision.
+def _read(directory: Path) -> tuple[dict[Path, bytes], list[ManifestError], Revision]:
+    """What could be read below `directory`, what could not (one error per cause), and the revision.
 
-    Raises InvalidDesiredState when the directory is missing or anything in it
-    cannot be read, with one error per cause and the revision of what was read.
+    Raises InvalidDesiredState only when the directory itself is missing.
     """
     if not directory.exists():
         raise InvalidDesiredState([ManifestError(str(directory), None, None, "no such directory")])
     if not directory.is_dir():
         raise InvalidDesiredState([ManifestError(str(directory), None, None, "not a directory")])
     files, errors = _read_stable(directory)
-    revision = revision_of(directory, files, unreadable=[str(e) for e in errors])
+    return files, errors, revision_of(directory, files, unreadable=[str(e) for e in errors])
+
+
+def read_directory(directory: Path) -> tuple[dict[Path, bytes], Revision]:
+    """Every manifest file's bytes (paths relative to `directory`, read until stable) and the revision.
+
+    Raises InvalidDesiredState when the directory is missing or anything in it
+    cannot be read, with one error per cause and the revision of what was read.
+    """
+    files, errors, revision = _read(directory)
     if errors:
         raise InvalidDesiredState(errors, revision)
     return files, revision
 
 
-def read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], Revision]:
+def _read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], list[ManifestError], Revision]:
     """Files and directories as given (a pre-commit hook passes the changed files), keyed as given.
 
     A directory's files are keyed `given/relative`, so that errors name the
@@ -139,21 +147,16 @@ def read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], Revision]:
     directory also given) is read once. One directory alone keeps its git revision.
     """
     if len(paths) == 1 and paths[0].is_dir():
-        try:
-            files, revision = read_directory(paths[0])
-        except InvalidDesiredState as exc:
-            raise InvalidDesiredState([_under(paths[0], e) for e in exc.errors], exc.revision) from exc
-        return {paths[0] / relative: content for relative, content in files.items()}, revision
+        files, errors, revision = _read(paths[0])
+        keyed = {paths[0] / relative: content for relative, content in files.items()}
+        return keyed, [_under(paths[0], e) for e in errors], revision
     contents: dict[Path, bytes] = {}
-    errors: list[ManifestError] = []
+    errors = []
     seen: set[str] = set()
     for given in paths:
         if given.is_dir():
-            try:
-                files, _ = read_directory(given)
-            except InvalidDesiredState as exc:
-                errors.extend(_under(given, e) for e in exc.errors)
-                continue
+            files, unreadable, _ = _read(given)
+            errors.extend(_under(given, e) for e in unreadable)
             found = {given / relative: content for relative, content in files.items()}
         elif given.exists():
             try:
@@ -170,10 +173,7 @@ def read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], Revision]:
             if real not in seen:
                 seen.add(real)
                 contents[path] = content
-    revision = content_hash(contents, unreadable=[str(e) for e in errors])
-    if errors:
-        raise InvalidDesiredState(errors, revision)
-    return contents, revision
+    return contents, errors, content_hash(contents, unreadable=[str(e) for e in errors])
 
 
 def _under(directory: Path, error: ManifestError) -> ManifestError:
@@ -213,26 +213,45 @@ def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision)
     return DesiredState(revision=revision, directory=directory, resources=tuple(resources))
 
 
+def _parse_or_reject(
+    files: Mapping[Path, bytes], directory: Path, revision: Revision
+) -> DesiredState | InvalidDesiredState:
+    try:
+        return load_files(files, directory, revision)
+    except InvalidDesiredState as exc:
+        return exc
+
+
+def _whole(
+    unreadable: Sequence[ManifestError], parsed: DesiredState | InvalidDesiredState, revision: Revision
+) -> DesiredState:
+    """The state, or every error at once: what could not be read, then what was read but is invalid."""
+    errors = [*unreadable, *(parsed.errors if isinstance(parsed, InvalidDesiredState) else ())]
+    if errors or isinstance(parsed, InvalidDesiredState):
+        raise InvalidDesiredState(errors, revision)  # a fresh exception: no traceback growing per pass
+    return parsed if parsed.revision == revision else replace(parsed, revision=revision)
+
+
 def load_directory(directory: Path) -> DesiredState:
     """Load and validate the whole directory; raise InvalidDesiredState with every error."""
-    files, revision = read_directory(directory)
-    return load_files(files, directory, revision)
+    files, unreadable, revision = _read(directory)
+    return _whole(unreadable, _parse_or_reject(files, directory, revision), revision)
 
 
 def load_paths(paths: Sequence[Path]) -> DesiredState:
     """Load and validate the files and directories given as one desired state (`validate PATH...`).
 
-    Files are named as given (see read_paths), so the state's directory is the current one.
+    Files are named as given (see _read_paths), so the state's directory is the current one.
     """
-    files, revision = read_paths(paths)
-    return load_files(files, Path(), revision)
+    files, unreadable, revision = _read_paths(paths)
+    return _whole(unreadable, _parse_or_reject(files, Path(), revision), revision)
 
 
 class DirectoryLoader:
     """Loads one directory on every call, but parses its bytes only when they changed.
 
     The daemon reloads on every pass; reading is cheap, parsing 10 MiB is not.
-    The last result (a state, or the rejection) is kept with the digest of the
+    The last parse (a state, or the rejection) is kept with the digest of the
     bytes it came from; a new revision over the same bytes (a commit that
     changed no manifest) reuses it under the new revision. Read errors are
     never cached: they are found by reading, which happens every time.
@@ -241,20 +260,14 @@ class DirectoryLoader:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._digest: Revision | None = None
-        self._result: DesiredState | InvalidDesiredState | None = None
+        self._parsed: DesiredState | InvalidDesiredState | None = None
 
     def load(self) -> tuple[dict[Path, bytes], DesiredState]:
         """The bytes read (for the last-known-good copy) and their state; raises InvalidDesiredState."""
-        files, revision = read_directory(self.directory)
+        files, unreadable, revision = _read(self.directory)
         digest = content_hash(files)
-        if self._result is None or digest != self._digest:
-            try:
-                self._result = load_files(files, self.directory, revision)
-            except InvalidDesiredState as exc:
-                self._result = exc
-            self._digest = digest
-        if isinstance(self._result, InvalidDesiredState):
-            raise InvalidDesiredState(list(self._result.errors), revision)  # fresh: no growing traceback
-        if self._result.revision != revision:
-            self._result = replace(self._result, revision=revision)
-        return files, self._result
+        if self._parsed is None or digest != self._digest:
+            self._parsed, self._digest = _parse_or_reject(files, self.directory, revision), digest
+        state = _whole(unreadable, self._parsed, revision)
+        self._parsed = state
+        return files, state
