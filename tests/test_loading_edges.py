@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homeostat.desired_state import reading
+from homeostat.desired_state import parsing, reading
 from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.loading import DirectoryLoader, load_directory, load_files, manifest_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
@@ -287,9 +288,14 @@ def test_an_alias_bomb_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert lines == [f"{tmp_path}/bomb.yaml:2: a1[0]: YAML aliases of mappings and lists are not supported"]
 
 
+@pytest.mark.parametrize("loader", [yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)])
 @pytest.mark.parametrize("opener", ["[", "- "])
-def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, opener: str) -> None:
-    """100,000 levels would overflow the C stack of libyaml's composer (a segfault); refused first."""
+def test_deep_nesting_is_an_error_not_a_crash(
+    tmp_path: Path, opener: str, loader: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 levels overflow the C stack of an older libyaml's composer (a segfault) and the
+    pure-Python composer's recursion limit (RecursionError); refused before composing."""
+    monkeypatch.setattr(parsing, "_Loader", loader)
     write(tmp_path, "ok.yaml", ECS.format(name="api"))
     write(tmp_path, "deep.yaml", ECS.format(name="web") + "---\n" + opener * 100_000 + "x\n")
     [error] = errors_of(tmp_path)

@@ -1,9 +1,11 @@
 """Load a desired-state directory into one whole valid DesiredState, or every error.
 
-Reads `*.yaml`/`*.yml` recursively (hidden folders skipped), several documents
-per file, with PyYAML's safe loader only: tags such as `!!python/object` are
-errors, never executed. Errors carry file, line and field path; the line comes
-from the YAML node of the field (or its nearest declared parent).
+Reading (reading.py) walks the directory and reports everything it cannot
+read; parsing (parsing.py) turns bytes into documents with the line of every
+field; here each document is validated as a manifest of its kind and the
+cross-document rules run over the whole revision. Errors carry file, line and
+field path; the line comes from the YAML node of the field (or its nearest
+declared parent). A revision is valid whole or rejected with every error.
 """
 
 import os
