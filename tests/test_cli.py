@@ -108,7 +108,7 @@ def test_validate_path_argument_overrides_desired_state() -> None:
     """`validate PATH` checks PATH rather than --desired-state."""
     settings = parse_settings(["validate", "elsewhere"], {"HOMEOSTAT_DESIRED_STATE": "/srv/state"})
     assert settings is not None
-    assert settings.path == Path("elsewhere")
+    assert settings.paths == (Path("elsewhere"),)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Each test writes a small desired-state directory and asserts the exact
 jump straight to the offending line.
 """
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -540,14 +541,14 @@ def test_unreadable_file_is_one_error_naming_it(tmp_path: Path, monkeypatch: pyt
     """A manifest that cannot be read rejects the directory with one error naming that file."""
     write(tmp_path, "ok.yaml", ECS.format(name="api"))
     locked = write(tmp_path, "team/locked.yaml", ECS.format(name="web"))
-    real_read = Path.read_bytes
+    real_open = os.open
 
-    def read_bytes(self: Path) -> bytes:
-        if self == locked:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
+    def open_(path: str | os.PathLike[str], flags: int, mode: int = 0o777) -> int:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, mode)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", open_)
     assert [str(e) for e in errors_of(tmp_path)] == ["team/locked.yaml: cannot read: Permission denied"]
 
 

@@ -1,22 +1,27 @@
 """Load a desired-state directory into one whole valid DesiredState, or every error.
 
-Reads `*.yaml`/`*.yml` recursively (hidden folders skipped), several documents
-per file, with PyYAML's safe loader only: tags such as `!!python/object` are
-errors, never executed. Errors carry file, line and field path; the line comes
-from the YAML node of the field (or its nearest declared parent).
+Reading (reading.py) walks the directory and reports everything it cannot
+read; parsing (parsing.py) turns bytes into documents with the line of every
+field; here each document is validated as a manifest of its kind and the
+cross-document rules run over the whole revision. Errors carry file, line and
+field path; the line comes from the YAML node of the field (or its nearest
+declared parent). A revision is valid whole or rejected with every error.
 """
 
+import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from homeostat.desired_state.identifiers import API_VERSION, Kind, Revision
 from homeostat.desired_state.models import MANIFEST_TYPES, AnyManifest
-from homeostat.desired_state.revision import revision_of
+from homeostat.desired_state.parsing import PathKey, documents, dotted, line_for
+from homeostat.desired_state.reading import Unreadable, is_manifest_name, read_file, read_tree, walk
+from homeostat.desired_state.revision import content_hash, revision_of
 from homeostat.desired_state.state import (
     DesiredState,
     InvalidDesiredState,
@@ -26,85 +31,24 @@ from homeostat.desired_state.state import (
 )
 from homeostat.desired_state.validation import cross_check
 
-SUFFIXES = (".yaml", ".yml")
-PathKey = tuple[str | int, ...]
 _STABLE_READ_ATTEMPTS = 5
 
 
 def manifest_files(directory: Path) -> list[Path]:
-    """Manifest files below `directory`, sorted, skipping hidden files and folders."""
-    found = []
-    for path in directory.rglob("*"):
-        relative = path.relative_to(directory)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.suffix in SUFFIXES and path.is_file():
-            found.append(path)
-    return sorted(found)
+    """Manifest files below `directory`, sorted (what cannot be read is left to `read_directory`)."""
+    return walk(directory)[0]
 
 
-def _read_stable(directory: Path) -> dict[Path, bytes]:
-    """Read every manifest file; re-read while any changes under us (a half-written file)."""
-    previous: dict[Path, bytes] | None = None
-    for _ in range(_STABLE_READ_ATTEMPTS):
-        current = {p.relative_to(directory): p.read_bytes() for p in manifest_files(directory)}
-        if current == previous:
-            return current
-        previous = current
+def _read_stable(directory: Path) -> tuple[dict[Path, bytes], list[ManifestError]]:
+    """Read every manifest file; re-read while anything changes under us (a half-written file)."""
+    previous = read_tree(directory)
+    for _ in range(_STABLE_READ_ATTEMPTS - 1):
         time.sleep(0.05)
-    return previous or {}
-
-
-_ALIAS_ERROR = "YAML aliases of mappings and lists are not supported"
-
-
-def _line_map(
-    node: yaml.Node,
-    path: PathKey,
-    out: dict[PathKey, int],
-    errors: list[str],
-    visited: set[int] | None = None,
-) -> None:
-    """Record the line of every field; flag duplicate keys and aliased collections.
-
-    Aliases of mappings or sequences are refused: a self-referencing alias would
-    recurse forever and nested aliases ("billion laughs") expand exponentially.
-    """
-    visited = set() if visited is None else visited
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-        if id(node) in visited:
-            if not any(_ALIAS_ERROR in e for e in errors):  # one per document is enough
-                errors.append(f"{node.start_mark.line + 1}\0{_dotted(path)}\0{_ALIAS_ERROR}")
-            return
-        visited.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                errors.append(f"{key_node.start_mark.line + 1}\0{_dotted((*path, key))}\0duplicate key")
-            seen.add(key)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _line_map(value_node, (*path, key), out, errors, visited)
-            out[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _line_map(item, (*path, index), out, errors, visited)
-
-
-def _dotted(path: Iterable[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _line_for(lines: dict[PathKey, int], loc: PathKey) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
+        current = read_tree(directory)
+        if current == previous:
+            break
+        previous = current
+    return previous
 
 
 def _message(error_type: str, message: str, value: object = None) -> str:
@@ -116,34 +60,6 @@ def _message(error_type: str, message: str, value: object = None) -> str:
         # YAML 1.1 reads unquoted yes/no/on/off/true/false as booleans.
         return f"expected a string, got the boolean {str(value).lower()}: quote the value"
     return message.removeprefix("Value error, ")
-
-
-def _documents(file: str, text: bytes) -> Iterable[tuple[Any, dict[PathKey, int], list[ManifestError]]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            lines: dict[PathKey, int] = {}
-            raw_errors: list[str] = []
-            _line_map(node, (), lines, raw_errors)
-            errors = []
-            for raw in raw_errors:
-                key_line, field, message = raw.split("\0")
-                errors.append(ManifestError(file, int(key_line), field, message))
-            yield loader.construct_document(node), lines, errors
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or "invalid YAML"
-        if "python/" in problem or "could not determine a constructor" in problem:
-            problem = f"unsupported YAML tag ({problem}); only plain YAML is accepted"
-        yield None, {}, [ManifestError(file, line, None, f"invalid YAML: {problem}")]
-    except yaml.YAMLError as exc:
-        yield None, {}, [ManifestError(file, None, None, f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
 
 
 def parse_document(
@@ -168,7 +84,7 @@ def parse_document(
         return None, [
             ManifestError(
                 file,
-                _line_for(lines, ("kind",)),
+                line_for(lines, ("kind",)),
                 "kind",
                 f"unknown kind {kind!r} (expected one of {kinds})",
             )
@@ -177,7 +93,7 @@ def parse_document(
         return None, [
             ManifestError(
                 file,
-                _line_for(lines, ("apiVersion",)),
+                line_for(lines, ("apiVersion",)),
                 "apiVersion",
                 f"must be {API_VERSION!r}, got {data.get('apiVersion')!r}",
             )
@@ -191,8 +107,8 @@ def parse_document(
             errors.append(
                 ManifestError(
                     file,
-                    _line_for(lines, loc),
-                    _dotted(loc) or None,
+                    line_for(lines, loc),
+                    dotted(loc) or None,
                     _message(err["type"], err["msg"], err.get("input")),
                 )
             )
@@ -200,27 +116,73 @@ def parse_document(
     return manifest, []  # type: ignore[return-value]
 
 
-def read_directory(directory: Path) -> tuple[dict[Path, bytes], Revision]:
-    """Every manifest file's bytes (paths relative to `directory`, read until stable) and the revision.
+def _read(directory: Path) -> tuple[dict[Path, bytes], list[ManifestError], Revision]:
+    """What could be read below `directory`, what could not (one error per cause), and the revision.
 
-    Raises InvalidDesiredState when the directory is missing or a file cannot be read.
+    Raises InvalidDesiredState only when the directory itself is missing.
     """
     if not directory.exists():
         raise InvalidDesiredState([ManifestError(str(directory), None, None, "no such directory")])
     if not directory.is_dir():
         raise InvalidDesiredState([ManifestError(str(directory), None, None, "not a directory")])
-    try:
-        files = _read_stable(directory)
-    except OSError as exc:
-        failed = Path(exc.filename) if exc.filename else directory
-        name = str(directory)
-        if failed != directory:
+    files, errors = _read_stable(directory)
+    return files, errors, revision_of(directory, files, unreadable=[str(e) for e in errors])
+
+
+def read_directory(directory: Path) -> tuple[dict[Path, bytes], Revision]:
+    """Every manifest file's bytes (paths relative to `directory`, read until stable) and the revision.
+
+    Raises InvalidDesiredState when the directory is missing or anything in it
+    cannot be read, with one error per cause and the revision of what was read.
+    """
+    files, errors, revision = _read(directory)
+    if errors:
+        raise InvalidDesiredState(errors, revision)
+    return files, revision
+
+
+def _read_paths(paths: Sequence[Path]) -> tuple[dict[Path, bytes], list[ManifestError], Revision]:
+    """Files and directories as given (a pre-commit hook passes the changed files), keyed as given.
+
+    A directory's files are keyed `given/relative`, so that errors name the
+    paths as the user typed them; a path named twice (or a file inside a
+    directory also given) is read once. One directory alone keeps its git revision.
+    """
+    if len(paths) == 1 and paths[0].is_dir():
+        files, errors, revision = _read(paths[0])
+        keyed = {paths[0] / relative: content for relative, content in files.items()}
+        return keyed, [_under(paths[0], e) for e in errors], revision
+    contents: dict[Path, bytes] = {}
+    errors = []
+    seen: set[str] = set()
+    for given in paths:
+        if given.is_dir():
+            files, unreadable, _ = _read(given)
+            errors.extend(_under(given, e) for e in unreadable)
+            found = {given / relative: content for relative, content in files.items()}
+        elif given.exists():
             try:
-                name = failed.relative_to(directory).as_posix()
-            except ValueError:
-                name = str(failed)
-        raise InvalidDesiredState([ManifestError(name, None, None, f"cannot read: {exc.strerror}")]) from exc
-    return files, revision_of(directory, files)
+                found = {given: read_file(given)}
+            except Unreadable as exc:
+                errors.append(ManifestError(str(given), None, None, f"cannot read: {exc}"))
+                continue
+        else:
+            missing = "no such file" if is_manifest_name(given.name) else "no such directory"
+            errors.append(ManifestError(str(given), None, None, missing))
+            continue
+        for path, content in found.items():
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                contents[path] = content
+    return contents, errors, content_hash(contents, unreadable=[str(e) for e in errors])
+
+
+def _under(directory: Path, error: ManifestError) -> ManifestError:
+    """An error of a directory's walk, naming the file as `directory/file`."""
+    if error.file == str(directory):
+        return error
+    return ManifestError((directory / error.file).as_posix(), error.line, error.field, error.message)
 
 
 def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision) -> DesiredState:
@@ -233,7 +195,7 @@ def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision)
     errors: list[ManifestError] = []
     for relative, content in sorted(files.items()):
         file = relative.as_posix()
-        for data, lines, doc_errors in _documents(file, content):
+        for data, lines, doc_errors in documents(file, content):
             errors.extend(doc_errors)
             if doc_errors or data is None:
                 continue
@@ -253,7 +215,61 @@ def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision)
     return DesiredState(revision=revision, directory=directory, resources=tuple(resources))
 
 
+def _parse_or_reject(
+    files: Mapping[Path, bytes], directory: Path, revision: Revision
+) -> DesiredState | InvalidDesiredState:
+    try:
+        return load_files(files, directory, revision)
+    except InvalidDesiredState as exc:
+        return exc
+
+
+def _whole(
+    unreadable: Sequence[ManifestError], parsed: DesiredState | InvalidDesiredState, revision: Revision
+) -> DesiredState:
+    """The state, or every error at once: what could not be read, then what was read but is invalid."""
+    errors = [*unreadable, *(parsed.errors if isinstance(parsed, InvalidDesiredState) else ())]
+    if errors or isinstance(parsed, InvalidDesiredState):
+        raise InvalidDesiredState(errors, revision)  # a fresh exception: no traceback growing per pass
+    return parsed if parsed.revision == revision else replace(parsed, revision=revision)
+
+
 def load_directory(directory: Path) -> DesiredState:
     """Load and validate the whole directory; raise InvalidDesiredState with every error."""
-    files, revision = read_directory(directory)
-    return load_files(files, directory, revision)
+    files, unreadable, revision = _read(directory)
+    return _whole(unreadable, _parse_or_reject(files, directory, revision), revision)
+
+
+def load_paths(paths: Sequence[Path]) -> DesiredState:
+    """Load and validate the files and directories given as one desired state (`validate PATH...`).
+
+    Files are named as given (see _read_paths), so the state's directory is the current one.
+    """
+    files, unreadable, revision = _read_paths(paths)
+    return _whole(unreadable, _parse_or_reject(files, Path(), revision), revision)
+
+
+class DirectoryLoader:
+    """Loads one directory on every call, but parses its bytes only when they changed.
+
+    The daemon reloads on every pass; reading is cheap, parsing 10 MiB is not.
+    The last parse (a state, or the rejection) is kept with the digest of the
+    bytes it came from; a new revision over the same bytes (a commit that
+    changed no manifest) reuses it under the new revision. Read errors are
+    never cached: they are found by reading, which happens every time.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._digest: Revision | None = None
+        self._parsed: DesiredState | InvalidDesiredState | None = None
+
+    def load(self) -> tuple[dict[Path, bytes], DesiredState]:
+        """The bytes read (for the last-known-good copy) and their state; raises InvalidDesiredState."""
+        files, unreadable, revision = _read(self.directory)
+        digest = content_hash(files)
+        if self._parsed is None or digest != self._digest:
+            self._parsed, self._digest = _parse_or_reject(files, self.directory, revision), digest
+        state = _whole(unreadable, self._parsed, revision)
+        self._parsed = state
+        return files, state

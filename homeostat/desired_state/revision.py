@@ -3,20 +3,28 @@
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from homeostat.desired_state.identifiers import Revision
+from homeostat.desired_state.reading import is_manifest_name
 
 _GIT_TIMEOUT_SECONDS = 10
 
 
-def content_hash(files: dict[Path, bytes]) -> Revision:
-    """A stable hash over relative paths and bytes; independent of read order."""
+def content_hash(files: Mapping[Path, bytes], unreadable: Sequence[str] = ()) -> Revision:
+    """A stable hash over relative paths and bytes; independent of read order.
+
+    `unreadable` (the read errors) is hashed too, so that a directory with a
+    file that cannot be read never shares its revision with the readable rest.
+    """
     digest = hashlib.sha256()
     for path in sorted(files, key=lambda p: p.as_posix()):
         digest.update(path.as_posix().encode())
         digest.update(b"\0")
         digest.update(hashlib.sha256(files[path]).digest())
+    for error in sorted(unreadable):
+        digest.update(b"\0unreadable\0" + error.encode())
     return Revision(f"sha256:{digest.hexdigest()[:16]}")
 
 
@@ -40,10 +48,12 @@ def git_output(directory: Path, *args: str) -> str | None:
 
 def _is_manifest(path: str) -> bool:
     """A `git status --porcelain` path (possibly quoted, or `old -> new`) that names a manifest."""
-    return path.strip().strip('"').split(" -> ")[-1].endswith((".yaml", ".yml"))
+    return is_manifest_name(path.strip().strip('"').split(" -> ")[-1])
 
 
-def git_revision(directory: Path, files: dict[Path, bytes]) -> Revision | None:
+def git_revision(
+    directory: Path, files: Mapping[Path, bytes], unreadable: Sequence[str] = ()
+) -> Revision | None:
     """`<commit>` when the directory sits in a clean git work tree.
 
     A dirty tree gives `<commit>-dirty.<hash>`: the flag tells an operator the
@@ -59,10 +69,10 @@ def git_revision(directory: Path, files: dict[Path, bytes]) -> Revision | None:
         directory, "status", "--porcelain", "--untracked-files=all", "--ignored=traditional", "--", "."
     )
     if status and any(_is_manifest(line[3:]) for line in status.splitlines()):
-        return Revision(f"{commit[:12]}-dirty.{content_hash(files).removeprefix('sha256:')[:8]}")
+        return Revision(f"{commit[:12]}-dirty.{content_hash(files, unreadable).removeprefix('sha256:')[:8]}")
     return Revision(commit[:12])
 
 
-def revision_of(directory: Path, files: dict[Path, bytes]) -> Revision:
-    """The git commit when inside a checkout, else a content hash of the manifests."""
-    return git_revision(directory, files) or content_hash(files)
+def revision_of(directory: Path, files: Mapping[Path, bytes], unreadable: Sequence[str] = ()) -> Revision:
+    """The git commit when inside a checkout, else a content hash of the manifests (and read errors)."""
+    return git_revision(directory, files, unreadable) or content_hash(files, unreadable)

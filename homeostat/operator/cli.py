@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from homeostat import __version__
-from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.loading import load_directory, load_paths
 from homeostat.desired_state.schema import manifest_schema
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
@@ -45,7 +45,7 @@ class CommandError(Exception):
 
 
 def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
-    directory = settings.path or settings.desired_state
+    directory = settings.desired_state
     try:
         return load_directory(directory)
     except InvalidDesiredState as exc:
@@ -61,7 +61,17 @@ def load_or_fail(settings: Settings, directory_hint: str | None = None) -> Desir
 
 
 def cmd_validate(settings: Settings) -> int:
-    desired = load_or_fail(settings)
+    """Files and directories as given (a pre-commit hook passes changed files), checked as one state."""
+    paths = settings.paths or (settings.desired_state,)
+    try:
+        desired = load_paths(paths)
+    except InvalidDesiredState as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)  # the errors name the paths as given
+        raise CommandError("", EXIT_ERROR) from exc
+    if not desired.resources:
+        named = " ".join(str(p) for p in paths)
+        print(f"homeostat: warning: no manifests in {named}: nothing would be managed", file=sys.stderr)
     print(f"valid: {len(desired.resources)} resources, revision {desired.revision}")
     return EXIT_OK
 

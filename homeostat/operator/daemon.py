@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from homeostat import __version__
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.loading import load_files, read_directory
+from homeostat.desired_state.loading import DirectoryLoader
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients
@@ -83,6 +83,7 @@ class Daemon:
         # Per resource, the per-resource gauge series its plans set (removed with the resource).
         self._measured: dict[tuple[str, str], set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
         self._rejected: str | None = None
+        self._loader = DirectoryLoader(settings.desired_state)  # parses only when the bytes changed
         try:
             self.history = HistoryStore(settings.history)
         except HistoryError as exc:
@@ -187,8 +188,7 @@ class Daemon:
     def _reload(self, now: datetime) -> None:
         """Load the directory; an invalid revision is rejected whole, the last good stays."""
         try:
-            files, revision = read_directory(self.settings.desired_state)
-            loaded = load_files(files, self.settings.desired_state, revision)
+            files, loaded = self._loader.load()
         except InvalidDesiredState as exc:
             self.metrics.desired_state_loads_total.labels(result="invalid").inc()
             self.metrics.desired_state_valid.set(0)

@@ -147,7 +147,9 @@ def build_parser() -> Parser:
         for option in (*SHARED, *options):
             _add(sub, option)
         if name == "validate":
-            sub.add_argument("path", nargs="?", default=None, help="directory (default: --desired-state)")
+            sub.add_argument(
+                "path", nargs="*", default=[], help="files and directories (default: --desired-state)"
+            )
     return parser
 
 
@@ -205,7 +207,7 @@ class Settings:
     revision: str | None = None
     limit: int = 100
     duration: timedelta | None = None
-    path: Path | None = None
+    paths: tuple[Path, ...] = ()
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -232,6 +234,6 @@ def parse_settings(argv: list[str], environ: dict[str, str] | None = None) -> Se
             values[option.dest] = _convert(option, env[option.env], option.env)
         else:
             values[option.dest] = option.default
-    if command == "validate" and namespace.get("path"):
-        values["path"] = Path(namespace["path"])
+    if command == "validate":
+        values["paths"] = tuple(Path(p) for p in namespace.get("path", ()))
     return Settings(**values)
