@@ -88,6 +88,7 @@ def validate(directory: Path) -> tuple[float, float, int, str]:
 def phases(directory: Path) -> dict[str, float]:
     """In this process: read, parse + validate each document, cross-document checks (seconds)."""
     from homeostat.desired_state import loading
+    from homeostat.reconcilers.registry import kind_table
 
     started = time.perf_counter()
     files, revision = loading.read_directory(directory)
@@ -104,7 +105,7 @@ def phases(directory: Path) -> dict[str, float]:
 
     loading.cross_check = timed_check  # type: ignore[assignment] # instrumentation in a child process only
     started = time.perf_counter()
-    loading.load_files(files, directory, revision)
+    loading.load_files(files, directory, revision, kinds=kind_table())
     loaded = time.perf_counter() - started
     return {"read": read, "parse": loaded - sum(checking), "cross_check": sum(checking)}
 

@@ -11,20 +11,18 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.loading import load_directory
 from homeostat.desired_state.state import DesiredState
 from homeostat.operator.passes import observe_and_diff
+from homeostat.reconcilers import alarm_actions, maintenance_window
 from homeostat.reconcilers.actions import ApplyResult, Plan
-from homeostat.reconcilers.alarm_actions import AlarmActionsReconciler
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.base import Reconciler
-from homeostat.reconcilers.maintenance_window import MaintenanceWindowReconciler
+from homeostat.reconcilers.base import AnyReconciler
+from homeostat.reconcilers.registry import default_reconcilers, kind_table
 
 REGION = "us-east-1"
 
 
-def alarm_reconcilers() -> dict[Kind, Reconciler]:
-    return {
-        Kind.ALARM_ACTIONS: AlarmActionsReconciler(),
-        Kind.MAINTENANCE_WINDOW: MaintenanceWindowReconciler(),
-    }
+def alarm_reconcilers() -> tuple[AnyReconciler, ...]:
+    """The reconcilers of the two alarm kinds, as the registry wires them (a new process's)."""
+    return default_reconcilers((alarm_actions.DESCRIPTOR, maintenance_window.DESCRIPTOR))
 
 
 def alarm_actions_yaml(name: str, select: str, enabled: bool = True, extra: str = "") -> str:
@@ -81,7 +79,7 @@ def write_desired(directory: Path, documents: Mapping[str, str]) -> DesiredState
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in documents.items():
         (directory / name).write_text(text)
-    return load_directory(directory)
+    return load_directory(directory, kinds=kind_table())
 
 
 def put_alarms(cloudwatch: Any, names: list[str], *, enabled: bool = True) -> None:
@@ -189,9 +187,17 @@ class PassResult:
         return [a for p in self.plans.values() for a in p.actions]
 
 
-def reconcile(desired: DesiredState, aws: AwsClients, now: datetime, *, apply: bool = True) -> PassResult:
-    """One pass of the alarm kinds as the operator runs it: observe each kind, diff, apply each plan."""
-    planned, _ = observe_and_diff(desired, alarm_reconcilers(), aws, now)
+def reconcile(
+    desired: DesiredState,
+    aws: AwsClients,
+    now: datetime,
+    *,
+    apply: bool = True,
+    reconcilers: tuple[AnyReconciler, ...] | None = None,
+) -> PassResult:
+    """One pass of the alarm kinds as the operator runs it: observe each kind, diff, apply each plan.
+    Without `reconcilers`, the pass of a new process (no earlier pass to remember)."""
+    planned, _ = observe_and_diff(desired, reconcilers or alarm_reconcilers(), aws, now)
     plans: dict[tuple[str, str], Plan] = {}
     results: list[ApplyResult] = []
     for reconciler, resource, plan in planned:

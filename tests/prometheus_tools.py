@@ -23,6 +23,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from homeostat.metrics import Metrics
+from homeostat.reconcilers.registry import gauges
 from tests.conftest import REPO, free_port
 from tests.waiting import stop_process
 
@@ -72,7 +73,7 @@ def exported_names(metrics: Metrics) -> set[str]:
     return names
 
 
-EXPORTED = exported_names(Metrics(CollectorRegistry()))
+EXPORTED = exported_names(Metrics(CollectorRegistry(), gauges()))
 
 
 # -- PromQL in the dashboard and the rules -------------------------------------------------

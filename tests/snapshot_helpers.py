@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from homeostat.desired_state.models import SnapshotRetention, SnapshotRetentionSpec
 from homeostat.desired_state.state import Resource, Source
+from homeostat.reconcilers.snapshot_retention import SnapshotRetention, SnapshotRetentionSpec
 
 CLUSTER = "aurora-prod"
 PREFIX = "prod-manual-"
@@ -31,7 +31,7 @@ def spec_of(**spec: Any) -> SnapshotRetentionSpec:
     return manifest(**spec).spec
 
 
-def resource(name: str = "aurora", **spec: Any) -> Resource:
+def resource(name: str = "aurora", **spec: Any) -> Resource[SnapshotRetention]:
     return Resource(manifest(name, **spec), Source("snapshots.yaml", 1))
 
 

@@ -18,16 +18,16 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AlarmSelector
 from homeostat.reconcilers.actions import Action, Measurement
-from homeostat.reconcilers.alarm_actions import AlarmActionsReconciler
-from homeostat.reconcilers.cloudwatch_alarms import SharedListings
+from homeostat.reconcilers.alarm_state import AlarmAction
+from homeostat.reconcilers.alarms import AlarmReconciler
 from homeostat.reconcilers.maintenance_window import MaintenanceWindowReconciler
 
 from .alarm_helpers import (
     RecordingClients,
     actions_enabled,
     alarm_actions_yaml,
+    alarm_reconcilers,
     one_off_window_yaml,
     put_alarms,
     put_composite_alarms,
@@ -174,11 +174,11 @@ def test_alarms_selected_by_name_are_described_in_batches_of_100(
 def test_alarms_disabled_by_hand_outside_a_window_are_restored_as_drift(
     aws: RecordingClients, tmp_path: Path
 ) -> None:
-    """On a Wednesday, alarms someone disabled are re-enabled by their AlarmActions, as drift."""
+    """On a Wednesday, alarms someone disabled after Monday's pass saw them on are re-enabled by
+    their AlarmActions, as drift (Sunday's window ended before that pass: it changed nothing since)."""
     cloudwatch = aws.client("cloudwatch")
     put_alarms(cloudwatch, METRIC[:10])
     put_composite_alarms(COMPOSITE[:2], METRIC[0])
-    cloudwatch.disable_alarm_actions(AlarmNames=[METRIC[3], COMPOSITE[1]])
     desired = write_desired(
         tmp_path,
         {
@@ -187,8 +187,11 @@ def test_alarms_disabled_by_hand_outside_a_window_are_restored_as_drift(
         },
     )
     wednesday = datetime(2027, 3, 10, 12, tzinfo=UTC)
+    reconcilers = alarm_reconcilers()
+    assert reconcile(desired, aws, wednesday - timedelta(days=2), reconcilers=reconcilers).actions == []
+    cloudwatch.disable_alarm_actions(AlarmNames=[METRIC[3], COMPOSITE[1]])
 
-    result = reconcile(desired, aws, wednesday)
+    result = reconcile(desired, aws, wednesday, reconcilers=reconcilers)
 
     assert [(a.kind, a.target, a.action, a.reason) for a in result.actions] == [
         (Kind.ALARM_ACTIONS, COMPOSITE[1], "enable_alarm_actions", "drift"),
@@ -196,9 +199,41 @@ def test_alarms_disabled_by_hand_outside_a_window_are_restored_as_drift(
     ]
     assert set(actions_enabled(cloudwatch, "prod-").values()) == {True}
     aws.log.calls.clear()
-    again = reconcile(desired, aws, wednesday + timedelta(minutes=1))
+    again = reconcile(desired, aws, wednesday + timedelta(minutes=1), reconcilers=reconcilers)
     assert again.actions == []
     assert aws.log.operations() == {"DescribeAlarms"}
+
+
+def test_actions_disabled_by_hand_after_the_pass_at_the_windows_end_are_drift(
+    aws: RecordingClients, tmp_path: Path
+) -> None:
+    """The pass at the end re-enables as the window ended; a hand edit 10 minutes later is drift."""
+    cloudwatch = aws.client("cloudwatch")
+    put_alarms(cloudwatch, METRIC[:3])
+    desired = runbook(tmp_path)
+    reconcilers = alarm_reconcilers()
+    reconcile(desired, aws, START + timedelta(minutes=1), reconcilers=reconcilers)
+    at_end = reconcile(desired, aws, END, reconcilers=reconcilers)
+    assert {a.reason for a in at_end.actions} == {"maintenance window sunday ended"}
+    cloudwatch.disable_alarm_actions(AlarmNames=[METRIC[1]])
+
+    later = reconcile(desired, aws, END + timedelta(minutes=10), reconcilers=reconcilers)
+
+    assert [(a.kind, a.name, a.target, a.reason) for a in later.actions] == [
+        (Kind.ALARM_ACTIONS, "production-alarms", METRIC[1], "drift")
+    ]
+
+
+def test_a_first_pass_days_after_a_window_re_enables_what_it_left_off_as_the_window_ended(
+    aws: RecordingClients, tmp_path: Path
+) -> None:
+    """A process that saw no pass since the window's end (down over the end) names the window."""
+    cloudwatch = aws.client("cloudwatch")
+    put_alarms(cloudwatch, METRIC[:2], enabled=False)
+    result = reconcile(runbook(tmp_path), aws, END + timedelta(days=3))
+    assert {(a.kind, a.reason) for a in result.actions} == {
+        (Kind.ALARM_ACTIONS, "maintenance window sunday ended")
+    }
 
 
 def test_alarms_nothing_selects_are_never_touched(aws: RecordingClients, tmp_path: Path) -> None:
@@ -287,7 +322,7 @@ def test_plans_report_window_activity_and_managed_alarm_counts(aws: RecordingCli
 
 
 def as_tuples(measurements: tuple[Measurement, ...]) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
-    return [(m.metric, tuple(sorted(m.labels.items())), m.value) for m in measurements]
+    return [(m.metric.name, tuple(sorted(m.labels.items())), m.value) for m in measurements]
 
 
 def test_wake_times_are_each_windows_next_start_and_end(tmp_path: Path) -> None:
@@ -309,7 +344,7 @@ def test_wake_times_are_each_windows_next_start_and_end(tmp_path: Path) -> None:
         END,
         datetime(2027, 3, 7, 9, tzinfo=UTC),
     ]
-    assert AlarmActionsReconciler().wake_times(desired, now) == []
+    assert AlarmReconciler({}).wake_times(desired, now) == []
 
 
 # --- paging and fail-closed (Stubber: moto returns one page and never fails part-way) ------------
@@ -390,26 +425,44 @@ def test_a_listing_that_fails_part_way_changes_nothing_for_its_selector(tmp_path
     assert [a.target for a in result.plan(Kind.ALARM_ACTIONS, "stage").actions] == ["stage-a"]
 
 
+def test_a_failed_re_enable_retried_by_the_next_pass_still_names_the_window(tmp_path: Path) -> None:
+    """The end's re-enable is throttled; the retry a minute later is still "... ended", not drift."""
+    aws = StubbedClients()
+    desired = runbook(tmp_path)
+    reconcilers = alarm_reconcilers()
+    aws.stubber.add_response("describe_alarms", page(["prod-a"], False), query("prod-"))
+    aws.stubber.add_client_error("enable_alarm_actions", service_error_code="Throttling")
+    aws.stubber.add_response("describe_alarms", page(["prod-a"], False), query("prod-"))
+    aws.stubber.add_response("enable_alarm_actions", {}, {"AlarmNames": ["prod-a"]})
+    with aws.stubber:
+        first = reconcile(desired, aws, END, reconcilers=reconcilers)
+        retry = reconcile(desired, aws, END + timedelta(minutes=1), reconcilers=reconcilers)
+    aws.stubber.assert_no_pending_responses()
+    assert [r.error is None for r in first.results] == [False]
+    assert [(a.target, a.reason) for a in retry.actions] == [("prod-a", "maintenance window sunday ended")]
+    assert [r.error for r in retry.results] == [None]
+
+
 def test_a_failed_enable_call_fails_every_action_of_its_batch() -> None:
     """When an EnableAlarmActions call fails, each alarm in it gets that error; other batches succeed."""
     aws = StubbedClients()
     actions = [
-        Action(Kind.ALARM_ACTIONS, "prod", "enable_alarm_actions", f"a-{i:03d}", {}, {}, "drift")
+        Action(Kind.ALARM_ACTIONS, "prod", AlarmAction.ENABLE, f"a-{i:03d}", {}, {}, "drift")
         for i in range(150)
-    ] + [Action(Kind.ALARM_ACTIONS, "prod", "disable_alarm_actions", "b", {}, {}, "drift")]
+    ] + [Action(Kind.ALARM_ACTIONS, "prod", AlarmAction.DISABLE, "b", {}, {}, "drift")]
     aws.stubber.add_response("disable_alarm_actions", {}, {"AlarmNames": ["b"]})
     aws.stubber.add_client_error("enable_alarm_actions", service_error_code="Throttling")
     aws.stubber.add_response(
         "enable_alarm_actions", {}, {"AlarmNames": [f"a-{i:03d}" for i in range(100, 150)]}
     )
     with aws.stubber:
-        results = AlarmActionsReconciler().apply(actions, aws)
+        results = AlarmReconciler({}).apply(actions, aws)
     assert [r.action for r in results] == actions
     assert Counter(r.error is None for r in results) == Counter({False: 100, True: 51})
     assert all("Throttling" in (r.error or "") for r in results[:100])
 
 
-# --- the listing both alarm kinds share in one pass -------------------------------------------
+# --- one listing per pass, no state shared between passes or processes ------------------------
 
 
 class FakeCloudWatch:
@@ -423,19 +476,24 @@ class FakeCloudWatch:
         return page(["prod-a"], True)
 
 
-def test_a_listing_is_handed_once_to_the_other_kind_in_the_same_pass() -> None:
-    """The second kind's observe at the same instant reuses the first kind's listing once, no more."""
-    shared = SharedListings()
+class FakeClients:
+    def __init__(self, cloudwatch: FakeCloudWatch) -> None:
+        self.cloudwatch = cloudwatch
+
+    def client(self, service: str) -> Any:
+        return self.cloudwatch
+
+
+def test_each_pass_lists_once_for_both_kinds_and_never_reuses_a_listing(tmp_path: Path) -> None:
+    """One DescribeAlarms per pass covers the AlarmActions and the window; the next pass lists again."""
     cloudwatch = FakeCloudWatch()
-    selectors = [AlarmSelector(alarmNamePrefix="prod-")]
-    first = shared.get(Kind.ALARM_ACTIONS, selectors, cloudwatch, START)
-    assert shared.get(Kind.MAINTENANCE_WINDOW, selectors, cloudwatch, START) is first
+    desired = runbook(tmp_path)
+    reconcilers = alarm_reconcilers()
+    reconcile(desired, FakeClients(cloudwatch), START, apply=False, reconcilers=reconcilers)
     assert cloudwatch.calls == 1
-    shared.get(Kind.MAINTENANCE_WINDOW, selectors, cloudwatch, START)  # used up: listed again
-    shared.get(Kind.MAINTENANCE_WINDOW, selectors, cloudwatch, START)  # same kind: listed again
-    shared.get(Kind.ALARM_ACTIONS, selectors, cloudwatch, START + timedelta(seconds=1))  # new pass
-    shared.get(Kind.MAINTENANCE_WINDOW, selectors, FakeCloudWatch(), START + timedelta(seconds=1))
-    assert cloudwatch.calls == 4
+    reconcile(desired, FakeClients(cloudwatch), START, apply=False, reconcilers=reconcilers)
+    reconcile(desired, FakeClients(cloudwatch), START, apply=False)  # another process
+    assert cloudwatch.calls == 3
 
 
 def test_a_window_naming_a_missing_alarm_notes_it_and_still_silences_the_rest(

@@ -14,20 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.identifiers import AlarmName, Kind
 from homeostat.desired_state.loading import load_directory
-from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
-from homeostat.desired_state.state import InvalidDesiredState
+from homeostat.desired_state.models import AlarmSelector
+from homeostat.desired_state.state import InvalidDesiredState, Resource, Source
+from homeostat.reconcilers.alarm_actions import AlarmActions, policy_of
 from homeostat.reconcilers.alarm_state import (
-    ENDED_GRACE,
-    AlarmManifests,
+    AlarmChange,
+    AlarmRules,
     Decision,
     Rule,
     active_window_names,
-    changes_for,
-    effective_state,
     managed_counts,
 )
+from homeostat.reconcilers.alarm_state import effective_state as resolve
+from homeostat.reconcilers.maintenance_window import MaintenanceWindow, window_of
+from homeostat.reconcilers.registry import kind_table
 
 
 def selector(spec: str | list[str]) -> dict[str, Any]:
@@ -59,6 +61,42 @@ def window(name: str, *selects: str | list[str], start: str = "2027-03-07T02:00:
             },
         }
     )
+
+
+def rules(actions: list[AlarmActions], windows: list[MaintenanceWindow]) -> AlarmRules:
+    """The contributions of these manifests, as the alarm reconciler gathers them."""
+    return AlarmRules(
+        tuple(policy_of(Resource(a, Source("a.yaml", 1))) for a in actions),
+        tuple(window_of(Resource(w, Source("w.yaml", 1))) for w in windows),
+    )
+
+
+def effective_state(
+    alarms: list[str],
+    active: set[str] | frozenset[str],
+    actions: list[AlarmActions],
+    windows: list[MaintenanceWindow],
+) -> dict[AlarmName, Decision]:
+    found = rules(actions, windows)
+    return resolve(alarms, active, found.policies, found.windows)
+
+
+def changes_of(
+    found: AlarmRules,
+    kind: Kind,
+    resource: str,
+    decided: dict[AlarmName, Decision],
+    live: dict[str, bool],
+    now: datetime,
+    since: datetime | None = None,
+) -> list[AlarmChange]:
+    """The changes of the alarms one resource decides (`since`: when a pass last saw each as decided)."""
+    settled = {} if since is None else dict.fromkeys(decided, since)
+    return [
+        c
+        for c in found.changes(decided, live, now, settled)
+        if (c.decision.kind, c.decision.resource) == (kind, resource)
+    ]
 
 
 # --- the four rules, one example each ---------------------------------------------------------
@@ -115,18 +153,23 @@ def test_active_window_names_uses_the_window_timing() -> None:
     """Which windows are active follows their schedule at the given instant."""
     inside = datetime(2027, 3, 7, 3, tzinfo=UTC)
     after = datetime(2027, 3, 7, 6, tzinfo=UTC)
-    assert active_window_names([SUNDAY], inside) == {"sunday"}
-    assert active_window_names([SUNDAY], after) == frozenset()
+    windows = rules([], [SUNDAY]).windows
+    assert active_window_names(windows, inside) == {"sunday"}
+    assert active_window_names(windows, after) == frozenset()
 
 
 # --- reasons and counts --------------------------------------------------------------------------
 
+SUNDAY_END = datetime(2027, 3, 7, 6, tzinfo=UTC)
+
 
 def test_silencing_says_the_window_started() -> None:
     """Disabling an alarm because an active window silences it: `maintenance window <name> started`."""
-    decided = effective_state(["prod-a"], {"sunday"}, [PROD_ON], [SUNDAY])
-    [change] = changes_for(Kind.MAINTENANCE_WINDOW, "sunday", decided, {"prod-a": True})
-    assert (change.alarm, change.action, change.reason) == (
+    found = rules([PROD_ON], [SUNDAY])
+    now = datetime(2027, 3, 7, 3, tzinfo=UTC)
+    decided = found.decide(["prod-a"], now)
+    [change] = changes_of(found, Kind.MAINTENANCE_WINDOW, "sunday", decided, {"prod-a": True}, now)
+    assert (change.decision.alarm, change.action, change.reason) == (
         "prod-a",
         "disable_alarm_actions",
         "maintenance window sunday started",
@@ -134,52 +177,77 @@ def test_silencing_says_the_window_started() -> None:
 
 
 @pytest.mark.parametrize("responsible", ["alarm-actions", "window-only"])
-def test_re_enabling_soon_after_a_window_ended_says_the_window_ended(responsible: str) -> None:
-    """Within ENDED_GRACE of the end, enabling an alarm the window selects names the window."""
+def test_re_enabling_after_a_window_ended_says_the_window_ended(responsible: str) -> None:
+    """The first pass after the end enabling an alarm the window had silenced names the window."""
     actions = [PROD_ON] if responsible == "alarm-actions" else []
     resource = ("prod", Kind.ALARM_ACTIONS) if actions else ("sunday", Kind.MAINTENANCE_WINDOW)
-    now = datetime(2027, 3, 7, 6, 0, 1, tzinfo=UTC)
-    manifests = AlarmManifests(tuple(actions), (SUNDAY,), frozenset())
-    decided = manifests.decide(["prod-a"], now)
-    [change] = changes_for(
-        resource[1], resource[0], decided, {"prod-a": False}, manifests.recently_ended(now)
-    )
+    now = SUNDAY_END + timedelta(seconds=1)
+    found = rules(actions, [SUNDAY])
+    decided = found.decide(["prod-a"], now)
+    since = SUNDAY_END - timedelta(minutes=5)  # the previous pass saw the window active
+    [change] = changes_of(found, resource[1], resource[0], decided, {"prod-a": False}, now, since)
     assert (change.action, change.reason) == ("enable_alarm_actions", "maintenance window sunday ended")
 
 
-def test_an_alarm_disabled_long_after_any_window_is_restored_as_drift() -> None:
-    """An alarm found disabled more than ENDED_GRACE after the last window ended is drift."""
-    now = datetime(2027, 3, 7, 6, tzinfo=UTC) + ENDED_GRACE
-    manifests = AlarmManifests((PROD_ON,), (SUNDAY,), frozenset())
-    decided = manifests.decide(["prod-a"], now)
-    [change] = changes_for(
-        Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, manifests.recently_ended(now)
-    )
+def test_an_alarm_disabled_after_a_pass_saw_the_window_end_is_restored_as_drift() -> None:
+    """Disabled after a pass following the end already saw it: the end did not change it, drift."""
+    now = SUNDAY_END + timedelta(minutes=30)
+    found = rules([PROD_ON], [SUNDAY])
+    decided = found.decide(["prod-a"], now)
+    since = SUNDAY_END  # the pass at the window's end
+    [change] = changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, now, since)
     assert (change.action, change.reason) == ("enable_alarm_actions", "drift")
+
+
+def test_the_ended_window_named_is_the_one_whose_end_changed_the_alarm() -> None:
+    """Two windows silence an alarm; the first ends while the second holds it off: its re-enable
+    names the second window, whose end is what turned it back on."""
+    early = window("a-early", "prod-")  # 02:00-06:00
+    late = window("b-late", "prod-", start="2027-03-07T04:00:00Z")  # 04:00-08:00
+    found = rules([PROD_ON], [early, late])
+    now = datetime(2027, 3, 7, 8, 0, 1, tzinfo=UTC)
+    decided = found.decide(["prod-a"], now)
+    [change] = changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, now)
+    assert change.reason == "maintenance window b-late ended"
+
+
+def test_re_enabling_an_alarm_no_window_silenced_at_its_end_is_drift() -> None:
+    """A window that selects the alarm but was not what held it off at its end is not the reason."""
+    db_window = window("db-maintenance", ["db-cpu"])  # ends 06:00, but never selected prod-a
+    found = rules([PROD_ON], [db_window])
+    now = SUNDAY_END + timedelta(seconds=1)
+    decided = found.decide(["prod-a"], now)
+    [change] = changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, now)
+    assert change.reason == "drift"
 
 
 def test_disabling_by_an_alarm_actions_is_drift() -> None:
     """An alarm an AlarmActions wants off, found on, is turned off as drift."""
     off = alarm_actions("muted", "prod-", False)
-    decided = effective_state(["prod-a"], set(), [off], [SUNDAY])
-    [change] = changes_for(Kind.ALARM_ACTIONS, "muted", decided, {"prod-a": True}, (SUNDAY,))
+    found = rules([off], [SUNDAY])
+    now = SUNDAY_END + timedelta(seconds=1)
+    decided = found.decide(["prod-a"], now)
+    [change] = changes_of(found, Kind.ALARM_ACTIONS, "muted", decided, {"prod-a": True}, now)
     assert (change.action, change.reason) == ("disable_alarm_actions", "drift")
 
 
 def test_alarms_already_in_their_effective_state_need_no_change() -> None:
     """A resource whose alarms match their effective state has no changes."""
-    decided = effective_state(["prod-a"], set(), [PROD_ON], [SUNDAY])
-    assert changes_for(Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}) == []
+    found = rules([PROD_ON], [SUNDAY])
+    now = datetime(2027, 3, 8, tzinfo=UTC)
+    decided = found.decide(["prod-a"], now)
+    assert changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}, now) == []
 
 
 def test_a_suspended_resource_decides_only_alarms_no_live_resource_decides() -> None:
     """A suspended AlarmActions freezes the alarms nobody live selects; it is neither counted nor listed."""
     frozen = alarm_actions("frozen", ["ops-a"], False, suspend=True)
-    manifests = AlarmManifests((frozen, PROD_ON), (SUNDAY,), frozenset({(Kind.ALARM_ACTIONS, "frozen")}))
-    decided = manifests.decide(["ops-a", "prod-b"], datetime(2027, 3, 8, tzinfo=UTC))
+    found = rules([frozen, PROD_ON], [SUNDAY])
+    assert found.suspended == {(Kind.ALARM_ACTIONS, "frozen")}
+    decided = found.decide(["ops-a", "prod-b"], datetime(2027, 3, 8, tzinfo=UTC))
     assert decided["ops-a"].resource == "frozen"
-    assert managed_counts(decided, manifests.suspended) == {"enabled": 1, "disabled": 0}
-    assert [s.alarmNames or s.alarmNamePrefix for s in manifests.selectors()] == ["prod-", "prod-"]
+    assert managed_counts(decided, found.suspended) == {"enabled": 1, "disabled": 0}
+    assert [s.alarmNames or s.alarmNamePrefix for s in found.selectors()] == ["prod-", "prod-"]
 
 
 @pytest.mark.parametrize("flag", ["suspend", "dryRun"])
@@ -325,7 +393,7 @@ def test_conflicting_alarm_actions_in_two_files_name_both_files(tmp_path: Path) 
         textwrap.dedent(doc.format(name="muted", select="alarmNames: [prod-cpu]", enabled="false"))
     )
     with pytest.raises(InvalidDesiredState) as info:
-        load_directory(tmp_path)
+        load_directory(tmp_path, kinds=kind_table())
     [error] = info.value.errors
     assert "off.yaml" in str(error)
     assert "on.yaml" in str(error)

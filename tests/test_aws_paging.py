@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from homeostat.reconcilers.aws import AWS_ERRORS, ListingCutShort, pages
+from homeostat.reconcilers.aws import ListingCutShort, aws_errors, pages
 
 
 def fake_listing(tokens: list[str | None]) -> tuple[Any, list[dict[str, Any]]]:
@@ -35,4 +35,4 @@ def test_a_repeated_token_cuts_the_listing_short_instead_of_looping() -> None:
     with pytest.raises(ListingCutShort, match="repeated NextToken 'a'"):
         list(pages(call, "NextToken"))
     assert len(calls) == 3
-    assert issubclass(ListingCutShort, AWS_ERRORS)
+    assert issubclass(ListingCutShort, aws_errors())

@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homeostat.desired_state.identifiers import Kind, Revision
-from homeostat.desired_state.models import ECSService, ECSServiceSpec
 from homeostat.desired_state.state import DesiredState, Resource, Source
 from homeostat.reconcilers.actions import Action, ObserveError
 from homeostat.reconcilers.ecs_service import (
-    UPDATE_SCALABLE_TARGET,
-    UPDATE_SERVICE,
+    ECSAction,
+    ECSService,
     ECSServiceReconciler,
+    ECSServiceSpec,
     ScalableTarget,
     ServiceObservation,
     diff_service,
@@ -57,7 +57,7 @@ def apply_to(live: ServiceObservation, actions: tuple[Action, ...]) -> ServiceOb
     for action in actions:
         if action.conflict is not None:
             continue
-        if action.action == UPDATE_SERVICE:
+        if action.action == ECSAction.UPDATE_SERVICE:
             task = action.params.get("taskDefinition")
             live = replace(
                 live,
@@ -66,7 +66,7 @@ def apply_to(live: ServiceObservation, actions: tuple[Action, ...]) -> ServiceOb
                 if task is None
                 else (task if task.startswith("arn:") else arn(task)),
             )
-        elif action.action == UPDATE_SCALABLE_TARGET:
+        elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
             live = replace(
                 live,
                 scalable_target=ScalableTarget(action.params["minCapacity"], action.params["maxCapacity"]),
@@ -89,7 +89,7 @@ def test_count_and_task_drift_is_one_update_service() -> None:
     """Drift in both fields is fixed by one UpdateService carrying both."""
     spec = service(desiredCount=4, taskDefinition="api:42").spec
     (action,) = diff_service("api", spec, observed(2, "api:41"))
-    assert action.action == UPDATE_SERVICE
+    assert action.action == ECSAction.UPDATE_SERVICE
     assert action.target == "prod/prod-api"
     assert action.before == {"desiredCount": 2, "taskDefinition": arn("api:41")}
     assert action.after == {"desiredCount": 4, "taskDefinition": "api:42"}
@@ -151,7 +151,7 @@ def test_autoscaling_bounds_drift_is_a_register_scalable_target() -> None:
     """Declared autoscaling bounds that differ from the target's are reconciled on the target."""
     spec = service(autoscaling={"minCapacity": 2, "maxCapacity": 8}).spec
     (action,) = diff_service("api", spec, observed(3, "api:1", ScalableTarget(1, 4)))
-    assert action.action == UPDATE_SCALABLE_TARGET
+    assert action.action == ECSAction.UPDATE_SCALABLE_TARGET
     assert action.target == "service/prod/prod-api"
     assert action.before == {"minCapacity": 1, "maxCapacity": 4}
     assert action.after == {"minCapacity": 2, "maxCapacity": 8}
@@ -191,7 +191,7 @@ def test_autoscaled_count_is_noted_not_changed() -> None:
 
 def test_reconciler_kind_and_wake_times() -> None:
     """The ECS reconciler handles ECSService and never needs a timed pass."""
-    assert RECONCILER.kind == Kind.ECS_SERVICE
+    assert RECONCILER.kinds == (Kind.ECS_SERVICE,)
     desired = DesiredState(Revision("r"), Path(), (resource(desiredCount=1),))
     assert RECONCILER.wake_times(desired, NOW) == []
 
@@ -266,14 +266,14 @@ def test_plans_are_minimal(spec: ECSServiceSpec, live: ServiceObservation) -> No
     (sending both bounds, at least one of which drifted)."""
     actions = diff_service("api", spec, live)
     kinds = [a.action for a in actions]
-    assert kinds.count(UPDATE_SERVICE) <= 1
-    assert kinds.count(UPDATE_SCALABLE_TARGET) <= 1
+    assert kinds.count(ECSAction.UPDATE_SERVICE) <= 1
+    assert kinds.count(ECSAction.UPDATE_SCALABLE_TARGET) <= 1
     for action in actions:
         assert set(action.before) == set(action.after)
         if action.conflict is not None:
             continue  # a conflict reports the declared count even when it equals the live one
         assert action.before != action.after
-        if action.action == UPDATE_SERVICE:
+        if action.action == ECSAction.UPDATE_SERVICE:
             assert all(action.before[k] != action.after[k] for k in action.after)
         assert action.kind == Kind.ECS_SERVICE
         assert action.name == "api"

@@ -16,13 +16,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from homeostat.desired_state.identifiers import Revision
-from homeostat.desired_state.models import ECSService
 from homeostat.desired_state.state import DesiredState, Resource, Source
 from homeostat.reconcilers.actions import ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.ecs_service import (
     DESCRIBE_SERVICES_BATCH,
-    UPDATE_SCALABLE_TARGET,
-    UPDATE_SERVICE,
+    ECSAction,
+    ECSService,
     ECSServiceReconciler,
     ServiceObservation,
 )
@@ -256,7 +255,7 @@ def test_autoscaling_bounds_are_reconciled_on_the_target(clients: CountingClient
     register_target(clients, "worker", 1, 4)
     resource = manifest("worker", autoscaling={"minCapacity": 2, "maxCapacity": 8})
     plans, results = reconcile([resource], clients)
-    assert [a.action for a in plans["worker"].actions] == [UPDATE_SCALABLE_TARGET]
+    assert [a.action for a in plans["worker"].actions] == [ECSAction.UPDATE_SCALABLE_TARGET]
     assert all(r.error is None for r in results)
     calls = clients.log.count()
     assert calls["RegisterScalableTarget"] == 1
@@ -326,7 +325,7 @@ def test_pinned_task_definition_is_deployed(clients: CountingClients) -> None:
     seed_cluster(clients, {"api": (2, "api:3")})
     resource = manifest("api", taskDefinition="api:2")
     plans, results = reconcile([resource], clients)
-    assert [a.action for a in plans["api"].actions] == [UPDATE_SERVICE]
+    assert [a.action for a in plans["api"].actions] == [ECSAction.UPDATE_SERVICE]
     assert results[0].error is None
     (update,) = clients.log.of("UpdateService")
     assert update == {"cluster": CLUSTER, "service": "api", "taskDefinition": "api:2"}

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 
 from homeostat.desired_state import loading
-from homeostat.desired_state.models import ECSService
+from homeostat.reconcilers.ecs_service import ECSService
+from homeostat.reconcilers.registry import kind_table
 from tests.conftest import MotoServer, run_cli
 from tests.gitops_helpers import (
     desired_count,
@@ -188,7 +189,7 @@ def test_the_loader_rereads_a_file_that_changes_while_it_reads(
         waits.append(seconds)
 
     monkeypatch.setattr(loading, "time", SimpleNamespace(sleep=writer_finishes_during_the_wait))
-    desired = loading.load_directory(tmp_path)
+    desired = loading.load_directory(tmp_path, kinds=kind_table())
     manifest = desired.resources[0].manifest
     assert isinstance(manifest, ECSService)
     assert manifest.spec.desiredCount == 12
@@ -204,7 +205,7 @@ def test_the_loader_takes_a_file_once_two_reads_agree(
         complete[: complete.index("desiredCount: 12") + len("desiredCount: 1")]
     )
     monkeypatch.setattr(loading, "time", SimpleNamespace(sleep=lambda _seconds: None))
-    manifest = loading.load_directory(tmp_path).resources[0].manifest
+    manifest = loading.load_directory(tmp_path, kinds=kind_table()).resources[0].manifest
     assert isinstance(manifest, ECSService)
     assert manifest.spec.desiredCount == 1
 
@@ -217,8 +218,8 @@ def test_only_manifest_changes_make_the_revision_dirty(tmp_path: Path) -> None:
     (repo / "api.yaml").write_text(service_manifest("api", 1))
     commit = commit_all(repo, "api")[:12]
     (repo / "README.md").write_text("notes\n")
-    assert load_directory(repo).revision == commit
+    assert load_directory(repo, kinds=kind_table()).revision == commit
     (repo / ".gitignore").write_text("local.yaml\n")
     (repo / "local.yaml").write_text(service_manifest("web", 1))
-    revision = load_directory(repo).revision
+    revision = load_directory(repo, kinds=kind_table()).revision
     assert revision.startswith(f"{commit}-dirty.")

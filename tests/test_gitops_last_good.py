@@ -22,6 +22,7 @@ from homeostat.desired_state.loading import load_directory, read_directory
 from homeostat.operator.history import MIGRATIONS, HistoryStore
 from homeostat.operator.history_schema import last_known_good
 from homeostat.operator.last_good import LastKnownGood, decode_files, encode_files
+from homeostat.reconcilers.registry import kind_table
 from tests.conftest import EXAMPLES
 from tests.gitops_helpers import service_manifest
 
@@ -43,7 +44,7 @@ def test_a_saved_revision_is_restored_whole(tmp_path: Path) -> None:
     assert restored is not None
     assert restored.revision == revision
     assert restored.directory == tmp_path / "gone"
-    assert restored.resources == load_directory(EXAMPLES).resources
+    assert restored.resources == load_directory(EXAMPLES, kinds=kind_table()).resources
     saved = fresh.load()
     assert saved is not None
     assert (saved.directory, saved.saved_at, dict(saved.files)) == (str(EXAMPLES), NOW, files)

@@ -25,10 +25,11 @@ from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.schema import manifest_schema
 from homeostat.desired_state.state import InvalidDesiredState
+from homeostat.reconcilers.registry import kind_table, schema_models
 from tests.conftest import EXAMPLES, REPO, run_cli
 
 SCHEMA_FILE = REPO / "examples" / "homeostat.schema.json"
-VALIDATOR = Draft202012Validator(manifest_schema())
+VALIDATOR = Draft202012Validator(manifest_schema(schema_models()))
 
 ECS = """
 apiVersion: homeostat/v1
@@ -138,7 +139,7 @@ def schema_accepts(text: str) -> bool:
 
 def homeostat_accepts(text: str) -> bool:
     try:
-        load_files({Path("case.yaml"): text.encode()}, Path("."), Revision("test"))
+        load_files({Path("case.yaml"): text.encode()}, Path("."), Revision("test"), kinds=kind_table())
     except InvalidDesiredState:
         return False
     return True
@@ -156,13 +157,15 @@ def test_the_committed_schema_file_is_the_output_of_homeostat_schema() -> None:
     """examples/homeostat.schema.json is exactly what `homeostat schema` prints (regenerate it if not)."""
     result = run_cli("schema")
     assert result.returncode == 0, result.stderr
-    assert json.loads(SCHEMA_FILE.read_text()) == json.loads(result.stdout) == manifest_schema()
+    assert (
+        json.loads(SCHEMA_FILE.read_text()) == json.loads(result.stdout) == manifest_schema(schema_models())
+    )
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
     """Editors and CI tools can load the schema itself."""
-    Draft202012Validator.check_schema(manifest_schema())
-    assert manifest_schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(manifest_schema(schema_models()))
+    assert manifest_schema(schema_models())["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
 def test_every_example_names_the_schema_for_yaml_language_server() -> None:

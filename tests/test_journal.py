@@ -38,7 +38,7 @@ def alarm_action(name: str) -> Action:
 class JournalReadingReconciler:
     """Reads the history from inside apply, i.e. while the AWS call is in flight."""
 
-    kind = Kind.ALARM_ACTIONS
+    kinds = (Kind.ALARM_ACTIONS,)
 
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
@@ -127,7 +127,7 @@ def test_the_resource_of_an_interrupted_row_is_observed_again_by_the_first_pass(
     clock = FakeClock(NOW)
     run_pass(
         desired_state(tmp_path, services=[], alarms=["db"]),
-        {Kind.ALARM_ACTIONS: alarms},  # type: ignore[dict-item]
+        (alarms,),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         Executor(store, None, structlog.get_logger(), clock),
         clock=clock,
@@ -272,7 +272,7 @@ def test_daemon_start_marks_leftover_pending_rows_interrupted(tmp_path: Path) ->
         region="us-east-1",
         log_format="json",
     )
-    daemon = Daemon(settings, registry=CollectorRegistry(), reconcilers={})
+    daemon = Daemon(settings, registry=CollectorRegistry(), reconcilers=())
     try:
         assert [r.outcome for r in daemon.history.query(HistoryQuery())] == [Outcome.PENDING]
         daemon.start()

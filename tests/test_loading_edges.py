@@ -24,6 +24,7 @@ from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.loading import DirectoryLoader, load_directory, load_files, manifest_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.cli import main
+from homeostat.reconcilers.registry import kind_table
 
 ECS = """\
 apiVersion: homeostat/v1
@@ -49,7 +50,7 @@ def write(directory: Path, relative: str, content: str | bytes) -> Path:
 
 def errors_of(directory: Path) -> list[str]:
     with pytest.raises(InvalidDesiredState) as info:
-        load_directory(directory)
+        load_directory(directory, kinds=kind_table())
     return [str(e) for e in info.value.errors]
 
 
@@ -94,14 +95,14 @@ def test_undecodable_bytes_keep_the_revision(tmp_path: Path) -> None:
     """A file that was read but is not text rejects a known revision (the daemon records it)."""
     write(tmp_path, "svc.yaml", HOSTILE_BYTES["nul"])
     with pytest.raises(InvalidDesiredState) as info:
-        load_directory(tmp_path)
+        load_directory(tmp_path, kinds=kind_table())
     assert info.value.revision is not None
 
 
 def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     """Editors on Windows write a BOM; it is valid UTF-8 and YAML ignores it."""
     write(tmp_path, "svc.yaml", b"\xef\xbb\xbf" + ECS.format(name="api").encode())
-    assert [r.name for r in load_directory(tmp_path)] == ["api"]
+    assert [r.name for r in load_directory(tmp_path, kinds=kind_table())] == ["api"]
 
 
 # --- what the walk cannot read -------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_symlinked_files_and_directories_are_read(tmp_path: Path) -> None:
     write(desired, "worker.yaml", ECS.format(name="worker"))
     names = ["alias.yml", "team/api.yaml", "team/web.yaml", "worker.yaml"]
     assert manifest_files(desired) == [desired / name for name in names]
-    assert [r.name for r in load_directory(desired)] == ["db", "api", "web", "worker"]
+    assert [r.name for r in load_directory(desired, kinds=kind_table())] == ["db", "api", "web", "worker"]
 
 
 def test_a_fifo_named_yaml_is_an_error_not_a_hang(tmp_path: Path) -> None:
@@ -234,14 +235,14 @@ def test_hidden_entries_stay_skipped(tmp_path: Path) -> None:
     write(tmp_path, ".git/config.yaml", b"\x00\xff")
     (tmp_path / ".#svc.yaml").symlink_to("user@host.1234")
     (tmp_path / ".loop.yaml").symlink_to(".loop.yaml")
-    assert [r.name for r in load_directory(tmp_path)] == ["api"]
+    assert [r.name for r in load_directory(tmp_path, kinds=kind_table())] == ["api"]
 
 
 def test_upper_case_suffixes_are_manifests(tmp_path: Path) -> None:
     """`x.YAML` and `x.YML` are manifests (the suffix is case-insensitive), not silently ignored."""
     write(tmp_path, "a.YAML", ECS.format(name="a"))
     write(tmp_path, "b.Yml", ECS.format(name="b"))
-    assert [r.name for r in load_directory(tmp_path)] == ["a", "b"]
+    assert [r.name for r in load_directory(tmp_path, kinds=kind_table())] == ["a", "b"]
 
 
 # --- size ----------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def test_a_file_of_exactly_the_limit_is_read(tmp_path: Path, monkeypatch: pytest
     content = ECS.format(name="api").encode()
     write(tmp_path, "svc.yaml", content)
     monkeypatch.setattr(reading, "MAX_FILE_BYTES", len(content))
-    assert [r.name for r in load_directory(tmp_path)] == ["api"]
+    assert [r.name for r in load_directory(tmp_path, kinds=kind_table())] == ["api"]
     monkeypatch.setattr(reading, "MAX_FILE_BYTES", len(content) - 1)
     assert errors_of(tmp_path) == [
         f"svc.yaml: cannot read: {len(content)} bytes, over the {len(content) - 1} bytes limit per file"
@@ -330,7 +331,10 @@ def test_an_impossible_date_is_a_located_error(tmp_path: Path) -> None:
 def test_any_bytes_are_a_state_or_invalid(content: bytes) -> None:
     """Whatever bytes a .yaml file holds, the loader returns a state or raises InvalidDesiredState."""
     with contextlib.suppress(InvalidDesiredState):
-        assert isinstance(load_files({Path("any.yaml"): content}, Path("."), Revision("test")), DesiredState)
+        assert isinstance(
+            load_files({Path("any.yaml"): content}, Path("."), Revision("test"), kinds=kind_table()),
+            DesiredState,
+        )
 
 
 # --- re-parsing only what changed ----------------------------------------------------------------
@@ -351,7 +355,7 @@ def test_the_directory_loader_parses_again_only_when_bytes_change(
 
     monkeypatch.setattr(loading, "load_files", counting)
     write(tmp_path, "svc.yaml", ECS.format(name="api"))
-    loader = DirectoryLoader(tmp_path)
+    loader = DirectoryLoader(tmp_path, kind_table())
     files, first = loader.load()
     assert files == {Path("svc.yaml"): ECS.format(name="api").encode()}
     assert loader.load()[1] is first
@@ -373,7 +377,7 @@ def test_the_directory_loader_parses_again_only_when_bytes_change(
 def test_the_directory_loader_reports_read_errors_every_time(tmp_path: Path) -> None:
     """What cannot be read is never served from the cache."""
     (tmp_path / "loop.yaml").symlink_to("loop.yaml")
-    loader = DirectoryLoader(tmp_path)
+    loader = DirectoryLoader(tmp_path, kind_table())
     for _ in range(2):
         with pytest.raises(InvalidDesiredState) as info:
             loader.load()

@@ -13,8 +13,10 @@ import pytest
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.loading import load_directory, manifest_files
-from homeostat.desired_state.models import ECSService, MaintenanceWindow
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState, ManifestError
+from homeostat.reconcilers.ecs_service import ECSService
+from homeostat.reconcilers.maintenance_window import MaintenanceWindow
+from homeostat.reconcilers.registry import kind_table
 
 from .conftest import EXAMPLES
 
@@ -39,7 +41,7 @@ def write(directory: Path, relative: str, text: str) -> Path:
 
 def errors_of(directory: Path) -> list[ManifestError]:
     with pytest.raises(InvalidDesiredState) as info:
-        load_directory(directory)
+        load_directory(directory, kinds=kind_table())
     return list(info.value.errors)
 
 
@@ -116,7 +118,7 @@ def test_bad_names_are_rejected(tmp_path: Path, name: str) -> None:
 def test_good_names_are_accepted(tmp_path: Path, name: str) -> None:
     """Names at the edges of the rule are valid."""
     write(tmp_path, "svc.yaml", ECS.format(name=name))
-    assert load_directory(tmp_path).resources[0].name == name
+    assert load_directory(tmp_path, kinds=kind_table()).resources[0].name == name
 
 
 def test_yaml_boolean_word_as_name_is_a_type_error(tmp_path: Path) -> None:
@@ -156,7 +158,7 @@ def test_bad_duration_is_reported(tmp_path: Path, duration: str) -> None:
 def test_durations_mean_elapsed_time(tmp_path: Path, duration: str, seconds: int) -> None:
     """Each duration unit converts to the expected number of seconds."""
     write(tmp_path, "w.yaml", WINDOW.format(schedule="0 2 * * SUN", duration=duration, zone="UTC"))
-    manifest = load_directory(tmp_path).resources[0].manifest
+    manifest = load_directory(tmp_path, kinds=kind_table()).resources[0].manifest
     assert isinstance(manifest, MaintenanceWindow)
     assert manifest.spec.duration is not None
     assert manifest.spec.duration.total_seconds() == seconds
@@ -361,7 +363,7 @@ def test_same_name_in_different_kinds_is_fine(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", ECS.format(name="prod"))
     write(tmp_path, "b.yaml", WINDOW.format(schedule="0 2 * * SUN", duration="4h", zone="UTC"))
     write(tmp_path, "c.yaml", ALARMS.format(name="prod", selector="alarmNamePrefix: x", enabled="true"))
-    assert len(load_directory(tmp_path).resources) == 3
+    assert len(load_directory(tmp_path, kinds=kind_table()).resources) == 3
 
 
 ALARMS = """\
@@ -411,7 +413,7 @@ def test_alarm_actions_that_cannot_disagree_are_fine(
     write(tmp_path, "a.yaml", ALARMS.format(name="a", selector=left, enabled="true"))
     other = "true" if same_value else "false"
     write(tmp_path, "b.yaml", ALARMS.format(name="b", selector=right, enabled=other))
-    assert len(load_directory(tmp_path).resources) == 2
+    assert len(load_directory(tmp_path, kinds=kind_table()).resources) == 2
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
@@ -444,7 +446,7 @@ def test_error_text_is_file_line_field_message() -> None:
 def test_multi_document_files_record_each_document_line(tmp_path: Path) -> None:
     """Every document of a `---` separated file is a resource whose source is its first line."""
     write(tmp_path, "all.yaml", ECS.format(name="api") + "---\n" + ECS.format(name="web") + "---\n")
-    desired = load_directory(tmp_path)
+    desired = load_directory(tmp_path, kinds=kind_table())
     assert [(r.name, r.source.file, r.source.line) for r in desired.resources] == [
         ("api", "all.yaml", 1),
         ("web", "all.yaml", 10),
@@ -456,7 +458,7 @@ def test_empty_documents_and_files_are_ignored(tmp_path: Path) -> None:
     write(tmp_path, "empty.yaml", "")
     write(tmp_path, "comments.yml", "# nothing here yet\n")
     write(tmp_path, "svc.yaml", "---\n---\n" + ECS.format(name="api"))
-    desired = load_directory(tmp_path)
+    desired = load_directory(tmp_path, kinds=kind_table())
     assert [(r.name, r.source.line) for r in desired.resources] == [("api", 3)]
 
 
@@ -465,7 +467,7 @@ def test_directories_are_searched_recursively(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", ECS.format(name="api"))
     write(tmp_path, "team/b.yml", ECS.format(name="web"))
     write(tmp_path, "team/deep/er/c.yaml", ECS.format(name="worker"))
-    desired = load_directory(tmp_path)
+    desired = load_directory(tmp_path, kinds=kind_table())
     assert sorted((r.source.file, r.name) for r in desired.resources) == [
         ("a.yaml", "api"),
         ("team/b.yml", "web"),
@@ -480,7 +482,7 @@ def test_hidden_folders_and_other_files_are_skipped(tmp_path: Path) -> None:
         write(tmp_path, skipped, "not: [valid yaml\n")
     write(tmp_path, "README.md", "not: [valid yaml\n")
     write(tmp_path, "svc.yaml.bak", "not: [valid yaml\n")
-    desired = load_directory(tmp_path)
+    desired = load_directory(tmp_path, kinds=kind_table())
     assert [r.name for r in desired.resources] == ["api"]
     assert manifest_files(tmp_path) == [tmp_path / "svc.yaml"]
 
@@ -499,7 +501,7 @@ def test_a_file_is_not_a_directory(tmp_path: Path) -> None:
 
 def test_empty_directory_is_a_valid_empty_state(tmp_path: Path) -> None:
     """An empty directory is valid and declares nothing (nothing is managed)."""
-    desired = load_directory(tmp_path)
+    desired = load_directory(tmp_path, kinds=kind_table())
     assert isinstance(desired, DesiredState)
     assert desired.resources == ()
 
@@ -507,18 +509,18 @@ def test_empty_directory_is_a_valid_empty_state(tmp_path: Path) -> None:
 def test_revision_is_a_content_hash_outside_git(tmp_path: Path) -> None:
     """Outside a git checkout the revision is a content hash that changes with the content."""
     write(tmp_path, "svc.yaml", ECS.format(name="api"))
-    first = load_directory(tmp_path).revision
-    assert first == load_directory(tmp_path).revision
+    first = load_directory(tmp_path, kinds=kind_table()).revision
+    assert first == load_directory(tmp_path, kinds=kind_table()).revision
     assert first.startswith("sha256:")
     write(tmp_path, "svc.yaml", ECS.format(name="api").replace("desiredCount: 2", "desiredCount: 3"))
-    assert load_directory(tmp_path).revision != first
+    assert load_directory(tmp_path, kinds=kind_table()).revision != first
 
 
 def test_the_invalid_revision_is_known(tmp_path: Path) -> None:
     """A rejected directory still carries its revision, so the rejection can be recorded."""
     write(tmp_path, "svc.yaml", ECS.format(name="api") + "  replicas: 1\n")
     with pytest.raises(InvalidDesiredState) as info:
-        load_directory(tmp_path)
+        load_directory(tmp_path, kinds=kind_table())
     assert info.value.revision is not None
 
 
@@ -527,7 +529,7 @@ def test_the_invalid_revision_is_known(tmp_path: Path) -> None:
 
 def test_examples_are_valid_and_cover_every_kind() -> None:
     """examples/desired-state is a valid desired state holding every kind."""
-    desired = load_directory(EXAMPLES)
+    desired = load_directory(EXAMPLES, kinds=kind_table())
     assert {r.kind for r in desired.resources} == set(Kind)
     services = {r.name: r.manifest for r in desired.of_kind(Kind.ECS_SERVICE)}
     assert set(services) == {"api", "web", "worker"}
@@ -569,7 +571,7 @@ def test_same_service_name_in_two_clusters_is_fine(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", ECS.format(name="api"))
     other = ECS.format(name="api-eu").replace("prod-api-eu", "prod-api")
     write(tmp_path, "b.yaml", other.replace("cluster: prod", "cluster: prod-eu"))
-    assert len(load_directory(tmp_path).resources) == 2
+    assert len(load_directory(tmp_path, kinds=kind_table()).resources) == 2
 
 
 SNAPSHOTS = """\
@@ -602,7 +604,7 @@ def test_overlapping_snapshot_prefixes_are_an_error(
     write(tmp_path, "a.yaml", SNAPSHOTS.format(name="daily", cluster="prod", prefix="prod-manual-"))
     write(tmp_path, "b.yaml", SNAPSHOTS.format(name="other", cluster=cluster, prefix=prefix))
     if not error:
-        assert len(load_directory(tmp_path).resources) == 2
+        assert len(load_directory(tmp_path, kinds=kind_table()).resources) == 2
         return
     found = only_error(tmp_path)
     assert (found.file, found.line, found.field) == ("b.yaml", 1, "spec.snapshotPrefix")

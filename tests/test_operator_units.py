@@ -20,6 +20,8 @@ from homeostat.operator.passes import State, classify
 from homeostat.operator.records import ActionRecord, Unmanaged
 from homeostat.operator.status import LoopStatus
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Outcome, Plan
+from homeostat.reconcilers.registry import gauges
+from homeostat.reconcilers.snapshot_retention import OWNED
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -38,7 +40,7 @@ def action(name: str, *, conflict: str | None = None) -> Action:
 
 
 class FakeReconciler:
-    kind = Kind.ECS_SERVICE
+    kinds = (Kind.ECS_SERVICE,)
 
     def __init__(self, fail: set[str]) -> None:
         self.fail = fail
@@ -56,7 +58,7 @@ def store(tmp_path: Path) -> HistoryStore:
 
 def test_executor_hands_each_record_to_history_counter_and_log_alike(store: HistoryStore) -> None:
     """Every outcome reaches the three sinks alike; conflicts and dry runs are never applied."""
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), gauges())
     reconciler = FakeReconciler(fail={"b"})
     executor = Executor(store, metrics, structlog.get_logger(), lambda: NOW)
     with structlog.testing.capture_logs() as logs:
@@ -196,7 +198,7 @@ def test_classify_names_the_state_of_a_resource_after_its_actions(
 class FlakyObserver:
     """An ECSService reconciler whose observe fails while `failing` is set, counting calls."""
 
-    kind = Kind.ECS_SERVICE
+    kinds = (Kind.ECS_SERVICE,)
 
     def __init__(self) -> None:
         self.failing = True
@@ -233,7 +235,7 @@ def unstarted_daemon(tmp_path: Path, desired: Path, reconciler: Any, registry: C
         region="us-east-1",
         log_format="json",
     )
-    return Daemon(settings, registry=registry, reconcilers={Kind.ECS_SERVICE: reconciler})
+    return Daemon(settings, registry=registry, reconcilers=(reconciler,))
 
 
 def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp_path: Path) -> None:
@@ -293,7 +295,7 @@ class FailingOnceHistory:
 
 def test_a_failed_history_write_still_logs_and_counts_and_the_rows_are_written_later() -> None:
     """An action applied in AWS is never without a trace: log and counter first, the row on the next write."""
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), gauges())
     history = FailingOnceHistory(fail_on=2)  # the journal row is written, its completion is not
     reconciler = FakeReconciler(fail=set())
     executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
@@ -311,7 +313,7 @@ def test_a_failed_history_write_still_logs_and_counts_and_the_rows_are_written_l
 
 def test_an_event_whose_history_write_fails_is_logged_counted_and_written_later() -> None:
     """Events take the same path: log and counter first, the row kept for the next write."""
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), gauges())
     history = FailingOnceHistory()
     executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
     with structlog.testing.capture_logs() as logs, pytest.raises(OSError, match="disk full"):
@@ -326,7 +328,7 @@ def test_an_event_whose_history_write_fails_is_logged_counted_and_written_later(
 def test_a_mutation_whose_journal_row_cannot_be_written_is_not_sent() -> None:
     """Journal before sending: when the pending row cannot be committed, AWS is not called and the
     action is recorded failed (logged and counted, its row written once the database is back)."""
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), gauges())
     history = FailingOnceHistory(fail_on=1)
     reconciler = FakeReconciler(fail=set())
     executor = Executor(history, metrics, structlog.get_logger(), lambda: NOW)  # type: ignore[arg-type]
@@ -355,7 +357,7 @@ class MeasuringReconciler(FlakyObserver):
         return Plan(
             Kind.ECS_SERVICE,
             resource.name,
-            measurements=(Measurement("snapshots_owned", {"name": resource.name}, 3.0),),
+            measurements=(Measurement(OWNED, {"name": resource.name}, 3.0),),
         )
 
 

@@ -18,6 +18,7 @@ from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.passes import State, run_pass
 from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
+from homeostat.reconcilers.registry import kind_table
 
 T0 = datetime(2026, 11, 29, 5, 59, 58, tzinfo=UTC)
 # Generous: only reached when the behaviour under test is broken.
@@ -52,6 +53,7 @@ class FakeKind:
         on_apply: Callable[[Sequence[Action]], None] = lambda _actions: None,
     ) -> None:
         self.kind = kind
+        self.kinds = (kind,)
         self.on_observe = on_observe
         self.on_apply = on_apply
         self.diffed_at: dict[str, datetime] = {}
@@ -102,7 +104,7 @@ def desired_state(
             "apiVersion: homeostat/v1\nkind: AlarmActions\n"
             f"metadata: {{name: {name}}}\nspec: {{alarmNames: [{name}-alarm], actionsEnabled: true}}\n"
         )
-    return load_directory(directory)
+    return load_directory(directory, kinds=kind_table())
 
 
 @pytest.fixture
@@ -121,7 +123,7 @@ def test_a_blocked_kind_does_not_delay_another_kinds_apply(tmp_path: Path, store
     executor = Executor(store, None, structlog.get_logger(), clock)
     report = run_pass(
         desired_state(tmp_path, alarms=["db"]),
-        {Kind.ECS_SERVICE: ecs, Kind.ALARM_ACTIONS: alarms},  # type: ignore[dict-item]
+        (ecs, alarms),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         executor,
         clock=clock,
@@ -146,7 +148,7 @@ def test_statuses_keep_registry_order_whatever_order_the_kinds_finish_in(
     clock = FakeClock(T0)
     report = run_pass(
         desired_state(tmp_path, services=["api", "web"], alarms=["db"]),
-        {Kind.ALARM_ACTIONS: first, Kind.ECS_SERVICE: second},  # type: ignore[dict-item]
+        (first, second),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         Executor(store, None, structlog.get_logger(), clock),
         clock=clock,
@@ -168,7 +170,7 @@ def test_a_kind_decides_with_the_time_read_after_its_observe_returned(
     slow = FakeKind(Kind.ALARM_ACTIONS, on_observe=lambda: clock.advance(5))
     report = run_pass(
         desired_state(tmp_path, services=[], alarms=["db"]),
-        {Kind.ALARM_ACTIONS: slow},  # type: ignore[dict-item]
+        (slow,),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         Executor(store, None, structlog.get_logger(), clock),
         clock=clock,
@@ -197,7 +199,7 @@ def test_an_exception_in_one_resources_apply_does_not_stop_the_next(
     clock = FakeClock(T0)
     report = run_pass(
         desired_state(tmp_path, services=["api", "web"]),
-        {Kind.ECS_SERVICE: ecs},  # type: ignore[dict-item]
+        (ecs,),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         Executor(store, None, structlog.get_logger(), clock),
         clock=clock,
@@ -231,7 +233,7 @@ def test_a_history_failure_in_one_kind_fails_the_pass_after_the_other_kinds_ran(
     with pytest.raises(OSError, match="disk full"):
         run_pass(
             desired_state(tmp_path, alarms=["db"]),
-            {Kind.ECS_SERVICE: ecs, Kind.ALARM_ACTIONS: alarms},  # type: ignore[dict-item]
+            (ecs, alarms),  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
             executor,
             clock=clock,

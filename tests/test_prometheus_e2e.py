@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.reconcilers.registry import default_reconcilers
+from homeostat.reconcilers.registry import KINDS
 from tests.conftest import REGION, MotoServer
 from tests.daemon_helpers import CLUSTER, DaemonProcess, desired_count, seed_services, wait_for
 from tests.prometheus_tools import (
@@ -48,7 +48,7 @@ SNAPSHOT_PREFIX = "aurora-prod-manual-"
 
 
 def registered_kinds() -> set[Kind]:
-    return set(default_reconcilers())
+    return {d.kind for d in KINDS}
 
 
 def has_data_source(metric: str, kinds: set[Kind]) -> bool:

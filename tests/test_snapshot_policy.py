@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from homeostat.desired_state.identifiers import DBClusterId, SnapshotId
 from homeostat.reconcilers.actions import Measurement
+from homeostat.reconcilers.rds_snapshots import ClusterSnapshots
 from homeostat.reconcilers.snapshot_policy import (
     ObservedSnapshot,
     RetentionRules,
@@ -26,14 +27,12 @@ from homeostat.reconcilers.snapshot_policy import (
     select_deletions,
     slot_snapshot_id,
 )
-from homeostat.reconcilers.snapshot_retention import (
-    CREATE_SNAPSHOT,
-    DELETE_SNAPSHOT,
-    ClusterSnapshots,
-    plan_snapshots,
-)
+from homeostat.reconcilers.snapshot_retention import NEWEST_AGE, OWNED, SnapshotAction, plan_snapshots
 
 from .snapshot_helpers import CLUSTER, PREFIX, spec_of
+
+CREATE_SNAPSHOT = SnapshotAction.CREATE_SNAPSHOT
+DELETE_SNAPSHOT = SnapshotAction.DELETE_SNAPSHOT
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -418,8 +417,8 @@ def test_plan_lists_deletions_with_reasons_the_due_slot_and_the_next_slot() -> N
     assert {"Key": "homeostat-resource", "Value": "aurora"} in plan.actions[1].params["Tags"]
     assert plan.notes == ("next slot 2026-11-26T03:00Z (0 3 * * * in UTC)",)
     assert list(plan.measurements) == [
-        Measurement("snapshot_newest_age_seconds", {"name": "aurora"}, DAY.total_seconds()),
-        Measurement("snapshots_owned", {"name": "aurora"}, 2.0),
+        Measurement(NEWEST_AGE, {"name": "aurora"}, DAY.total_seconds()),
+        Measurement(OWNED, {"name": "aurora"}, 2.0),
     ]
 
 
@@ -451,8 +450,8 @@ def test_no_available_owned_snapshot_reports_an_infinite_age() -> None:
     """With no available owned snapshot, the newest age is +Inf so that a freshness alert fires."""
     observed = ClusterSnapshots(DBClusterId(CLUSTER), (snap("prod-manual-x", None, status="creating"),))
     plan = plan_snapshots("aurora", spec_of(), observed, NOW)
-    assert Measurement("snapshot_newest_age_seconds", {"name": "aurora"}, float("inf")) in plan.measurements
-    assert Measurement("snapshots_owned", {"name": "aurora"}, 1.0) in plan.measurements
+    assert Measurement(NEWEST_AGE, {"name": "aurora"}, float("inf")) in plan.measurements
+    assert Measurement(OWNED, {"name": "aurora"}, 1.0) in plan.measurements
 
 
 def test_an_incomplete_listing_deletes_nothing_but_still_takes_the_slot() -> None:

@@ -25,16 +25,14 @@ from moto import mock_aws
 from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.snapshot_retention import (
-    CREATE_SNAPSHOT,
-    DELETE_SNAPSHOT,
-    PAGE_SIZE,
-    ClusterSnapshots,
-    SnapshotRetentionReconciler,
-)
+from homeostat.reconcilers.rds_snapshots import PAGE_SIZE, ClusterSnapshots
+from homeostat.reconcilers.snapshot_retention import SnapshotAction, SnapshotRetentionReconciler
 
 from .conftest import CallLog, CountingClients
 from .snapshot_helpers import ACCOUNT, CLUSTER, REGION, create_cluster, resource, seed_snapshot
+
+CREATE_SNAPSHOT = SnapshotAction.CREATE_SNAPSHOT
+DELETE_SNAPSHOT = SnapshotAction.DELETE_SNAPSHOT
 
 NOW = datetime(2026, 11, 25, 3, 20, tzinfo=UTC)
 DAY = timedelta(days=1)

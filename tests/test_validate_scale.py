@@ -15,6 +15,7 @@ from homeostat.desired_state import parsing
 from homeostat.desired_state.loading import load_directory
 from homeostat.desired_state.state import InvalidDesiredState
 from homeostat.operator.cli import main
+from homeostat.reconcilers.registry import kind_table
 
 from .conftest import EXAMPLES
 
@@ -108,7 +109,7 @@ key: [unclosed
 
 def errors(directory: Path) -> list[str]:
     with pytest.raises(InvalidDesiredState) as info:
-        load_directory(directory)
+        load_directory(directory, kinds=kind_table())
     return [str(e) for e in info.value.errors]
 
 
@@ -134,6 +135,6 @@ def test_the_c_loader_keeps_every_line(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_both_loaders_read_the_examples_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same resources, with the same source lines, whichever loader reads them."""
-    fast = load_directory(EXAMPLES).resources
+    fast = load_directory(EXAMPLES, kinds=kind_table()).resources
     monkeypatch.setattr(parsing, "_Loader", yaml.SafeLoader)
-    assert load_directory(EXAMPLES).resources == fast
+    assert load_directory(EXAMPLES, kinds=kind_table()).resources == fast

@@ -10,16 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homeostat.desired_state.models import MaintenanceWindowSpec
 from homeostat.desired_state.windows import (
     Edges,
     edges,
     is_active,
     last_end,
-    next_end,
-    next_start,
     wake_instants,
 )
+from homeostat.reconcilers.maintenance_window import MaintenanceWindowSpec
 
 
 def utc(*args: int) -> datetime:
@@ -72,7 +70,7 @@ def test_next_end_of_an_active_window_is_the_current_end_and_next_start_the_foll
 @pytest.mark.parametrize("schedule", ["0 2 * * 0", "0 2 * * SUN", "0 2 * * 7", "0 2 * * sun"])
 def test_weekday_zero_seven_and_sun_all_mean_sunday(schedule: str) -> None:
     """Day-of-week 0, 7 and SUN are Sunday (crontab), not Monday as in some schedulers."""
-    start = next_start(recurring(schedule, timedelta(hours=4)), utc(2027, 1, 1))
+    start = edges(recurring(schedule, timedelta(hours=4)), utc(2027, 1, 1)).next_start
     assert start == utc(2027, 1, 3, 2)
     assert start is not None
     assert start.weekday() == 6
@@ -161,14 +159,14 @@ def test_repeated_hour_does_not_start_the_window_a_second_time() -> None:
     window = recurring("30 1 * * SUN", timedelta(minutes=30), "America/New_York")
     # The first 01:30 EDT window ended at 06:00 UTC; at 06:30 UTC it is 01:30 EST again.
     assert not is_active(window, utc(2027, 11, 7, 6, 30))
-    assert next_start(window, utc(2027, 11, 7, 6)) == utc(2027, 11, 14, 6, 30)
+    assert edges(window, utc(2027, 11, 7, 6)).next_start == utc(2027, 11, 14, 6, 30)
 
 
 def test_berlin_window_is_at_the_same_wall_time_either_side_of_a_change() -> None:
     """A 02:00 Berlin window is 01:00 UTC in winter and 00:00 UTC in summer."""
     window = recurring("0 2 * * SUN", timedelta(hours=1), "Europe/Berlin")
-    assert next_start(window, utc(2027, 3, 20)) == utc(2027, 3, 21, 1)
-    assert next_start(window, utc(2027, 4, 1)) == utc(2027, 4, 4, 0)
+    assert edges(window, utc(2027, 3, 20)).next_start == utc(2027, 3, 21, 1)
+    assert edges(window, utc(2027, 4, 1)).next_start == utc(2027, 4, 4, 0)
 
 
 # --- overlaps and windows longer than their period ---------------------------------------------
@@ -187,7 +185,7 @@ def test_touching_occurrences_do_not_end_in_between() -> None:
     """Occurrences 02:00-04:00 and 04:00-06:00 are one window from 02:00 to 06:00."""
     window = recurring("0 2,4 * * SUN", timedelta(hours=2))
     assert is_active(window, utc(2027, 3, 7, 4))
-    assert next_end(window, utc(2027, 3, 7, 2)) == utc(2027, 3, 7, 6)
+    assert edges(window, utc(2027, 3, 7, 2)).next_end == utc(2027, 3, 7, 6)
 
 
 def test_window_that_never_ends_has_no_end_edge() -> None:
@@ -258,9 +256,9 @@ def test_membership_agrees_with_the_next_edges(
 @given(windows(), instants)
 def test_a_window_never_ends_before_it_starts(window: MaintenanceWindowSpec, now: datetime) -> None:
     """From its next start, the window's next end lies strictly later."""
-    start = next_start(window, now)
+    start = edges(window, now).next_start
     if start is not None:
-        end = next_end(window, start)
+        end = edges(window, start).next_end
         assert end is None or end > start
         assert wake_instants(window, now) == sorted(wake_instants(window, now))
     ended = last_end(window, now)

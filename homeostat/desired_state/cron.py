@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import AfterValidator, WithJsonSchema
@@ -147,11 +147,6 @@ TimeZoneName = Annotated[
     AfterValidator(validate_time_zone),
     WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Berlin"]}),
 ]
-
-
-def known_time_zones() -> frozenset[str]:
-    """IANA names available here (for the JSON Schema's documentation only)."""
-    return frozenset(available_timezones())
 
 
 def wall_to_instant(wall: datetime, zone: ZoneInfo) -> datetime:

@@ -4,9 +4,6 @@ from enum import StrEnum
 from typing import NewType
 
 Revision = NewType("Revision", str)
-ResourceName = NewType("ResourceName", str)
-ClusterName = NewType("ClusterName", str)
-ServiceName = NewType("ServiceName", str)
 DBClusterId = NewType("DBClusterId", str)
 SnapshotId = NewType("SnapshotId", str)
 AlarmName = NewType("AlarmName", str)
@@ -15,7 +12,9 @@ API_VERSION = "homeostat/v1"
 
 
 class Kind(StrEnum):
-    """The manifest kinds, spelled as in `kind:`."""
+    """The manifest kinds, spelled as in `kind:` (contract strings): the closed vocabulary every
+    layer shares. Each has exactly one descriptor in `homeostat.reconcilers.registry` (a
+    meta-test checks it), which says everything else about the kind."""
 
     ECS_SERVICE = "ECSService"
     SNAPSHOT_RETENTION = "SnapshotRetention"

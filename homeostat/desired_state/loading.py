@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from homeostat.desired_state.identifiers import API_VERSION, Kind, Revision
-from homeostat.desired_state.models import MANIFEST_TYPES, AnyManifest
+from homeostat.desired_state.models import ManifestBase
 from homeostat.desired_state.parsing import PathKey, documents, dotted, line_for
 from homeostat.desired_state.reading import Unreadable, is_manifest_name, read_file, read_tree, walk
 from homeostat.desired_state.revision import content_hash, revision_of
@@ -29,7 +29,7 @@ from homeostat.desired_state.state import (
     Resource,
     Source,
 )
-from homeostat.desired_state.validation import cross_check
+from homeostat.desired_state.validation import KindTable, cross_check
 
 _STABLE_READ_ATTEMPTS = 5
 
@@ -63,9 +63,9 @@ def _message(error_type: str, message: str, value: object = None) -> str:
 
 
 def parse_document(
-    file: str, data: Any, lines: dict[PathKey, int]
-) -> tuple[AnyManifest | None, list[ManifestError]]:
-    """Validate one YAML document as a manifest of its declared kind."""
+    file: str, data: Any, lines: dict[PathKey, int], kinds: KindTable
+) -> tuple[ManifestBase | None, list[ManifestError]]:
+    """Validate one YAML document as a manifest of its declared kind (one of `kinds`)."""
     line = lines.get((), 1)
     if not isinstance(data, dict):
         return None, [
@@ -79,14 +79,14 @@ def parse_document(
     kind = data.get("kind")
     if kind is None:
         return None, [ManifestError(file, line, "kind", "required field is missing")]
-    if not isinstance(kind, str) or kind not in set(Kind):
-        kinds = ", ".join(k.value for k in Kind)
+    if not isinstance(kind, str) or kind not in kinds.models:
+        known = ", ".join(k.value for k in Kind if k in kinds.models)
         return None, [
             ManifestError(
                 file,
                 line_for(lines, ("kind",)),
                 "kind",
-                f"unknown kind {kind!r} (expected one of {kinds})",
+                f"unknown kind {kind!r} (expected one of {known})",
             )
         ]
     if data.get("apiVersion") != API_VERSION:
@@ -99,7 +99,7 @@ def parse_document(
             )
         ]
     try:
-        manifest = MANIFEST_TYPES[Kind(kind)].model_validate(data)
+        manifest = kinds.models[Kind(kind)].model_validate(data)
     except ValidationError as exc:
         errors = []
         for err in exc.errors(include_url=False):
@@ -113,7 +113,7 @@ def parse_document(
                 )
             )
         return None, errors
-    return manifest, []  # type: ignore[return-value]
+    return manifest, []
 
 
 def _read(directory: Path) -> tuple[dict[Path, bytes], list[ManifestError], Revision]:
@@ -185,13 +185,16 @@ def _under(directory: Path, error: ManifestError) -> ManifestError:
     return ManifestError((directory / error.file).as_posix(), error.line, error.field, error.message)
 
 
-def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision) -> DesiredState:
+def load_files(
+    files: Mapping[Path, bytes], directory: Path, revision: Revision, *, kinds: KindTable
+) -> DesiredState:
     """Pure: parse and validate file contents (paths relative to `directory`) as one revision.
 
     Raises InvalidDesiredState with every error. Used for the directory as read
-    and for a last-known-good revision restored from the history database.
+    and for a last-known-good revision restored from the history database. `kinds` comes
+    from above (the registry of kinds): this layer knows no kind by itself.
     """
-    resources: list[Resource] = []
+    resources: list[Resource[Any]] = []
     errors: list[ManifestError] = []
     for relative, content in sorted(files.items()):
         file = relative.as_posix()
@@ -200,7 +203,7 @@ def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision)
             if doc_errors or data is None:
                 continue
             try:
-                manifest, manifest_errors = parse_document(file, data, lines)
+                manifest, manifest_errors = parse_document(file, data, lines, kinds)
             except Exception as exc:  # noqa: BLE001 - any input the checks above missed rejects the revision
                 errors.append(
                     ManifestError(file, lines.get(()), None, f"cannot validate: {type(exc).__name__}: {exc}")
@@ -209,17 +212,17 @@ def load_files(files: Mapping[Path, bytes], directory: Path, revision: Revision)
             errors.extend(manifest_errors)
             if manifest is not None:
                 resources.append(Resource(manifest, Source(file, lines.get((), 1))))
-    errors.extend(cross_check(resources))
+    errors.extend(cross_check(resources, kinds.checks))
     if errors:
         raise InvalidDesiredState(errors, revision)
     return DesiredState(revision=revision, directory=directory, resources=tuple(resources))
 
 
 def _parse_or_reject(
-    files: Mapping[Path, bytes], directory: Path, revision: Revision
+    files: Mapping[Path, bytes], directory: Path, revision: Revision, kinds: KindTable
 ) -> DesiredState | InvalidDesiredState:
     try:
-        return load_files(files, directory, revision)
+        return load_files(files, directory, revision, kinds=kinds)
     except InvalidDesiredState as exc:
         return exc
 
@@ -234,19 +237,19 @@ def _whole(
     return parsed if parsed.revision == revision else replace(parsed, revision=revision)
 
 
-def load_directory(directory: Path) -> DesiredState:
+def load_directory(directory: Path, *, kinds: KindTable) -> DesiredState:
     """Load and validate the whole directory; raise InvalidDesiredState with every error."""
     files, unreadable, revision = _read(directory)
-    return _whole(unreadable, _parse_or_reject(files, directory, revision), revision)
+    return _whole(unreadable, _parse_or_reject(files, directory, revision, kinds), revision)
 
 
-def load_paths(paths: Sequence[Path]) -> DesiredState:
+def load_paths(paths: Sequence[Path], *, kinds: KindTable) -> DesiredState:
     """Load and validate the files and directories given as one desired state (`validate PATH...`).
 
     Files are named as given (see _read_paths), so the state's directory is the current one.
     """
     files, unreadable, revision = _read_paths(paths)
-    return _whole(unreadable, _parse_or_reject(files, Path(), revision), revision)
+    return _whole(unreadable, _parse_or_reject(files, Path(), revision, kinds), revision)
 
 
 class DirectoryLoader:
@@ -259,8 +262,9 @@ class DirectoryLoader:
     never cached: they are found by reading, which happens every time.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, kinds: KindTable) -> None:
         self.directory = directory
+        self.kinds = kinds
         self._digest: Revision | None = None
         self._parsed: DesiredState | InvalidDesiredState | None = None
 
@@ -269,7 +273,7 @@ class DirectoryLoader:
         files, unreadable, revision = _read(self.directory)
         digest = content_hash(files)
         if self._parsed is None or digest != self._digest:
-            self._parsed, self._digest = _parse_or_reject(files, self.directory, revision), digest
+            self._parsed, self._digest = _parse_or_reject(files, self.directory, revision, self.kinds), digest
         state = _whole(unreadable, self._parsed, revision)
         self._parsed = state
         return files, state

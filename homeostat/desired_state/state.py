@@ -3,9 +3,12 @@
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from homeostat.desired_state.identifiers import Kind, Revision
-from homeostat.desired_state.models import AnyManifest
+from homeostat.desired_state.models import ManifestBase
+
+M_co = TypeVar("M_co", bound=ManifestBase, covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +35,11 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
-class Resource:
-    manifest: AnyManifest
+class Resource(Generic[M_co]):
+    """One declared manifest and where it was declared; typed by its kind's model, so a kind
+    module reads `resource.manifest.spec` with its own spec type (no isinstance)."""
+
+    manifest: M_co
     source: Source
 
     @property
@@ -51,12 +57,12 @@ class DesiredState:
 
     revision: Revision
     directory: Path
-    resources: tuple[Resource, ...] = field(default=())
+    resources: tuple[Resource[Any], ...] = field(default=())
 
-    def of_kind(self, kind: Kind) -> tuple[Resource, ...]:
+    def of_kind(self, kind: Kind) -> tuple[Resource[Any], ...]:
         return tuple(r for r in self.resources if r.kind == kind)
 
-    def __iter__(self) -> Iterator[Resource]:
+    def __iter__(self) -> Iterator[Resource[Any]]:
         return iter(self.resources)
 
 

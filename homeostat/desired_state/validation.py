@@ -1,10 +1,97 @@
-"""Rules that span documents: duplicate names per kind, conflicting alarm selectors."""
+"""Rules that span documents, and the kind table that tells the loader which kinds exist.
 
-from collections.abc import Sequence
+This layer knows no kind: the operator hands the loader a `KindTable` derived from the
+registry of kind descriptors (`homeostat.reconcilers.registry`), with each kind's model and
+its cross-document checks. Duplicate names per kind are checked here for every kind.
+
+Every check is linear in the number of documents (dicts, or sorted neighbours), so a
+desired state of 10,000 documents cross-checks in milliseconds; each reports the error at
+the second declaration and names the first.
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AlarmActions, AlarmSelector, ECSService, SnapshotRetention
+from homeostat.desired_state.models import AlarmSelector, ManifestBase
 from homeostat.desired_state.state import ManifestError, Resource
+
+CrossCheck = Callable[[Sequence[Resource[Any]]], list[ManifestError]]
+
+
+@dataclass(frozen=True, slots=True)
+class KindTable:
+    """The kinds the loader accepts: model per `kind:` value, and the cross-document checks."""
+
+    models: Mapping[Kind, type[ManifestBase]]
+    checks: tuple[CrossCheck, ...] = ()
+
+
+def where(resource: Resource[Any]) -> str:
+    return f"{resource.source.file}:{resource.source.line}"
+
+
+def cross_check(resources: Sequence[Resource[Any]], checks: Iterable[CrossCheck] = ()) -> list[ManifestError]:
+    """Errors that no single document shows: duplicate names, then each kind's checks. Pure."""
+    errors = duplicate_names(resources)
+    for check in checks:
+        errors.extend(check(resources))
+    return errors
+
+
+def duplicate_names(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+    """A name is unique per kind: an error at each later declaration, naming the first. Pure."""
+    errors: list[ManifestError] = []
+    first_seen: dict[tuple[Kind, str], Resource[Any]] = {}
+    for resource in resources:
+        first = first_seen.setdefault((resource.kind, resource.name), resource)
+        if first is not resource:
+            errors.append(
+                ManifestError(
+                    resource.source.file,
+                    resource.source.line,
+                    "metadata.name",
+                    f"duplicate {resource.kind} name {resource.name!r} (first declared at {where(first)})",
+                )
+            )
+    return errors
+
+
+class PrefixIndex:
+    """Strings in declaration order, for "which earlier string is a prefix of, or extends, this?"
+
+    Built incrementally (query, then `add`), so a query sees only earlier declarations, and
+    `setdefault` keeps the earliest. Each add and query costs the string's length in dict
+    operations: linear in the number of declarations, never pairwise.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, int] = {}
+        self._extended: dict[str, int] = {}  # every prefix of an added string -> earliest index
+
+    def add(self, text: str, index: int) -> None:
+        self._exact.setdefault(text, index)
+        for end in range(1, len(text) + 1):
+            self._extended.setdefault(text[:end], index)
+
+    def first_exact(self, text: str) -> int | None:
+        """The earliest added string equal to `text`, if any."""
+        return self._exact.get(text)
+
+    def first_prefix_of(self, text: str) -> int | None:
+        """The earliest added string that `text` starts with (itself included), if any."""
+        found = [self._exact[text[:end]] for end in range(1, len(text) + 1) if text[:end] in self._exact]
+        return min(found, default=None)
+
+    def first_extending(self, text: str) -> int | None:
+        """The earliest added string that starts with `text` (itself included), if any."""
+        return self._extended.get(text)
+
+    def first_overlapping(self, text: str) -> int | None:
+        """The earliest added string that is a prefix of `text` or starts with it."""
+        found = [i for i in (self.first_prefix_of(text), self.first_extending(text)) if i is not None]
+        return min(found, default=None)
 
 
 def selectors_overlap(a: AlarmSelector, b: AlarmSelector) -> bool:
@@ -18,102 +105,3 @@ def selectors_overlap(a: AlarmSelector, b: AlarmSelector) -> bool:
     if b.alarmNamePrefix is not None:
         return any(name.startswith(b.alarmNamePrefix) for name in a.alarmNames or ())
     return bool(set(a.alarmNames or ()) & set(b.alarmNames or ()))
-
-
-def _where(resource: Resource) -> str:
-    return f"{resource.source.file}:{resource.source.line}"
-
-
-def cross_check(resources: Sequence[Resource]) -> list[ManifestError]:
-    """Errors that no single document shows. Pure."""
-    errors: list[ManifestError] = []
-    first_seen: dict[tuple[Kind, str], Resource] = {}
-    for resource in resources:
-        key = (resource.kind, resource.name)
-        if key in first_seen:
-            errors.append(
-                ManifestError(
-                    resource.source.file,
-                    resource.source.line,
-                    "metadata.name",
-                    f"duplicate {resource.kind} name {resource.name!r} "
-                    f"(first declared at {_where(first_seen[key])})",
-                )
-            )
-        else:
-            first_seen[key] = resource
-    errors.extend(_same_service_twice(resources))
-    errors.extend(_overlapping_snapshot_owners(resources))
-    alarm_actions = [r for r in resources if isinstance(r.manifest, AlarmActions)]
-    for index, left in enumerate(alarm_actions):
-        for right in alarm_actions[index + 1 :]:
-            assert isinstance(left.manifest, AlarmActions)
-            assert isinstance(right.manifest, AlarmActions)
-            if left.manifest.spec.actionsEnabled == right.manifest.spec.actionsEnabled:
-                continue
-            if selectors_overlap(left.manifest.spec, right.manifest.spec):
-                errors.append(
-                    ManifestError(
-                        right.source.file,
-                        right.source.line,
-                        "spec",
-                        f"AlarmActions {right.name!r} conflicts with AlarmActions {left.name!r} "
-                        f"({_where(left)}): they select the same alarms with different actionsEnabled",
-                    )
-                )
-    return errors
-
-
-def _same_service_twice(resources: Sequence[Resource]) -> list[ManifestError]:
-    """Two ECSService manifests for one service would fight each other: an error at the second."""
-    errors: list[ManifestError] = []
-    first_seen: dict[tuple[str, str], Resource] = {}
-    for resource in resources:
-        if not isinstance(resource.manifest, ECSService):
-            continue
-        spec = resource.manifest.spec
-        cluster = spec.cluster.rsplit("/", 1)[-1] if spec.cluster.startswith("arn:") else spec.cluster
-        key = (cluster, spec.service)
-        if key in first_seen:
-            first = first_seen[key]
-            errors.append(
-                ManifestError(
-                    resource.source.file,
-                    resource.source.line,
-                    "spec.service",
-                    f"ECSService {resource.name!r} manages service {spec.service!r} in cluster "
-                    f"{cluster!r}, as does ECSService {first.name!r} ({_where(first)})",
-                )
-            )
-        else:
-            first_seen[key] = resource
-    return errors
-
-
-def _overlapping_snapshot_owners(resources: Sequence[Resource]) -> list[ManifestError]:
-    """Two SnapshotRetention whose prefixes overlap are an error at the second, even on different
-    clusters: on one cluster a snapshot would have two owners with different rules, and across
-    clusters both would name their slot snapshots alike, while identifiers are unique per account
-    and region (the second cluster's snapshot could never be created). Case-insensitive, as RDS
-    stores identifiers in lower case."""
-    errors: list[ManifestError] = []
-    owners = [r for r in resources if isinstance(r.manifest, SnapshotRetention)]
-    for index, left in enumerate(owners):
-        for right in owners[index + 1 :]:
-            assert isinstance(left.manifest, SnapshotRetention)
-            assert isinstance(right.manifest, SnapshotRetention)
-            a, b = left.manifest.spec, right.manifest.spec
-            pa, pb = a.snapshotPrefix.lower(), b.snapshotPrefix.lower()
-            if pa.startswith(pb) or pb.startswith(pa):
-                errors.append(
-                    ManifestError(
-                        right.source.file,
-                        right.source.line,
-                        "spec.snapshotPrefix",
-                        f"SnapshotRetention {right.name!r} prefix {b.snapshotPrefix!r} overlaps "
-                        f"{a.snapshotPrefix!r} of SnapshotRetention {left.name!r} ({_where(left)}): "
-                        "snapshot identifiers are unique per account and region, so one name "
-                        "would have two owners",
-                    )
-                )
-    return errors

@@ -1,8 +1,9 @@
 """Maintenance window timing. Pure functions of a window spec and an injected instant.
 
-Called by the MaintenanceWindow and AlarmActions reconcilers (is a window
-active now? which alarms does it silence?) and by `wake_times` (when must the
-daemon run a pass?). Nothing here reads a clock or touches AWS.
+Called by the MaintenanceWindow kind (notes, gauge, `wake_times`) and the alarm
+rules (is a window active now? when did it last end?). A window is given as any
+`Timing` (the MaintenanceWindow spec is one), so this layer needs no kind model.
+Nothing here reads a clock or touches AWS.
 
 A window is a set of occurrences, each the half-open interval
 `[start, start + duration)` of real (UTC) time:
@@ -17,22 +18,35 @@ A window is a set of occurrences, each the half-open interval
 The window is *active* at `t` when any occurrence contains `t`. Occurrences
 that overlap or touch (a window longer than its period, or a fire exactly at
 the previous end) merge: the window then stays active across them, and its
-"end" is the end of the merged run. `next_start` and `next_end` report the
-edges of that merged activity: the next instant the window switches on, and
-the next instant it switches off.
+"end" is the end of the merged run. `edges` reports the edges of that merged
+activity: the next instant the window switches on, and the next instant it
+switches off.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from homeostat.desired_state.cron import next_fire, previous_fire
-from homeostat.desired_state.models import MaintenanceWindowSpec
 
 # How far ahead to look for an end of a window that keeps being re-triggered
 # (e.g. `* * * * *` lasting 2h is always active): beyond this, "no end".
 HORIZON = timedelta(days=400)
 # ... and at most this many merged occurrences (each step costs one cron evaluation).
 MAX_MERGED = 1000
+
+
+class Timing(Protocol):
+    """When a window is active: a recurring schedule and duration, or one-off start and end."""
+
+    @property
+    def schedule(self) -> str | None: ...
+    @property
+    def duration(self) -> timedelta | None: ...
+    @property
+    def timeZone(self) -> str: ...  # noqa: N802 - the manifest's field name
+    @property
+    def one_off(self) -> tuple[datetime, datetime] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +68,7 @@ def _require_aware(t: datetime) -> None:
         raise ValueError("instants must be timezone-aware")
 
 
-def _latest_start(spec: MaintenanceWindowSpec, at_or_before: datetime) -> datetime | None:
+def _latest_start(spec: Timing, at_or_before: datetime) -> datetime | None:
     """The last occurrence start at or before the instant. Pure."""
     one_off = spec.one_off
     if one_off is not None:
@@ -63,7 +77,7 @@ def _latest_start(spec: MaintenanceWindowSpec, at_or_before: datetime) -> dateti
     return previous_fire(spec.schedule, spec.timeZone, at_or_before)
 
 
-def _duration(spec: MaintenanceWindowSpec) -> timedelta:
+def _duration(spec: Timing) -> timedelta:
     one_off = spec.one_off
     if one_off is not None:
         return one_off[1] - one_off[0]
@@ -71,7 +85,7 @@ def _duration(spec: MaintenanceWindowSpec) -> timedelta:
     return spec.duration
 
 
-def is_active(spec: MaintenanceWindowSpec, t: datetime) -> bool:
+def is_active(spec: Timing, t: datetime) -> bool:
     """True when some occurrence of the window contains `t` (start inclusive, end exclusive). Pure.
 
     All occurrences of a window last equally long, so the latest start at or
@@ -82,7 +96,7 @@ def is_active(spec: MaintenanceWindowSpec, t: datetime) -> bool:
     return start is not None and t < start + _duration(spec)
 
 
-def _run_end(spec: MaintenanceWindowSpec, start: datetime, limit: datetime) -> datetime | None:
+def _run_end(spec: Timing, start: datetime, limit: datetime) -> datetime | None:
     """End of the merged run of occurrences beginning with the one that starts at `start`.
 
     Each step jumps to the last occurrence starting at or before the current
@@ -101,7 +115,7 @@ def _run_end(spec: MaintenanceWindowSpec, start: datetime, limit: datetime) -> d
     return None
 
 
-def _next_occurrence_start(spec: MaintenanceWindowSpec, after: datetime) -> datetime | None:
+def _next_occurrence_start(spec: Timing, after: datetime) -> datetime | None:
     """The first occurrence start strictly after `after`. Pure."""
     one_off = spec.one_off
     if one_off is not None:
@@ -110,7 +124,7 @@ def _next_occurrence_start(spec: MaintenanceWindowSpec, after: datetime) -> date
     return next_fire(spec.schedule, spec.timeZone, after)
 
 
-def edges(spec: MaintenanceWindowSpec, now: datetime) -> Edges:
+def edges(spec: Timing, now: datetime) -> Edges:
     """Whether the window is active at `now`, and its next switch-on and switch-off after `now`. Pure.
 
     Invariants (checked by property tests): when active, it stays active on
@@ -131,17 +145,7 @@ def edges(spec: MaintenanceWindowSpec, now: datetime) -> Edges:
     return Edges(False, start, _run_end(spec, start, start + HORIZON))
 
 
-def next_start(spec: MaintenanceWindowSpec, now: datetime) -> datetime | None:
-    """The next instant after `now` at which the window switches on. Pure."""
-    return edges(spec, now).next_start
-
-
-def next_end(spec: MaintenanceWindowSpec, now: datetime) -> datetime | None:
-    """The next instant after `now` at which the window switches off. Pure."""
-    return edges(spec, now).next_end
-
-
-def last_end(spec: MaintenanceWindowSpec, now: datetime) -> datetime | None:
+def last_end(spec: Timing, now: datetime) -> datetime | None:
     """The latest instant at or before `now` at which the window switched off; None while active. Pure.
 
     The latest occurrence start at or before `now` has the latest end, so when
@@ -155,7 +159,7 @@ def last_end(spec: MaintenanceWindowSpec, now: datetime) -> datetime | None:
     return end if end <= now else None
 
 
-def wake_instants(spec: MaintenanceWindowSpec, now: datetime) -> list[datetime]:
+def wake_instants(spec: Timing, now: datetime) -> list[datetime]:
     """The window's next switch-on and switch-off instants after `now` (the daemon wakes at them). Pure."""
     found = edges(spec, now)
     return sorted(t for t in (found.next_start, found.next_end) if t is not None and t > now)

@@ -1,29 +1,39 @@
 """Every Prometheus metric homeostat exports, defined in this one module.
 
 A leaf: imports nothing from homeostat. Built against a given registry so
-tests use a fresh one; the daemon uses the process default.
+tests use a fresh one; the daemon uses the process default. The per-kind
+gauges are declared from the specs handed in (the kind descriptors' GaugeSpecs,
+given by the operator), so a kind's gauge exists exactly when the kind does.
 """
 
 import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "homeostat"
 
 
-# The label names of each reconciler-observed gauge, in declaration order.
-MEASUREMENT_LABELS: dict[str, tuple[str, ...]] = {
-    "maintenance_window_active": ("name",),
-    "snapshot_newest_age_seconds": ("name",),
-    "snapshots_owned": ("name",),
-    "alarms_managed": ("state",),
-}
+class GaugeDeclaration(Protocol):
+    """A gauge a kind sets: `homeostat_<name>` with these label names (a kind's GaugeSpec)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def help(self) -> str: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+
+class UndeclaredGauge(LookupError):
+    """A measurement names a gauge no kind declared: a bug to fail on, never a dropped value."""
 
 
 class Metrics:
     """The contract's metrics (section 5) plus the per-kind gauges of later sections."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, gauges: Iterable[GaugeDeclaration]) -> None:
         self.registry = registry
         self.reconcile_total = Counter(
             "reconcile_total",
@@ -87,13 +97,6 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
-        self.maintenance_window_active = Gauge(
-            "maintenance_window_active",
-            "1 while the maintenance window is active.",
-            ["name"],
-            namespace=PREFIX,
-            registry=registry,
-        )
         self.resync_seconds = Gauge(
             "resync_seconds",
             "The daemon's --resync period (alerts compare pass age with 3 of them).",
@@ -107,50 +110,33 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
-        self.snapshot_newest_age_seconds = Gauge(
-            "snapshot_newest_age_seconds",
-            "Age of the newest available owned snapshot.",
-            ["name"],
-            namespace=PREFIX,
-            registry=registry,
-        )
-        self.snapshots_owned = Gauge(
-            "snapshots_owned",
-            "Owned snapshots (any state) of the retention policy.",
-            ["name"],
-            namespace=PREFIX,
-            registry=registry,
-        )
-        self.alarms_managed = Gauge(
-            "alarms_managed",
-            "Managed alarms by effective actions state (enabled|disabled).",
-            ["state"],
-            namespace=PREFIX,
-            registry=registry,
-        )
-        self.gauges_by_name: dict[str, Gauge] = {
-            "maintenance_window_active": self.maintenance_window_active,
-            "snapshot_newest_age_seconds": self.snapshot_newest_age_seconds,
-            "snapshots_owned": self.snapshots_owned,
-            "alarms_managed": self.alarms_managed,
-        }
+        self.gauges: dict[str, Gauge] = {}
+        self._labels: dict[str, tuple[str, ...]] = {}
+        for spec in gauges:
+            self.gauges[spec.name] = Gauge(
+                spec.name, spec.help, list(spec.labels), namespace=PREFIX, registry=registry
+            )
+            self._labels[spec.name] = spec.labels
 
     def set_revision(self, revision: str) -> None:
         self.desired_state_revision_info.clear()
         self.desired_state_revision_info.labels(revision=revision).set(1)
 
-    def remove_measurement(self, metric: str, labels: dict[str, str]) -> None:
-        """Drop one labelled series of a reconciler-observed gauge (its resource is gone)."""
-        gauge = self.gauges_by_name.get(metric)
-        if gauge is None or not labels:
-            return
-        with contextlib.suppress(KeyError):  # never set, or removed already
-            gauge.remove(*(labels[name] for name in MEASUREMENT_LABELS[metric]))
+    def _gauge(self, spec: GaugeDeclaration) -> Gauge:
+        gauge = self.gauges.get(spec.name)
+        if gauge is None or self._labels[spec.name] != spec.labels:
+            raise UndeclaredGauge(f"gauge {spec.name!r} with labels {spec.labels} is not declared")
+        return gauge
 
-    def set_measurement(self, metric: str, labels: dict[str, str], value: float) -> bool:
-        """Set a reconciler-observed gauge by name; False when no such gauge exists."""
-        gauge = self.gauges_by_name.get(metric)
-        if gauge is None:
-            return False
+    def remove_measurement(self, metric: GaugeDeclaration, labels: Mapping[str, str]) -> None:
+        """Drop one labelled series of a reconciler-observed gauge (its resource is gone)."""
+        if not labels:
+            return
+        gauge = self._gauge(metric)
+        with contextlib.suppress(KeyError):  # never set, or removed already
+            gauge.remove(*(labels[name] for name in metric.labels))
+
+    def set_measurement(self, metric: GaugeDeclaration, labels: Mapping[str, str], value: float) -> None:
+        """Set a reconciler-observed gauge; raises UndeclaredGauge for a gauge no kind declared."""
+        gauge = self._gauge(metric)
         (gauge.labels(**labels) if labels else gauge).set(value)
-        return True

@@ -28,7 +28,7 @@ from homeostat.operator.logs import configure_logging, get_logger
 from homeostat.operator.options import USAGE_EXIT, Settings, UsageError, parse_settings
 from homeostat.operator.output import history_text, plan_json, plan_text, report_text
 from homeostat.operator.passes import observe_and_diff, run_pass
-from homeostat.reconcilers.registry import default_reconcilers
+from homeostat.reconcilers.registry import default_reconcilers, gauges, kind_table, schema_models
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -47,7 +47,7 @@ class CommandError(Exception):
 def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
     directory = settings.desired_state
     try:
-        return load_directory(directory)
+        return load_directory(directory, kinds=kind_table())
     except InvalidDesiredState as exc:
         for error in exc.errors:
             prefix = directory_hint if directory_hint is not None else str(directory)
@@ -64,7 +64,7 @@ def cmd_validate(settings: Settings) -> int:
     """Files and directories as given (a pre-commit hook passes changed files), checked as one state."""
     paths = settings.paths or (settings.desired_state,)
     try:
-        desired = load_paths(paths)
+        desired = load_paths(paths, kinds=kind_table())
     except InvalidDesiredState as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)  # the errors name the paths as given
@@ -77,7 +77,7 @@ def cmd_validate(settings: Settings) -> int:
 
 
 def cmd_schema(_settings: Settings) -> int:
-    print(json.dumps(manifest_schema(), indent=2, sort_keys=True))
+    print(json.dumps(manifest_schema(schema_models()), indent=2, sort_keys=True))
     return EXIT_OK
 
 
@@ -118,7 +118,7 @@ def cmd_run_once(settings: Settings) -> int:
 
 
 def _run_once(settings: Settings, desired: DesiredState, history: HistoryStore) -> int:
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), gauges())
     aws = BotoClients(
         settings.region,
         on_call=lambda s, o, r: metrics.aws_api_calls_total.labels(service=s, operation=o, result=r).inc(),

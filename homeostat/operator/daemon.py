@@ -10,7 +10,7 @@ process exits 0.
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -20,7 +20,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from homeostat import __version__
-from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.loading import DirectoryLoader
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.metrics import Metrics
@@ -38,8 +37,9 @@ from homeostat.operator.passes import ResourceStatus, State, run_pass
 from homeostat.operator.records import RevisionRejected, Unmanaged
 from homeostat.operator.status import LoopStatus
 from homeostat.operator.watcher import DirectoryWatcher
-from homeostat.reconcilers.base import Reconciler
-from homeostat.reconcilers.registry import default_reconcilers
+from homeostat.reconcilers.actions import GaugeSpec
+from homeostat.reconcilers.base import AnyReconciler
+from homeostat.reconcilers.registry import default_reconcilers, gauges, kind_table
 
 WAKE_PREFIX = "wake-"
 # Timed wake-ups further ahead than this are scheduled on a later pass (each pass reschedules).
@@ -64,13 +64,13 @@ class Daemon:
         settings: Settings,
         *,
         registry: CollectorRegistry = REGISTRY,
-        reconcilers: Mapping[Kind, Reconciler] | None = None,
+        reconcilers: Sequence[AnyReconciler] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.reconcilers = dict(reconcilers or default_reconcilers())
-        self.metrics = Metrics(registry)
+        self.reconcilers = tuple(reconcilers or default_reconcilers())
+        self.metrics = Metrics(registry, gauges())
         self.registry = registry
         self.log = get_logger()
         self.status = LoopStatus(resync_seconds=float(settings.resync))
@@ -81,9 +81,11 @@ class Daemon:
         self._stopping = False
         self._in_sync_labels: set[tuple[str, str]] = set()
         # Per resource, the per-resource gauge series its plans set (removed with the resource).
-        self._measured: dict[tuple[str, str], set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
+        self._measured: dict[tuple[str, str], set[tuple[GaugeSpec, tuple[tuple[str, str], ...]]]] = {}
         self._rejected: str | None = None
-        self._loader = DirectoryLoader(settings.desired_state)  # parses only when the bytes changed
+        self._loader = DirectoryLoader(
+            settings.desired_state, kind_table()
+        )  # parses only when the bytes changed
         try:
             self.history = HistoryStore(settings.history)
         except HistoryError as exc:
@@ -342,14 +344,14 @@ class Daemon:
             else:
                 instants[retry] = "backoff expiry"
         if self.desired is not None:
-            for reconciler in self.reconcilers.values():
+            for reconciler in self.reconcilers:
                 try:
                     for instant in reconciler.wake_times(self.desired, now):
                         if instant.tzinfo is None:
                             raise ValueError(f"naive wake time {instant.isoformat()}")
-                        instants[instant] = f"{SCHEDULED} {reconciler.kind} {instant.isoformat()}"
+                        instants[instant] = f"{SCHEDULED} {reconciler.kinds[0]} {instant.isoformat()}"
                 except Exception as exc:  # noqa: BLE001 - a bad wake time must not stop the loop
-                    self.log.warning("wake_times_failed", kind=str(reconciler.kind), error=str(exc))
+                    self.log.warning("wake_times_failed", kind=str(reconciler.kinds[0]), error=str(exc))
         for job in self.scheduler.get_jobs():
             if job.id.startswith(WAKE_PREFIX):
                 with contextlib.suppress(JobLookupError):  # it fired (and went) meanwhile

@@ -18,7 +18,7 @@ from homeostat.operator.history import HistoryStore
 from homeostat.operator.records import ActionRecord, Event, event_record, recorded_once
 from homeostat.reconcilers.actions import Action, ApplyResult, Outcome
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.base import Reconciler
+from homeostat.reconcilers.base import AnyReconciler
 
 Clock = Callable[[], datetime]
 # A record to write, with the row id of its journal entry when it completes one.
@@ -37,7 +37,7 @@ class Executor:
 
     def execute(
         self,
-        reconciler: Reconciler,
+        reconciler: AnyReconciler,
         actions: Sequence[Action],
         aws: AwsClients,
         *,
@@ -78,7 +78,7 @@ class Executor:
         return records
 
     def _journaled_apply(
-        self, reconciler: Reconciler, actions: list[Action], aws: AwsClients, revision: str
+        self, reconciler: AnyReconciler, actions: list[Action], aws: AwsClients, revision: str
     ) -> list[Entry]:
         pending = [ActionRecord.of(a, Outcome.PENDING, time=self.clock(), revision=revision) for a in actions]
         try:

@@ -31,6 +31,7 @@ from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.history import as_utc, first_line
 from homeostat.operator.history_schema import last_known_good
+from homeostat.reconcilers.registry import kind_table
 
 SLOT_ID = 1
 
@@ -126,7 +127,7 @@ class LastKnownGood:
         if saved is None:
             return None
         try:
-            desired = load_files(saved.files, directory, saved.revision)
+            desired = load_files(saved.files, directory, saved.revision, kinds=kind_table())
         except InvalidDesiredState as exc:
             self.log.warning(
                 "last_known_good_invalid",

@@ -22,7 +22,7 @@ from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.base import Reconciler
+from homeostat.reconcilers.base import AnyReconciler, merge_plans
 
 
 class State(StrEnum):
@@ -94,72 +94,113 @@ class PassReport:
         return [s for s in self.statuses if s.state in {State.DRIFTED, State.CONFLICT}]
 
 
-Skip = Callable[[Resource], str | None]
+Skip = Callable[[Resource[Any]], str | None]
 Clock = Callable[[], datetime]
 
 
-def _never_skip(_resource: Resource) -> str | None:
+def _never_skip(_resource: Resource[Any]) -> str | None:
     return None
 
 
-def _partition(desired: DesiredState, kind: Kind, skip: Skip) -> tuple[list[Resource], list[ResourceStatus]]:
-    """The resources of a kind to reconcile this pass, and statuses of the others."""
-    active: list[Resource] = []
+def _partition(
+    desired: DesiredState, kinds: Sequence[Kind], skip: Skip
+) -> tuple[dict[Kind, list[Resource[Any]]], list[ResourceStatus]]:
+    """The resources of these kinds to reconcile this pass, and statuses of the others."""
+    active: dict[Kind, list[Resource[Any]]] = {}
     skipped: list[ResourceStatus] = []
-    for resource in desired.of_kind(kind):
-        reason = "suspended in the manifest" if resource.manifest.spec.suspend else skip(resource)
-        if reason is None:
-            active.append(resource)
-        else:
-            state = State.SUSPENDED if resource.manifest.spec.suspend else State.BACKING_OFF
-            skipped.append(ResourceStatus(str(kind), resource.name, state, reason, None))
+    for kind in kinds:
+        for resource in desired.of_kind(kind):
+            reason = "suspended in the manifest" if resource.manifest.spec.suspend else skip(resource)
+            if reason is None:
+                active.setdefault(kind, []).append(resource)
+            else:
+                state = State.SUSPENDED if resource.manifest.spec.suspend else State.BACKING_OFF
+                skipped.append(ResourceStatus(str(kind), resource.name, state, reason, None))
     return active, skipped
 
 
-def _observe_then_diff(
-    reconciler: Reconciler,
-    active: Sequence[Resource],
+def kinds_of(reconcilers: Sequence[AnyReconciler]) -> list[Kind]:
+    """The kinds in pass order: as the reconcilers (in registry order) first name them."""
+    return list(dict.fromkeys(kind for r in reconcilers for kind in r.kinds))
+
+
+def groups(reconcilers: Sequence[AnyReconciler]) -> list[list[AnyReconciler]]:
+    """Reconcilers that plan for a common kind, together (their plans of one resource merge);
+    each group runs on its own worker. In registry order, a kind's own reconciler first."""
+    found: list[list[AnyReconciler]] = []
+    for reconciler in reconcilers:
+        joined = [g for g in found if any(set(r.kinds) & set(reconciler.kinds) for r in g)]
+        rest = [g for g in found if all(g is not j for j in joined)]
+        found = [*rest, [*(r for g in joined for r in g), reconciler]]
+    position = {id(r): i for i, r in enumerate(reconcilers)}
+    found.sort(key=lambda g: min(position[id(r)] for r in g))
+    return [sorted(g, key=lambda r: len(r.kinds)) for g in found]
+
+
+def _plan_group(
+    group: Sequence[AnyReconciler],
+    active: Mapping[Kind, Sequence[Resource[Any]]],
     desired: DesiredState,
     aws: AwsClients,
     observe_at: datetime,
     clock: Clock,
-) -> list[tuple[Resource, Plan]]:
-    """Observe a kind once, then diff each resource at the instant the observation returned:
-    a time-bound decision (window edge, snapshot slot) is taken with the time it is applied
-    at, not with the pass's start, however long the observation took."""
-    kind = reconciler.kind
-    try:
-        observed: Mapping[str, object] = reconciler.observe(active, desired, aws, observe_at)
-    except Exception as exc:  # noqa: BLE001 - a bug or AWS failure in one kind must not stop the others
-        observed = {r.name: ObserveError(f"observe failed: {type(exc).__name__}: {exc}") for r in active}
-    now = clock()
-    planned = []
-    for resource in active:
-        live = observed.get(resource.name, ObserveError("not observed"))
+) -> list[tuple[AnyReconciler, Resource[Any], Plan]]:
+    """Observe with each reconciler of a group once, then diff each resource at the instant the
+    observations returned: a time-bound decision (window edge, snapshot slot) is taken with the
+    time it is applied at, not with the pass's start, however long the observation took. A
+    resource two reconcilers plan for gets one merged plan, its own kind's part first."""
+    observations = []
+    for reconciler in group:
+        mine = [r for kind in reconciler.kinds for r in active.get(kind, ())]
+        if not mine:
+            continue
         try:
-            plan = reconciler.diff(resource, live, now)
-        except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
-            plan = Plan(kind, resource.name, error=f"diff failed: {type(exc).__name__}: {exc}")
-        planned.append((resource, plan))
+            observed: Mapping[str, object] = reconciler.observe(mine, desired, aws, observe_at)
+        except Exception as exc:  # noqa: BLE001 - a bug or AWS failure in one kind must not stop the others
+            observed = {r.name: ObserveError(f"observe failed: {type(exc).__name__}: {exc}") for r in mine}
+        observations.append((reconciler, mine, observed))
+    now = clock()
+    parts: dict[tuple[Kind, str], list[tuple[AnyReconciler, Plan]]] = {}
+    for reconciler, mine, observed in observations:
+        for resource in mine:
+            live = observed.get(resource.name, ObserveError("not observed"))
+            try:
+                plan = reconciler.diff(resource, live, now)
+            except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
+                plan = Plan(resource.kind, resource.name, error=f"diff failed: {type(exc).__name__}: {exc}")
+            parts.setdefault((resource.kind, resource.name), []).append((reconciler, plan))
+    planned = []
+    for kind in kinds_of(group):
+        for resource in active.get(kind, ()):
+            reconciler, plan = _joined(parts[(kind, resource.name)])
+            planned.append((reconciler, resource, plan))
     return planned
+
+
+def _joined(parts: Sequence[tuple[AnyReconciler, Plan]]) -> tuple[AnyReconciler, Plan]:
+    """One plan of a resource, and the reconciler that applies its actions: at most one
+    reconciler acts on a resource (the others only note and measure)."""
+    acting = [reconciler for reconciler, plan in parts if plan.actions]
+    plan = merge_plans([plan for _, plan in parts])
+    if len(acting) > 1:
+        return parts[0][0], Plan(plan.kind, plan.name, error="two reconcilers planned actions (a bug)")
+    return (acting[0] if acting else parts[0][0]), plan
 
 
 def observe_and_diff(
     desired: DesiredState,
-    reconcilers: Mapping[Kind, Reconciler],
+    reconcilers: Sequence[AnyReconciler],
     aws: AwsClients,
     now: datetime,
     skip: Skip = _never_skip,
-) -> tuple[list[tuple[Reconciler, Resource, Plan]], list[ResourceStatus]]:
+) -> tuple[list[tuple[AnyReconciler, Resource[Any], Plan]], list[ResourceStatus]]:
     """Plans for every active resource at `now`, and statuses of those not reconciled (`plan`)."""
-    planned: list[tuple[Reconciler, Resource, Plan]] = []
+    planned: list[tuple[AnyReconciler, Resource[Any], Plan]] = []
     skipped: list[ResourceStatus] = []
-    for kind, reconciler in reconcilers.items():
-        active, not_active = _partition(desired, kind, skip)
+    for group in groups(reconcilers):
+        active, not_active = _partition(desired, kinds_of(group), skip)
         skipped.extend(not_active)
-        if active:
-            pairs = _observe_then_diff(reconciler, active, desired, aws, now, lambda: now)
-            planned.extend((reconciler, resource, plan) for resource, plan in pairs)
+        planned.extend(_plan_group(group, active, desired, aws, now, lambda: now))
     return planned, skipped
 
 
@@ -200,17 +241,18 @@ class _PassContext:
     should_stop: Callable[[], bool]
 
 
-def _reconcile_kind(kind: Kind, reconciler: Reconciler, ctx: _PassContext) -> _KindPass:
-    """One kind's observe -> diff -> execute, on its own worker thread."""
-    active, statuses = _partition(ctx.desired, kind, ctx.skip)
+def _reconcile_group(group: Sequence[AnyReconciler], ctx: _PassContext) -> _KindPass:
+    """One group's observe -> diff -> execute, on its own worker thread."""
+    active, statuses = _partition(ctx.desired, kinds_of(group), ctx.skip)
     if not active:
         return _KindPass(tuple(statuses), None)
     started = time.monotonic()
     revision = ctx.desired.revision
-    # Observe at the pass's start (both alarm kinds share one listing keyed by it); decide later.
-    for resource, plan in _observe_then_diff(
-        reconciler, active, ctx.desired, ctx.aws, ctx.started, ctx.clock
+    # Observe at the pass's start; decide at the time the observations returned.
+    for reconciler, resource, plan in _plan_group(
+        group, active, ctx.desired, ctx.aws, ctx.started, ctx.clock
     ):
+        kind = resource.kind
         if ctx.should_stop():
             statuses.append(
                 ResourceStatus(str(kind), resource.name, State.NOT_REACHED, "shutting down", None)
@@ -231,7 +273,7 @@ def _reconcile_kind(kind: Kind, reconciler: Reconciler, ctx: _PassContext) -> _K
 
 def run_pass(
     desired: DesiredState,
-    reconcilers: Mapping[Kind, Reconciler],
+    reconcilers: Sequence[AnyReconciler],
     aws: AwsClients,
     executor: Executor,
     *,
@@ -241,27 +283,30 @@ def run_pass(
     skip: Skip = _never_skip,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> PassReport:
-    """Reconcile every resource once, each kind on its own worker: no kind waits on another
-    kind's AWS retries. Statuses are reported in registry order, whatever order the workers
+    """Reconcile every resource once, each kind (or group of reconcilers sharing kinds, such as
+    the alarm kinds) on its own worker: no kind waits on another kind's AWS retries.
+    Statuses are reported in registry order, whatever order the workers
     finish in. Stops between resources when asked to (SIGTERM). A failure to write the history
     is raised once every kind has finished (such a pass is not progress)."""
     started = clock()
     ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop)
-    with ThreadPoolExecutor(
-        max_workers=max(1, len(reconcilers)), thread_name_prefix="homeostat-kind"
-    ) as pool:
-        futures = [pool.submit(_reconcile_kind, kind, r, ctx) for kind, r in reconcilers.items()]
+    parts = groups(reconcilers)
+    with ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="homeostat-kind") as pool:
+        futures = [pool.submit(_reconcile_group, group, ctx) for group in parts]
     kinds = [future.result() for future in futures]  # re-raises a worker's history failure
     report = PassReport(revision=desired.revision, started=started)
     for kind_pass in kinds:
         report.statuses.extend(kind_pass.statuses)
     if metrics is not None:
-        _update_metrics(metrics, report, reconcilers, kinds)
+        _update_metrics(metrics, report, parts, kinds)
     return report
 
 
 def _update_metrics(
-    metrics: Metrics, report: PassReport, reconcilers: Mapping[Kind, Reconciler], kinds: Sequence[_KindPass]
+    metrics: Metrics,
+    report: PassReport,
+    parts: Sequence[Sequence[AnyReconciler]],
+    kinds: Sequence[_KindPass],
 ) -> None:
     for status in report.statuses:
         if status.plan is not None:
@@ -272,7 +317,8 @@ def _update_metrics(
             metrics.resource_in_sync.labels(kind=status.kind, name=status.name).set(
                 1 if status.in_sync else 0
             )
-    for kind, kind_pass in zip(reconcilers, kinds, strict=True):
+    for group, kind_pass in zip(parts, kinds, strict=True):
         if kind_pass.seconds is not None:
-            metrics.reconcile_duration_seconds.labels(kind=str(kind)).observe(kind_pass.seconds)
+            for kind in kinds_of(group):  # a group's kinds share one worker, and so its time
+                metrics.reconcile_duration_seconds.labels(kind=str(kind)).observe(kind_pass.seconds)
     # last_pass_timestamp_seconds belongs to the daemon: only it knows whether a pass completed.

@@ -33,7 +33,7 @@ class Action:
 
     kind: Kind
     name: str
-    action: str
+    action: StrEnum  # one of the emitting kind's actions (its descriptor lists them)
     target: str
     before: Mapping[str, Any]
     after: Mapping[str, Any]
@@ -43,14 +43,25 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class GaugeSpec:
+    """A gauge a kind sets: declared in its descriptor, so the metrics module defines exactly
+    the gauges of the registered kinds (`homeostat_<name>`, with these label names)."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """A gauge value a reconciler observed (e.g. newest snapshot age).
 
-    Reconcilers do not know prometheus: the operator sets the gauge named
-    `homeostat_<metric>` with these labels, if the metrics module defines it.
+    Reconcilers do not know prometheus: the operator sets the gauge `metric`
+    refers to. A GaugeSpec, not a name: a gauge no descriptor declares is an
+    error where it is set, never a silently dropped value.
     """
 
-    metric: str
+    metric: GaugeSpec
     labels: Mapping[str, str]
     value: float
 
@@ -64,7 +75,7 @@ class Finding:
 
     kind: Kind
     name: str
-    action: str
+    action: StrEnum
     target: str
     reason: str
     error: str

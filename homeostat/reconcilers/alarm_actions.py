@@ -1,80 +1,117 @@
 """AlarmActions: the declared actionsEnabled of CloudWatch alarms selected by prefix or names.
 
-Observe: the alarm listing shared with the MaintenanceWindow kind
-(`cloudwatch_alarms.SHARED_LISTINGS`: DescribeAlarms, 100 per page per
-minimal prefix, names in batches of 100). Diff (pure): `alarm_state` decides
-every alarm's effective actionsEnabled and the one resource responsible; an
-AlarmActions resource acts only on the alarms rule 2 gives it (alarms an
-active window silences belong to that window). Changes carry the reason
-`drift`. A by-name selector naming an alarm that does not exist is an error
-of this resource (the alarms that do exist are still reconciled).
-Apply: Enable/DisableAlarmActions, up to 100 names per call.
+The kind contributes one alarm policy per resource (rule 2 of the contract) to the one
+alarm reconciler (`alarms.py`), which lists, decides, plans and applies for it: changes
+carry the reason `drift` (or `maintenance window X ended` when that window's end is what
+turned the alarm back on); a by-name selector naming an alarm that does not exist is an
+error of this resource (the alarms that do exist are still reconciled).
+Cross-document check: two AlarmActions that can select one alarm with different values
+are an error at the second.
 """
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AlarmActions
-from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.alarm_state import (
-    Rule,
-)
-from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.cloudwatch_alarms import (
-    AlarmsObserved,
-    apply_alarm_actions,
-    managed_measurements,
-    observe_alarms,
-)
+from homeostat.desired_state.models import AlarmSelector, ManifestBase, SpecBase
+from homeostat.desired_state.state import ManifestError, Resource
+from homeostat.desired_state.validation import PrefixIndex, where
+from homeostat.reconcilers.alarm_state import AlarmPolicy
+from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
+from homeostat.reconcilers.descriptor import KindDescriptor
+
+EXAMPLE = """\
+apiVersion: homeostat/v1
+kind: AlarmActions
+metadata: {name: production-alarms}
+spec:
+  alarmNamePrefix: omnirapeutic-production
+  actionsEnabled: true
+"""
 
 
-class AlarmActionsReconciler:
-    kind: ClassVar[Kind] = Kind.ALARM_ACTIONS
+class AlarmActionsSpec(AlarmSelector, SpecBase):
+    actionsEnabled: Annotated[StrictBool, Field(description="Desired ActionsEnabled of the selected alarms.")]
 
-    def observe(
-        self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
-    ) -> Mapping[str, object]:
-        return observe_alarms(self.kind, resources, desired, aws, now)
 
-    def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
-        if isinstance(observed, ObserveError):
-            return Plan(self.kind, resource.name, error=observed.message)
-        assert isinstance(observed, AlarmsObserved)
-        assert isinstance(resource.manifest, AlarmActions)
+class AlarmActions(ManifestBase):
+    """Desired ActionsEnabled of CloudWatch alarms selected by prefix or names.
+
+    Example:
+        apiVersion: homeostat/v1
+        kind: AlarmActions
+        metadata: {name: production-alarms}
+        spec:
+          alarmNamePrefix: omnirapeutic-production
+          actionsEnabled: true
+    """
+
+    kind: Literal[Kind.ALARM_ACTIONS]
+    spec: AlarmActionsSpec
+
+
+def policy_of(resource: Resource[AlarmActions]) -> AlarmPolicy:
+    """The alarm policy one AlarmActions contributes. Pure."""
+    spec = resource.manifest.spec
+    return AlarmPolicy(
+        Kind.ALARM_ACTIONS,
+        resource.name,
+        spec,
+        spec.actionsEnabled,
+        live=not (spec.suspend or spec.dryRun),
+        suspended=spec.suspend,
+    )
+
+
+def conflicting_values(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+    """Two AlarmActions that can select one alarm (by name or prefix) with different
+    actionsEnabled: an error at the second, naming the first it conflicts with. Linear:
+    each declaration is looked up in indexes of the earlier ones of the other value."""
+    errors: list[ManifestError] = []
+    declared: list[Resource[AlarmActions]] = [r for r in resources if r.kind == Kind.ALARM_ACTIONS]
+    prefixes = {True: PrefixIndex(), False: PrefixIndex()}  # by actionsEnabled
+    names = {True: PrefixIndex(), False: PrefixIndex()}
+    for index, resource in enumerate(declared):
         spec = resource.manifest.spec
-        listing = observed.listing
-        failure = listing.error_for(spec)
-        if failure is not None:
-            return Plan(self.kind, resource.name, error=f"{failure}; nothing changed (fail closed)")
-        decisions = observed.resolve(now).decisions
-        selected = [name for name in listing.alarms if spec.selects(name)]
-        silenced = [
-            name for name in selected if name in decisions and decisions[name].rule == Rule.WINDOW_SILENCES
-        ]
-        notes = [f"selects {len(selected)} alarm(s), actionsEnabled {str(spec.actionsEnabled).lower()}"]
-        if silenced:
-            windows = sorted({decisions[name].resource for name in silenced})
-            notes.append(
-                f"{len(silenced)} of them silenced now by maintenance window(s) {', '.join(windows)}"
+        other_prefixes, other_names = prefixes[not spec.actionsEnabled], names[not spec.actionsEnabled]
+        if spec.alarmNamePrefix is not None:
+            found = [
+                other_prefixes.first_overlapping(spec.alarmNamePrefix),
+                other_names.first_extending(spec.alarmNamePrefix),
+            ]
+        else:
+            found = [other_prefixes.first_prefix_of(n) for n in spec.alarmNames or ()]
+            found += [other_names.first_exact(n) for n in spec.alarmNames or ()]
+        first = min((i for i in found if i is not None), default=None)
+        if first is not None:
+            left = declared[first]
+            errors.append(
+                ManifestError(
+                    resource.source.file,
+                    resource.source.line,
+                    "spec",
+                    f"AlarmActions {resource.name!r} conflicts with AlarmActions {left.name!r} "
+                    f"({where(left)}): they select the same alarms with different actionsEnabled",
+                )
             )
-        missing = listing.missing(spec)
-        error = f"alarm(s) not found: {', '.join(missing)}" if missing else None
-        return Plan(
-            self.kind,
-            resource.name,
-            actions=observed.actions(self.kind, resource.name, now),
-            error=error,
-            notes=tuple(notes),
-            measurements=managed_measurements(observed, now),
-        )
+        if spec.alarmNamePrefix is not None:
+            prefixes[spec.actionsEnabled].add(spec.alarmNamePrefix, index)
+        for name in spec.alarmNames or ():
+            names[spec.actionsEnabled].add(name, index)
+    return errors
 
-    def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        return apply_alarm_actions(actions, aws.client("cloudwatch"))
 
-    def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
-        # Window edges change which alarms this kind decides; the MaintenanceWindow
-        # reconciler already asks for a (whole) pass at each of them.
-        return []
+DESCRIPTOR = KindDescriptor(
+    kind=Kind.ALARM_ACTIONS,
+    model=AlarmActions,
+    order=20,
+    example=EXAMPLE,
+    reconciler=None,  # the one alarm reconciler plans for it (alarm_rules)
+    actions=ALARM_PERMISSIONS,
+    observations=ALARM_OBSERVATIONS,
+    gauges=(ALARMS_MANAGED,),
+    checks=(conflicting_values,),
+    alarm_rules=policy_of,
+)

@@ -1,44 +1,55 @@
-"""The effective actionsEnabled of CloudWatch alarms, across AlarmActions and MaintenanceWindow.
+"""The effective actionsEnabled of CloudWatch alarms: the contract's rules, once, purely.
 
-Both kinds decide the same alarm property, so the decision is made once, here,
-by a pure function (contract section 2, rules 1-4 in order), and every alarm
-is attributed to exactly ONE resource: the one whose rule decided it. The
-AlarmActions and MaintenanceWindow reconcilers each act only on the alarms
-attributed to their own resources, so no two reconcilers touch the same alarm
-in a pass and every history row names the resource that decided it.
+Several kinds decide the same alarm property (AlarmActions values, MaintenanceWindow
+silences), so the decision is made once per pass, here, over neutral values the kinds
+contribute through their descriptors (`AlarmPolicy`, `AlarmWindow`): this module knows
+no kind model. Every alarm is attributed to exactly ONE resource, the one whose rule
+decided it, and every history row names that resource.
 
-Attribution:
-1. an active window silences it -> that window (rule 1, disable; ties: first name);
-2. else an AlarmActions selects it -> that resource (rule 2; ties: first name,
+Attribution (contract section 2, rules 1-4 in order):
+1. an active window silences it -> that window (disable; ties: first name);
+2. else a policy (AlarmActions) selects it -> that resource (ties: first name;
    validation already forbids two with different values);
-3. else any window selects it -> that window (rule 3, re-enable; ties: first name);
+3. else any window selects it -> that window (re-enable; ties: first name);
 4. else nobody: the alarm is not managed and never touched.
 
-Suspended resources take part in attribution (their selectors still claim the
-alarms) but are not reconciled, so the alarms they decide are left as they are:
-`suspend` freezes what a resource governs, it does not hand it to another.
+Suspended resources take part in attribution (their selectors still claim the alarms)
+but are not reconciled, so the alarms they decide are left as they are: `suspend`
+freezes what a resource governs, it does not hand it to another. A suspended or
+dry-run resource decides an alarm only when no live one could.
 
-No I/O, no clock: `now` is a parameter wherever time matters.
+Reasons: silencing is `maintenance window <name> started`; a re-enable is
+`maintenance window <name> ended` only when that window's end is what changed the
+alarm's effective state (just before the end the alarm was off because of that window,
+at the end it turned on, and it is on now) and no pass has seen or made the alarm match
+its effective state since that end; anything else is `drift` (e.g. actions disabled by
+hand after the window ended).
+
+No I/O, no clock: `now` (and when each alarm was last seen settled) are parameters.
 """
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
-from homeostat.desired_state.models import AlarmActions, AlarmSelector, MaintenanceWindow
-from homeostat.desired_state.state import DesiredState
-from homeostat.desired_state.windows import is_active, last_end
+from homeostat.desired_state.models import AlarmSelector
+from homeostat.desired_state.state import Resource
+from homeostat.desired_state.windows import Timing, is_active, last_end
 from homeostat.reconcilers.actions import Action
 
-DISABLE = "disable_alarm_actions"
-ENABLE = "enable_alarm_actions"
 DRIFT = "drift"
-# An alarm found disabled within this long after a window that selects it ended is
-# re-enabled "because the window ended"; later, it was most likely disabled by hand: drift.
-ENDED_GRACE = timedelta(hours=1)
+# Windows are half-open: this long before its end, an occurrence is still active.
+JUST_BEFORE = timedelta(microseconds=1)
+
+
+class AlarmAction(StrEnum):
+    """The actions the alarm reconciler records (contract strings)."""
+
+    DISABLE = "disable_alarm_actions"
+    ENABLE = "enable_alarm_actions"
 
 
 class Rule(StrEnum):
@@ -47,6 +58,37 @@ class Rule(StrEnum):
     WINDOW_SILENCES = "window silences"
     ALARM_ACTIONS = "alarm actions"
     WINDOW_REENABLES = "window re-enables"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmPolicy:
+    """Rule 2's input: a resource that wants its alarms' actionsEnabled at one value."""
+
+    kind: Kind
+    name: str
+    selector: AlarmSelector
+    actions_enabled: bool
+    live: bool = True  # reconciled for real: neither suspended nor dry-run
+    suspended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmWindow:
+    """Rules 1 and 3's input: a window that silences its alarms while active."""
+
+    kind: Kind
+    name: str
+    selectors: tuple[AlarmSelector, ...]
+    timing: Timing
+    live: bool = True
+    suspended: bool = False
+
+    def selects(self, alarm: str) -> bool:
+        return any(s.selects(alarm) for s in self.selectors)
+
+
+# What a contributing kind's descriptor gives the alarm reconciler for one of its resources.
+Contribute = Callable[[Resource[Any]], AlarmPolicy | AlarmWindow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,191 +110,149 @@ def window_ended(name: str) -> str:
     return f"maintenance window {name} ended"
 
 
-def _selects(selectors: Iterable[AlarmSelector], alarm: str) -> bool:
-    return any(s.selects(alarm) for s in selectors)
+Contributor = TypeVar("Contributor", AlarmPolicy, AlarmWindow)
+
+
+def _live_first(resources: Iterable[Contributor]) -> list[Contributor]:
+    """Live resources before suspended or dry-run ones; by name within each."""
+    return sorted(resources, key=lambda r: (not r.live, r.name))
+
+
+def _decide(
+    alarm: AlarmName,
+    silencing: Sequence[AlarmWindow],
+    policies: Sequence[AlarmPolicy],
+    windows: Sequence[AlarmWindow],
+) -> Decision | None:
+    """The contract's four rules in order, preferring live resources at each rule.
+
+    A suspended or dry-run resource must never keep an alarm silenced that a live window
+    would turn back on after maintenance (rule 2 falls through to rule 3 when the
+    selecting policy is not live).
+    """
+    for window in silencing:
+        if window.selects(alarm):
+            return Decision(alarm, False, window.kind, window.name, Rule.WINDOW_SILENCES)
+    reenabling = [w for w in windows if w.selects(alarm)]
+    for policy in policies:
+        if policy.selector.selects(alarm):
+            if not policy.live and reenabling and reenabling[0].live:
+                break
+            return Decision(alarm, policy.actions_enabled, policy.kind, policy.name, Rule.ALARM_ACTIONS)
+    if reenabling:
+        window = reenabling[0]
+        return Decision(alarm, True, window.kind, window.name, Rule.WINDOW_REENABLES)
+    return None
 
 
 def effective_state(
     alarms: Iterable[str],
     active_windows: Collection[str],
-    alarm_actions: Sequence[AlarmActions],
-    windows: Sequence[MaintenanceWindow],
+    policies: Sequence[AlarmPolicy],
+    windows: Sequence[AlarmWindow],
 ) -> dict[AlarmName, Decision]:
     """Per observed alarm that something selects: desired actionsEnabled and who decides it. Pure.
 
-    `active_windows` names the windows active at the instant of interest
-    (see `active_window_names`). Alarms selected by nothing are absent.
+    `active_windows` names the windows active at the instant of interest. Alarms selected
+    by nothing are absent.
     """
-    ordered_windows = sorted(windows, key=lambda w: w.metadata.name)
-    ordered_actions = sorted(alarm_actions, key=lambda a: a.metadata.name)
-    silencing = [w for w in ordered_windows if w.metadata.name in active_windows]
+    ordered_windows = _live_first(windows)
+    ordered_policies = _live_first(policies)
+    silencing = [w for w in ordered_windows if w.name in active_windows]
     decisions: dict[AlarmName, Decision] = {}
     for raw in alarms:
         alarm = AlarmName(raw)
-        decision = _decide(alarm, silencing, ordered_actions, ordered_windows)
+        decision = _decide(alarm, silencing, ordered_policies, ordered_windows)
         if decision is not None:
             decisions[alarm] = decision
     return decisions
 
 
-def _live(resource: AlarmActions | MaintenanceWindow) -> bool:
-    """Reconciled for real: neither suspended nor dry-run."""
-    return not (resource.spec.suspend or resource.spec.dryRun)
-
-
-def _live_first(resources: Sequence[Any]) -> list[Any]:
-    """Live resources before suspended or dry-run ones; by name within each (stable sort)."""
-    return sorted(resources, key=lambda r: not _live(r))
-
-
-def _decide(
-    alarm: AlarmName,
-    silencing: Sequence[MaintenanceWindow],
-    alarm_actions: Sequence[AlarmActions],
-    windows: Sequence[MaintenanceWindow],
-) -> Decision | None:
-    """The contract's four rules in order, preferring live resources at each rule.
-
-    A suspended or dry-run resource decides an alarm only when no live one could: it
-    must never keep an alarm silenced that a live window would turn back on after
-    maintenance (rule 2 falls through to rule 3 when the selecting AlarmActions is not live).
-    """
-    for window in _live_first(silencing):
-        if _selects(window.spec.silenceAlarms, alarm):
-            return Decision(alarm, False, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_SILENCES)
-    reenabling = [w for w in _live_first(windows) if _selects(w.spec.silenceAlarms, alarm)]
-    for resource in _live_first(alarm_actions):
-        if resource.spec.selects(alarm):
-            if not _live(resource) and reenabling and _live(reenabling[0]):
-                break
-            return Decision(
-                alarm,
-                resource.spec.actionsEnabled,
-                Kind.ALARM_ACTIONS,
-                resource.metadata.name,
-                Rule.ALARM_ACTIONS,
-            )
-    if reenabling:
-        window = reenabling[0]
-        return Decision(alarm, True, Kind.MAINTENANCE_WINDOW, window.metadata.name, Rule.WINDOW_REENABLES)
-    return None
-
-
-def active_window_names(windows: Sequence[MaintenanceWindow], now: datetime) -> frozenset[str]:
+def active_window_names(windows: Sequence[AlarmWindow], now: datetime) -> frozenset[str]:
     """Names of the windows active at `now`. Pure."""
-    return frozenset(w.metadata.name for w in windows if is_active(w.spec, now))
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmManifests:
-    """The alarm-deciding manifests of one desired state, and which of them are suspended."""
-
-    alarm_actions: tuple[AlarmActions, ...]
-    windows: tuple[MaintenanceWindow, ...]
-    suspended: frozenset[tuple[Kind, str]]
-
-    @classmethod
-    def of(cls, desired: DesiredState) -> "AlarmManifests":
-        actions = tuple(r.manifest for r in desired.of_kind(Kind.ALARM_ACTIONS))
-        windows = tuple(r.manifest for r in desired.of_kind(Kind.MAINTENANCE_WINDOW))
-        suspended = frozenset(
-            (r.kind, r.name)
-            for r in desired.resources
-            if r.kind in {Kind.ALARM_ACTIONS, Kind.MAINTENANCE_WINDOW} and r.manifest.spec.suspend
-        )
-        return cls(
-            tuple(a for a in actions if isinstance(a, AlarmActions)),
-            tuple(w for w in windows if isinstance(w, MaintenanceWindow)),
-            suspended,
-        )
-
-    def selectors(self) -> tuple[AlarmSelector, ...]:
-        """Every selector of a resource that is reconciled (not suspended): what observe lists."""
-        out: list[AlarmSelector] = []
-        for resource in self.alarm_actions:
-            if (Kind.ALARM_ACTIONS, resource.metadata.name) not in self.suspended:
-                out.append(resource.spec)
-        for window in self.windows:
-            if (Kind.MAINTENANCE_WINDOW, window.metadata.name) not in self.suspended:
-                out.extend(window.spec.silenceAlarms)
-        return tuple(out)
-
-    def recently_ended(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
-        """`recently_ended` of these windows at `now`. Pure."""
-        return recently_ended(self.windows, now)
-
-    def decide(self, alarms: Iterable[str], now: datetime) -> dict[AlarmName, Decision]:
-        """`effective_state` of these manifests at `now`. Pure."""
-        return effective_state(
-            alarms, active_window_names(self.windows, now), self.alarm_actions, self.windows
-        )
+    return frozenset(w.name for w in windows if is_active(w.timing, now))
 
 
 @dataclass(frozen=True, slots=True)
 class AlarmChange:
     """One alarm whose live actionsEnabled differs from its effective value."""
 
-    alarm: AlarmName
+    decision: Decision
     before: bool
-    after: bool
     reason: str
 
     @property
-    def action(self) -> str:
-        return ENABLE if self.after else DISABLE
+    def action(self) -> AlarmAction:
+        return AlarmAction.ENABLE if self.decision.actions_enabled else AlarmAction.DISABLE
 
 
-def recently_ended(
-    windows: Sequence[MaintenanceWindow], now: datetime, grace: timedelta = ENDED_GRACE
-) -> tuple[MaintenanceWindow, ...]:
-    """Windows (by name) that switched off within `grace` before `now`. Pure."""
-    out = []
-    for window in sorted(windows, key=lambda w: w.metadata.name):
-        ended = last_end(window.spec, now)
-        if ended is not None and now - ended < grace:
-            out.append(window)
-    return tuple(out)
+@dataclass(frozen=True, slots=True)
+class AlarmRules:
+    """Every contribution of one desired state: the policies and windows, whatever their kind."""
 
+    policies: tuple[AlarmPolicy, ...]
+    windows: tuple[AlarmWindow, ...]
 
-def reason_for(decision: Decision, after: bool, ended: Sequence[MaintenanceWindow]) -> str:
-    """The history reason of changing one alarm to `after`. Pure.
+    @property
+    def suspended(self) -> frozenset[tuple[Kind, str]]:
+        resources: Iterable[AlarmPolicy | AlarmWindow] = (*self.policies, *self.windows)
+        return frozenset((r.kind, r.name) for r in resources if r.suspended)
 
-    Silencing by an active window: `maintenance window <name> started`.
-    Enabling an alarm that a window which ended less than ENDED_GRACE ago
-    selects (whether a window or an AlarmActions is responsible for it now):
-    `maintenance window <name> ended`. Anything else: `drift`.
-    """
-    if decision.rule == Rule.WINDOW_SILENCES:
-        return window_started(decision.resource)
-    if after:
-        for window in ended:
-            if _selects(window.spec.silenceAlarms, decision.alarm):
-                return window_ended(window.metadata.name)
-    return DRIFT
+    def selectors(self) -> tuple[AlarmSelector, ...]:
+        """Every selector of a resource that is reconciled (not suspended): what observe lists."""
+        out = [p.selector for p in self.policies if not p.suspended]
+        for window in self.windows:
+            if not window.suspended:
+                out.extend(window.selectors)
+        return tuple(out)
 
+    def decide(self, alarms: Iterable[str], now: datetime) -> dict[AlarmName, Decision]:
+        """`effective_state` of these rules at `now`. Pure."""
+        return effective_state(alarms, active_window_names(self.windows, now), self.policies, self.windows)
 
-def changes_for(
-    kind: Kind,
-    resource: str,
-    decisions: Mapping[AlarmName, Decision],
-    live: Mapping[str, bool],
-    ended: Sequence[MaintenanceWindow] = (),
-) -> list[AlarmChange]:
-    """The alarms attributed to one resource whose live value differs, with their reasons. Pure.
+    def reason(self, decision: Decision, now: datetime, since: datetime | None) -> str:
+        """The history reason of bringing one alarm to `decision` at `now` (module docstring). Pure.
 
-    `ended` are the windows that ended recently (see `recently_ended`).
-    """
-    out: list[AlarmChange] = []
-    for alarm in sorted(decisions):
-        decision = decisions[alarm]
-        if decision.kind != kind or decision.resource != resource:
-            continue
-        current = live.get(alarm)
-        if current is None or current == decision.actions_enabled:
-            continue
-        reason = reason_for(decision, decision.actions_enabled, ended)
-        out.append(AlarmChange(alarm, current, decision.actions_enabled, reason))
-    return out
+        `since` is the last instant a previous pass saw (or made) this alarm as it was decided
+        then; None when no pass did.
+        """
+        if decision.rule == Rule.WINDOW_SILENCES:
+            return window_started(decision.resource)
+        if not decision.actions_enabled:
+            return DRIFT
+        for window in sorted(self.windows, key=lambda w: w.name):
+            ended = last_end(window.timing, now)
+            if ended is None or (since is not None and ended <= since):
+                continue
+            before = self.decide([decision.alarm], ended - JUST_BEFORE).get(decision.alarm)
+            after = self.decide([decision.alarm], ended).get(decision.alarm)
+            silenced_by_it = before == Decision(
+                decision.alarm, False, window.kind, window.name, Rule.WINDOW_SILENCES
+            )
+            if silenced_by_it and after is not None and after.actions_enabled:
+                return window_ended(window.name)
+        return DRIFT
+
+    def changes(
+        self,
+        decisions: Mapping[AlarmName, Decision],
+        live: Mapping[str, bool],
+        now: datetime,
+        settled: Mapping[AlarmName, datetime] | None = None,
+    ) -> list[AlarmChange]:
+        """Every alarm whose live value differs from its decision (by name), with its reason. Pure.
+
+        `settled`: per alarm, the last instant a pass saw or made it match its decision.
+        """
+        settled = settled or {}
+        out: list[AlarmChange] = []
+        for alarm in sorted(decisions):
+            decision = decisions[alarm]
+            current = live.get(alarm)
+            if current is None or current == decision.actions_enabled:
+                continue
+            out.append(AlarmChange(decision, current, self.reason(decision, now, settled.get(alarm))))
+        return out
 
 
 def managed_counts(
@@ -267,18 +267,18 @@ def managed_counts(
     return counts
 
 
-def actions_for(kind: Kind, resource: str, changes: Sequence[AlarmChange]) -> tuple[Action, ...]:
-    """One Action per changed alarm (target = alarm name). Pure."""
+def actions_for(changes: Sequence[AlarmChange]) -> tuple[Action, ...]:
+    """One Action per changed alarm, named after its deciding resource (target = alarm name). Pure."""
     return tuple(
         Action(
-            kind=kind,
-            name=resource,
+            kind=change.decision.kind,
+            name=change.decision.resource,
             action=change.action,
-            target=change.alarm,
+            target=change.decision.alarm,
             before={"actionsEnabled": change.before},
-            after={"actionsEnabled": change.after},
+            after={"actionsEnabled": change.decision.actions_enabled},
             reason=change.reason,
-            params={"alarmName": change.alarm},
+            params={"alarmName": change.decision.alarm},
         )
         for change in changes
     )

@@ -1,9 +1,11 @@
-"""The AWS seam reconcilers see: clients built once by the operator, and error text."""
+"""The AWS seam reconcilers see: clients built once by the operator, and error text.
+
+botocore is imported inside the functions that need it, never at import time: the
+registry of kinds (and with it `validate` and `schema`) must load without any AWS library.
+"""
 
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 
 class AwsClients(Protocol):
@@ -16,7 +18,11 @@ class ListingCutShort(Exception):
     """A paged listing cannot be completed (e.g. the endpoint repeats a page token)."""
 
 
-AWS_ERRORS = (ClientError, BotoCoreError, ListingCutShort)
+def aws_errors() -> tuple[type[Exception], ...]:
+    """The exceptions an AWS call fails with (caught per call, turned into values)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError, ListingCutShort)
 
 
 def pages(call: Callable[..., Mapping[str, Any]], token: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
@@ -36,6 +42,8 @@ def pages(call: Callable[..., Mapping[str, Any]], token: str, **kwargs: Any) -> 
 
 
 def error_code(exc: BaseException) -> str | None:
+    from botocore.exceptions import ClientError
+
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code") or "") or None
     return None
@@ -43,6 +51,8 @@ def error_code(exc: BaseException) -> str | None:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, operator-readable form of an AWS failure."""
+    from botocore.exceptions import ClientError
+
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         operation = getattr(exc, "operation_name", "call")

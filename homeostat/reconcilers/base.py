@@ -1,31 +1,52 @@
-"""The reconciler protocol every kind module implements.
+"""The reconciler protocol, and how two reconcilers' plans for one resource become one.
 
-The loop (operator) calls, per pass and kind: `observe` once for all
-resources of the kind, `diff` per resource (pure), then hands the actions
-to its executor, which calls `apply` unless the action is a dry run or a
-conflict. `wake_times` tells the daemon when a timed pass is needed.
+The loop (operator) calls, per pass and reconciler: `observe` once for all
+resources of the kinds it plans for (`kinds`), `diff` per resource (pure),
+then hands the actions to its executor, which calls `apply` unless the action
+is a dry run or a conflict. `wake_times` tells the daemon when a timed pass is
+needed. Most kinds have one reconciler of their own; the one alarm reconciler
+(`alarms.py`) plans for every kind that contributes alarm rules, so a
+MaintenanceWindow resource gets two plans (its own: timing, gauge; the alarm
+reconciler's: alarm changes), which `merge_plans` joins.
+
+Generic over the manifest model and the observation type, so a kind's `diff`
+reads its own spec and observation without isinstance (and a descriptor's
+reconciler must accept that descriptor's model).
 """
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, Protocol, TypeVar
 
 from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.models import ManifestBase
 from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.reconcilers.actions import Action, ApplyResult, Plan
+from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients
 
+ManifestT_contra = TypeVar("ManifestT_contra", bound=ManifestBase, contravariant=True)
+ObservedT = TypeVar("ObservedT")
 
-class Reconciler(Protocol):
-    kind: ClassVar[Kind]
+
+class Reconciler(Protocol[ManifestT_contra, ObservedT]):
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The kinds whose resources this reconciler plans for (observes and diffs)."""
+        ...
 
     def observe(
-        self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
-    ) -> Mapping[str, object]:
+        self,
+        resources: Sequence[Resource[ManifestT_contra]],
+        desired: DesiredState,
+        aws: AwsClients,
+        now: datetime,
+    ) -> Mapping[str, ObservedT | ObserveError]:
         """Live state per resource name, read in batches; failures are ObserveError values."""
         ...
 
-    def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
+    def diff(
+        self, resource: Resource[ManifestT_contra], observed: ObservedT | ObserveError, now: datetime
+    ) -> Plan:
         """Pure: desired vs observed at `now`, as a Plan."""
         ...
 
@@ -36,3 +57,23 @@ class Reconciler(Protocol):
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         """Instants after `now` at which this kind needs a pass (schedule slots, window edges)."""
         ...
+
+
+AnyReconciler = Reconciler[Any, Any]
+
+
+def merge_plans(plans: Sequence[Plan]) -> Plan:
+    """One resource's plans from several reconcilers, as one plan: actions, notes,
+    measurements and findings in the given order; the first error wins. Pure."""
+    first = plans[0]
+    if len(plans) == 1:
+        return first
+    return Plan(
+        first.kind,
+        first.name,
+        actions=tuple(a for p in plans for a in p.actions),
+        error=next((p.error for p in plans if p.error is not None), None),
+        notes=tuple(n for p in plans for n in p.notes),
+        measurements=tuple(m for p in plans for m in p.measurements),
+        findings=tuple(f for p in plans for f in p.findings),
+    )

@@ -1,4 +1,4 @@
-"""CloudWatch alarm I/O shared by the AlarmActions and MaintenanceWindow reconcilers.
+"""CloudWatch alarm I/O of the one alarm reconciler (`alarms.py`): listing and batched apply.
 
 Observe side: `list_alarms` reads every alarm the reconciled selectors can
 select with as few DescribeAlarms calls as AWS allows: one paged listing per
@@ -11,40 +11,23 @@ Fail closed: a query that fails at any page is recorded as failed and none of
 its alarms are kept, so no resource whose selectors it covers can enable or
 disable anything on the strength of a partial read.
 
-Both alarm kinds need the same listing in a pass (each alarm is attributed to
-one resource of either kind by `alarm_state`), so `SHARED_LISTINGS` hands the
-listing one kind made to the other kind's observe in the same pass (same
-`now`, same selectors, same client) once, instead of listing twice.
-
 Apply side: `apply_alarm_actions` batches Enable/DisableAlarmActions, up to
 100 names per call. It decides nothing.
 """
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from homeostat.desired_state.identifiers import AlarmName, Kind
-from homeostat.desired_state.models import AlarmSelector, MaintenanceWindow
-from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.reconcilers.actions import Action, ApplyResult, Measurement
-from homeostat.reconcilers.alarm_state import (
-    DISABLE,
-    ENABLE,
-    AlarmManifests,
-    Decision,
-    actions_for,
-    changes_for,
-    managed_counts,
-)
-from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, pages
+from homeostat.desired_state.identifiers import AlarmName
+from homeostat.desired_state.models import AlarmSelector
+from homeostat.reconcilers.actions import Action, ApplyResult
+from homeostat.reconcilers.alarm_state import AlarmAction
+from homeostat.reconcilers.aws import aws_errors, chunks, describe_error, pages
 
 PAGE_SIZE = 100
 NAMES_PER_CALL = 100
 ALARM_TYPES = ["MetricAlarm", "CompositeAlarm"]
-ALARMS_MANAGED = "alarms_managed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,61 +78,6 @@ class AlarmListing:
         return [n for n in selector.alarmNames if n not in self.alarms]
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """The effective state of every listed alarm at one instant, and what it needs."""
-
-    decisions: Mapping[AlarmName, Decision]
-    ended: tuple[MaintenanceWindow, ...]
-    live: Mapping[str, bool]
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmsObserved:
-    """What an alarm resource's diff needs: the pass's listing and every alarm-deciding manifest.
-
-    One value is shared by every resource of a kind in a pass, so the effective state is
-    resolved once per instant here rather than once (or twice) per resource's diff.
-    """
-
-    listing: AlarmListing
-    manifests: AlarmManifests
-    _resolved: dict[datetime, Resolution] = field(default_factory=dict, compare=False, repr=False)
-
-    def resolve(self, now: datetime) -> Resolution:
-        """`effective_state` of every listed alarm at `now` (memoised per instant). Pure."""
-        found = self._resolved.get(now)
-        if found is None:
-            found = Resolution(
-                self.manifests.decide(self.listing.alarms, now),
-                self.manifests.recently_ended(now),
-                self.listing.live(),
-            )
-            self._resolved[now] = found
-        return found
-
-    def actions(self, kind: Kind, resource: str, now: datetime) -> tuple[Action, ...]:
-        """The enable/disable actions of the alarms `resource` is responsible for at `now`. Pure."""
-        found = self.resolve(now)
-        return actions_for(
-            kind, resource, changes_for(kind, resource, found.decisions, found.live, found.ended)
-        )
-
-
-def managed_measurements(observed: AlarmsObserved, now: datetime) -> tuple[Measurement, ...]:
-    """`alarms_managed{state}` over every managed alarm of the pass, from a complete listing only. Pure.
-
-    Every alarm plan (of either kind) carries the same pass-wide counts, so the
-    gauge is right whichever of them the operator sets last, and stays set
-    while any one alarm resource is reconciled (others may be suspended or
-    backing off). After a partial listing nothing is reported (fail closed).
-    """
-    if not observed.listing.complete:
-        return ()
-    counts = managed_counts(observed.resolve(now).decisions, observed.manifests.suspended)
-    return tuple(Measurement(ALARMS_MANAGED, {"state": state}, n) for state, n in counts.items())
-
-
 def minimal_prefixes(prefixes: Sequence[str]) -> tuple[str, ...]:
     """The prefixes that no other given prefix is a prefix of (sorted). Pure."""
     ordered = sorted(set(prefixes))
@@ -186,7 +114,7 @@ def list_alarms(selectors: Sequence[AlarmSelector], cloudwatch: Any) -> AlarmLis
     for prefix in prefixes:
         try:
             alarms.update(_paged(cloudwatch, AlarmNamePrefix=prefix))
-        except AWS_ERRORS as exc:
+        except aws_errors() as exc:
             failed_prefixes[prefix] = describe_error(exc)
     names = sorted(
         {
@@ -199,71 +127,11 @@ def list_alarms(selectors: Sequence[AlarmSelector], cloudwatch: Any) -> AlarmLis
     for batch in chunks(names, NAMES_PER_CALL):
         try:
             found = _paged(cloudwatch, AlarmNames=batch)
-        except AWS_ERRORS as exc:
+        except aws_errors() as exc:
             failed_names.update(dict.fromkeys(batch, describe_error(exc)))
             continue
         alarms.update({n: a for n, a in found.items() if n in set(batch)})
     return AlarmListing(alarms, prefixes, failed_prefixes, failed_names)
-
-
-def _selector_key(selector: AlarmSelector) -> tuple[str | None, tuple[str, ...] | None]:
-    return (selector.alarmNamePrefix, selector.alarmNames)
-
-
-@dataclass(slots=True)
-class _Shared:
-    producer: Kind
-    client: Any  # held (not its id) so that a new client can never be mistaken for it
-    key: tuple[object, ...]
-    listing: AlarmListing
-
-
-class SharedListings:
-    """Hands one pass's listing from the first alarm kind's observe to the other's, once.
-
-    A listing is reused only by a *different* kind, with the same `now`, the
-    same client object and the same selectors, and only once: both kinds'
-    observe run back to back in one pass before anything is applied, so they
-    see the same snapshot of AWS; every other call lists afresh.
-    """
-
-    def __init__(self) -> None:
-        self._entry: _Shared | None = None
-        # The two alarm kinds observe on their own worker threads: the second waits for the
-        # first's listing (same service, so it would wait on CloudWatch anyway).
-        self._lock = threading.Lock()
-
-    def get(
-        self, kind: Kind, selectors: Sequence[AlarmSelector], cloudwatch: Any, now: datetime
-    ) -> AlarmListing:
-        key = (now, tuple(sorted(map(_selector_key, selectors), key=repr)))
-        with self._lock:
-            entry = self._entry
-            self._entry = None
-            if (
-                entry is not None
-                and entry.producer != kind
-                and entry.client is cloudwatch
-                and entry.key == key
-            ):
-                return entry.listing
-            listing = list_alarms(selectors, cloudwatch)
-            self._entry = _Shared(kind, cloudwatch, key, listing)
-            return listing
-
-
-SHARED_LISTINGS = SharedListings()
-
-
-def observe_alarms(
-    kind: Kind, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
-) -> Mapping[str, object]:
-    """The observation both alarm kinds share: one listing of every selector in the desired
-    state (handed from the first kind to observe to the second), the same value per resource."""
-    manifests = AlarmManifests.of(desired)
-    listing = SHARED_LISTINGS.get(kind, manifests.selectors(), aws.client("cloudwatch"), now)
-    observed = AlarmsObserved(listing, manifests)
-    return {resource.name: observed for resource in resources}
 
 
 def apply_alarm_actions(actions: Sequence[Action], cloudwatch: Any) -> list[ApplyResult]:
@@ -274,14 +142,14 @@ def apply_alarm_actions(actions: Sequence[Action], cloudwatch: Any) -> list[Appl
     """
     errors: dict[int, str | None] = {}
     for operation, call in (
-        (DISABLE, cloudwatch.disable_alarm_actions),
-        (ENABLE, cloudwatch.enable_alarm_actions),
+        (AlarmAction.DISABLE, cloudwatch.disable_alarm_actions),
+        (AlarmAction.ENABLE, cloudwatch.enable_alarm_actions),
     ):
         indexes = [i for i, a in enumerate(actions) if a.action == operation]
         for batch in chunks(indexes, NAMES_PER_CALL):
             try:
                 call(AlarmNames=[actions[i].target for i in batch])
-            except AWS_ERRORS as exc:
+            except aws_errors() as exc:
                 message = describe_error(exc)
                 errors.update(dict.fromkeys(batch, message))
             else:

@@ -8,23 +8,101 @@ autoscaler owns the count; nothing is changed); declared `autoscaling` bounds
 are reconciled on the scalable target with RegisterScalableTarget.
 """
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictInt, model_validator
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import ECSService, ECSServiceSpec
-from homeostat.desired_state.state import DesiredState, Resource
+from homeostat.desired_state.models import AWS_NAME, ManifestBase, SpecBase, Strict
+from homeostat.desired_state.state import DesiredState, ManifestError, Resource
+from homeostat.desired_state.validation import where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, pages
+from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
+from homeostat.reconcilers.descriptor import KindDescriptor
 
 DESCRIBE_SERVICES_BATCH = 10
 SCALABLE_TARGETS_BATCH = 50
 SCALABLE_DIMENSION = "ecs:service:DesiredCount"
-UPDATE_SERVICE = "update_service"
-UPDATE_SCALABLE_TARGET = "update_scalable_target"
+EXAMPLE = """\
+apiVersion: homeostat/v1
+kind: ECSService
+metadata: {name: api}
+spec:
+  cluster: omnirapeutic-production
+  service: omnirapeutic-production-api
+  desiredCount: 4
+  taskDefinition: omnirapeutic-production-api:42
+"""
+
+
+class ECSAction(StrEnum):
+    UPDATE_SERVICE = "update_service"
+    UPDATE_SCALABLE_TARGET = "update_scalable_target"
+
+
+class AutoscalingBounds(Strict):
+    minCapacity: Annotated[StrictInt, Field(ge=0, description="Scalable target MinCapacity.")]
+    maxCapacity: Annotated[StrictInt, Field(ge=0, description="Scalable target MaxCapacity.")]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AutoscalingBounds":
+        if self.minCapacity > self.maxCapacity:
+            raise ValueError("minCapacity must not exceed maxCapacity")
+        return self
+
+
+class ECSServiceSpec(SpecBase):
+    cluster: Annotated[str, Field(pattern=AWS_NAME, description="ECS cluster name or ARN.")]
+    service: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$", description="ECS service name (not an ARN).")
+    ]
+    desiredCount: Annotated[
+        StrictInt | None,
+        Field(ge=0, description="Tasks to run. Omit when Application Auto Scaling owns the count."),
+    ] = None
+    taskDefinition: Annotated[
+        str | None,
+        Field(
+            pattern=r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?[A-Za-z0-9_-]{1,255}:[1-9][0-9]*$",
+            description="Optional pin: family:revision or a task definition ARN.",
+        ),
+    ] = None
+    autoscaling: Annotated[
+        AutoscalingBounds | None,
+        Field(
+            description="Bounds of the service's Application Auto Scaling target (instead of desiredCount)."
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _count_or_autoscaling(self) -> "ECSServiceSpec":
+        if self.desiredCount is not None and self.autoscaling is not None:
+            raise ValueError("declare either desiredCount or autoscaling, not both")
+        return self
+
+
+class ECSService(ManifestBase):
+    """Desired count and pinned task definition of one ECS service.
+
+    Example:
+        apiVersion: homeostat/v1
+        kind: ECSService
+        metadata: {name: api}
+        spec:
+          cluster: omnirapeutic-production
+          service: omnirapeutic-production-api
+          desiredCount: 4
+          taskDefinition: omnirapeutic-production-api:42
+    """
+
+    kind: Literal[Kind.ECS_SERVICE]
+    spec: ECSServiceSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +136,6 @@ def same_task_definition(declared: str, live_arn: str) -> bool:
     if declared.startswith("arn:"):
         return declared == live_arn
     return live_arn == declared or live_arn.endswith(f":task-definition/{declared}")
-
-
-def _spec(resource: Resource) -> ECSServiceSpec:
-    assert isinstance(resource.manifest, ECSService)
-    return resource.manifest.spec
 
 
 def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> tuple[Action, ...]:
@@ -99,7 +172,7 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
             Action(
                 kind=Kind.ECS_SERVICE,
                 name=name,
-                action=UPDATE_SERVICE,
+                action=ECSAction.UPDATE_SERVICE,
                 target=target,
                 before=before,
                 after=after,
@@ -117,7 +190,7 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
                 Action(
                     kind=Kind.ECS_SERVICE,
                     name=name,
-                    action=UPDATE_SCALABLE_TARGET,
+                    action=ECSAction.UPDATE_SCALABLE_TARGET,
                     target=resource_id(spec),
                     before={
                         "minCapacity": live.scalable_target.min_capacity,
@@ -134,40 +207,26 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
             )
     if conflict is not None:
         # Nothing of a conflicted resource is changed: report every action as conflicted.
-        actions = [a if a.conflict else _conflicted(a, conflict) for a in actions]
+        actions = [a if a.conflict else dataclasses.replace(a, conflict=conflict) for a in actions]
     return tuple(actions)
 
 
-def _conflicted(action: Action, message: str) -> Action:
-    return Action(
-        kind=action.kind,
-        name=action.name,
-        action=action.action,
-        target=action.target,
-        before=action.before,
-        after=action.after,
-        reason=action.reason,
-        params=action.params,
-        conflict=message,
-    )
-
-
 class ECSServiceReconciler:
-    kind: ClassVar[Kind] = Kind.ECS_SERVICE
+    kinds = (Kind.ECS_SERVICE,)
 
     def observe(
-        self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
-    ) -> Mapping[str, object]:
-        by_cluster: dict[str, list[Resource]] = defaultdict(list)
+        self, resources: Sequence[Resource[ECSService]], desired: DesiredState, aws: AwsClients, now: datetime
+    ) -> Mapping[str, ServiceObservation | ObserveError]:
+        by_cluster: dict[str, list[Resource[ECSService]]] = defaultdict(list)
         for resource in resources:
-            by_cluster[_spec(resource).cluster].append(resource)
-        results: dict[str, object] = {}
+            by_cluster[resource.manifest.spec.cluster].append(resource)
+        results: dict[str, ServiceObservation | ObserveError] = {}
         targets, target_error = self._scalable_targets(resources, aws)
         ecs = aws.client("ecs")
         for cluster, members in by_cluster.items():
             live: dict[str, dict[str, Any]] = {}
             failures: dict[str, str] = {}
-            names = sorted({_spec(r).service for r in members})
+            names = sorted({r.manifest.spec.service for r in members})
             try:
                 for batch in chunks(names, DESCRIBE_SERVICES_BATCH):
                     response = ecs.describe_services(cluster=cluster, services=batch)
@@ -176,12 +235,12 @@ class ECSServiceReconciler:
                     for failure in response.get("failures", []):
                         arn = str(failure.get("arn", ""))
                         failures[arn.rsplit("/", 1)[-1]] = str(failure.get("reason", "unknown"))
-            except AWS_ERRORS as exc:
+            except aws_errors() as exc:
                 for resource in members:
                     results[resource.name] = ObserveError(f"cluster {cluster}: {describe_error(exc)}")
                 continue
             for resource in members:
-                spec = _spec(resource)
+                spec = resource.manifest.spec
                 item = live.get(spec.service)
                 if target_error is not None:
                     results[resource.name] = ObserveError(target_error)
@@ -202,11 +261,11 @@ class ECSServiceReconciler:
 
     @staticmethod
     def _scalable_targets(
-        resources: Sequence[Resource], aws: AwsClients
+        resources: Sequence[Resource[ECSService]], aws: AwsClients
     ) -> tuple[dict[str, ScalableTarget], str | None]:
         """Scalable targets by resource id. A failed read is an error for every service:
         without it we cannot know whether an autoscaler owns the count (fail closed)."""
-        ids = sorted({resource_id(_spec(r)) for r in resources})
+        ids = sorted({resource_id(r.manifest.spec) for r in resources})
         found: dict[str, ScalableTarget] = {}
         if not ids:
             return found, None
@@ -224,19 +283,20 @@ class ECSServiceReconciler:
                         found[item["ResourceId"]] = ScalableTarget(
                             int(item["MinCapacity"]), int(item["MaxCapacity"])
                         )
-        except AWS_ERRORS as exc:
+        except aws_errors() as exc:
             return {}, f"cannot read Application Auto Scaling targets: {describe_error(exc)}"
         return found, None
 
-    def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
+    def diff(
+        self, resource: Resource[ECSService], observed: ServiceObservation | ObserveError, now: datetime
+    ) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(self.kind, resource.name, error=observed.message)
-        assert isinstance(observed, ServiceObservation)
-        spec = _spec(resource)
+            return Plan(Kind.ECS_SERVICE, resource.name, error=observed.message)
+        spec = resource.manifest.spec
         notes: tuple[str, ...] = ()
         if spec.autoscaling is not None and observed.scalable_target is None:
             return Plan(
-                self.kind,
+                Kind.ECS_SERVICE,
                 resource.name,
                 error=f"autoscaling is declared but {resource_id(spec)} has no scalable target; "
                 "homeostat does not create one",
@@ -244,7 +304,7 @@ class ECSServiceReconciler:
         if observed.scalable_target is not None and spec.desiredCount is None:
             notes = (f"desiredCount {observed.desired_count} is owned by Application Auto Scaling",)
         return Plan(
-            self.kind,
+            Kind.ECS_SERVICE,
             resource.name,
             actions=diff_service(resource.name, spec, observed),
             notes=notes,
@@ -254,9 +314,9 @@ class ECSServiceReconciler:
         results = []
         for action in actions:
             try:
-                if action.action == UPDATE_SERVICE:
+                if action.action == ECSAction.UPDATE_SERVICE:
                     aws.client("ecs").update_service(**action.params)
-                elif action.action == UPDATE_SCALABLE_TARGET:
+                elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
                     aws.client("application-autoscaling").register_scalable_target(
                         ServiceNamespace="ecs",
                         ScalableDimension=SCALABLE_DIMENSION,
@@ -266,7 +326,7 @@ class ECSServiceReconciler:
                     )
                 else:
                     raise ValueError(f"unknown action {action.action}")
-            except AWS_ERRORS as exc:
+            except aws_errors() as exc:
                 results.append(ApplyResult(action, describe_error(exc)))
             else:
                 results.append(ApplyResult(action))
@@ -274,3 +334,41 @@ class ECSServiceReconciler:
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         return []
+
+
+def same_service_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+    """Two ECSService manifests for one service would fight each other: an error at the second."""
+    errors: list[ManifestError] = []
+    first_seen: dict[tuple[str, str], Resource[ECSService]] = {}
+    for resource in resources:
+        if resource.kind != Kind.ECS_SERVICE:
+            continue
+        spec = resource.manifest.spec
+        cluster = cluster_name(spec.cluster)
+        first = first_seen.setdefault((cluster, spec.service), resource)
+        if first is not resource:
+            errors.append(
+                ManifestError(
+                    resource.source.file,
+                    resource.source.line,
+                    "spec.service",
+                    f"ECSService {resource.name!r} manages service {spec.service!r} in cluster "
+                    f"{cluster!r}, as does ECSService {first.name!r} ({where(first)})",
+                )
+            )
+    return errors
+
+
+DESCRIPTOR = KindDescriptor(
+    kind=Kind.ECS_SERVICE,
+    model=ECSService,
+    order=10,
+    example=EXAMPLE,
+    reconciler=ECSServiceReconciler(),
+    actions={
+        ECSAction.UPDATE_SERVICE: ("ecs:UpdateService",),
+        ECSAction.UPDATE_SCALABLE_TARGET: ("application-autoscaling:RegisterScalableTarget",),
+    },
+    observations=("ecs:DescribeServices", "application-autoscaling:DescribeScalableTargets"),
+    checks=(same_service_twice,),
+)

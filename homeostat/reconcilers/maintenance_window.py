@@ -1,45 +1,123 @@
 """MaintenanceWindow: silence alarm actions while a window is active, re-enable them after.
 
-Observe: the alarm listing shared with the AlarmActions kind
-(`cloudwatch_alarms.SHARED_LISTINGS`). Diff (pure, at `now`): `alarm_state`
-attributes each alarm to one resource; a window acts on the alarms it
-silences now (rule 1: disable, reason `maintenance window <name> started`)
-and on the alarms only windows select (rule 3: enable, reason
-`maintenance window <name> ended`). Level-triggered: a pass after the end
-re-enables whatever is still disabled, whether or not the start was seen.
-Every plan reports `maintenance_window_active{name}` and notes the window's
-next start and end and the alarms it would silence.
-`wake_times`: the next start and end of every window, so the daemon runs a
-pass at each edge.
+The kind contributes a window per resource (rules 1 and 3 of the contract) to the one
+alarm reconciler (`alarms.py`), which sends every alarm call: while the window is active
+it disables the alarms the window silences (reason `maintenance window <name> started`);
+after, it re-enables what only windows select (`maintenance window <name> ended`).
+Level-triggered: a pass after the end re-enables whatever is still disabled, whether or
+not the start was seen.
+
+This module's own reconciler observes nothing and sends nothing: its plan notes the
+window's next start and end and reports `maintenance_window_active{name}`; `wake_times`
+are the next start and end of every window, so the daemon runs a pass at each edge.
 """
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, Any, Literal
 
+from pydantic import AwareDatetime, Field, model_validator
+
+from homeostat.desired_state.cron import CronExpression, TimeZoneName
+from homeostat.desired_state.durations import Duration
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import MaintenanceWindow, MaintenanceWindowSpec
+from homeostat.desired_state.instants import rfc3339
+from homeostat.desired_state.models import AlarmSelector, ManifestBase, SpecBase
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.desired_state.windows import edges, wake_instants
-from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Plan
-from homeostat.reconcilers.alarm_state import (
-    sample,
-)
+from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
+from homeostat.reconcilers.alarm_state import AlarmWindow
+from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.cloudwatch_alarms import (
-    AlarmsObserved,
-    apply_alarm_actions,
-    managed_measurements,
-    observe_alarms,
-)
+from homeostat.reconcilers.descriptor import KindDescriptor
 
-WINDOW_ACTIVE = "maintenance_window_active"
+WINDOW_ACTIVE = GaugeSpec("maintenance_window_active", "1 while the maintenance window is active.", ("name",))
+EXAMPLE = """\
+apiVersion: homeostat/v1
+kind: MaintenanceWindow
+metadata: {name: sunday-maintenance}
+spec:
+  schedule: "0 2 * * SUN"
+  duration: 4h
+  timeZone: UTC
+  silenceAlarms:
+    - alarmNamePrefix: omnirapeutic-production
+"""
+
+
+class MaintenanceWindowSpec(SpecBase):
+    schedule: Annotated[CronExpression | None, Field(description="When the window starts (cron).")] = None
+    duration: Annotated[Duration | None, Field(description="How long each window lasts (real time).")] = None
+    timeZone: Annotated[TimeZoneName, Field(description="IANA time zone of the schedule.")] = "UTC"
+    start: Annotated[
+        AwareDatetime | None, Field(description="One-off window start (RFC 3339 with offset).")
+    ] = None
+    end: Annotated[AwareDatetime | None, Field(description="One-off window end (RFC 3339 with offset).")] = (
+        None
+    )
+    silenceAlarms: Annotated[
+        tuple[AlarmSelector, ...],
+        Field(description="Alarms whose actions are disabled while the window is active."),
+    ] = ()
+
+    @model_validator(mode="after")
+    def _recurring_or_one_off(self) -> "MaintenanceWindowSpec":
+        recurring = self.schedule is not None or self.duration is not None
+        one_off = self.start is not None or self.end is not None
+        if recurring and one_off:
+            raise ValueError("give either schedule and duration, or start and end, not both")
+        if recurring and (self.schedule is None or self.duration is None):
+            raise ValueError("a recurring window needs both schedule and duration")
+        if one_off:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off window needs both start and end")
+            if self.start >= self.end:
+                raise ValueError("start must be before end")
+        if not recurring and not one_off:
+            raise ValueError("give schedule and duration, or start and end")
+        return self
+
+    @property
+    def one_off(self) -> tuple[datetime, datetime] | None:
+        if self.start is not None and self.end is not None:
+            return (self.start, self.end)
+        return None
+
+
+class MaintenanceWindow(ManifestBase):
+    """A recurring or one-off window during which selected alarms are silenced.
+
+    Example:
+        apiVersion: homeostat/v1
+        kind: MaintenanceWindow
+        metadata: {name: sunday-maintenance}
+        spec:
+          schedule: "0 2 * * SUN"
+          duration: 4h
+          timeZone: UTC
+          silenceAlarms:
+            - alarmNamePrefix: omnirapeutic-production
+    """
+
+    kind: Literal[Kind.MAINTENANCE_WINDOW]
+    spec: MaintenanceWindowSpec
+
+
+def window_of(resource: Resource[MaintenanceWindow]) -> AlarmWindow:
+    """The alarm window one MaintenanceWindow contributes. Pure."""
+    spec = resource.manifest.spec
+    return AlarmWindow(
+        Kind.MAINTENANCE_WINDOW,
+        resource.name,
+        spec.silenceAlarms,
+        spec,
+        live=not (spec.suspend or spec.dryRun),
+        suspended=spec.suspend,
+    )
 
 
 def _rfc3339(instant: datetime | None) -> str:
-    if instant is None:
-        return "never"
-    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return "never" if instant is None else rfc3339(instant, "seconds")
 
 
 def timing_note(spec: MaintenanceWindowSpec, now: datetime) -> str:
@@ -51,60 +129,47 @@ def timing_note(spec: MaintenanceWindowSpec, now: datetime) -> str:
 
 
 class MaintenanceWindowReconciler:
-    kind: ClassVar[Kind] = Kind.MAINTENANCE_WINDOW
+    """The window's own plan: timing and gauge. It observes nothing and applies nothing."""
+
+    kinds = (Kind.MAINTENANCE_WINDOW,)
 
     def observe(
-        self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
-    ) -> Mapping[str, object]:
-        return observe_alarms(self.kind, resources, desired, aws, now)
+        self, resources: Sequence[Resource[Any]], desired: DesiredState, aws: AwsClients, now: datetime
+    ) -> Mapping[str, ObserveError | None]:
+        return dict.fromkeys((r.name for r in resources), None)
 
-    def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
-        assert isinstance(resource.manifest, MaintenanceWindow)
+    def diff(
+        self, resource: Resource[MaintenanceWindow], observed: ObserveError | None, now: datetime
+    ) -> Plan:
         spec = resource.manifest.spec
         active = edges(spec, now).active
-        measurements: tuple[Measurement, ...] = (
-            Measurement(WINDOW_ACTIVE, {"name": resource.name}, 1 if active else 0),
-        )
-        notes = [timing_note(spec, now)]
-        if isinstance(observed, ObserveError):
-            return Plan(
-                self.kind,
-                resource.name,
-                error=observed.message,
-                notes=tuple(notes),
-                measurements=measurements,
-            )
-        assert isinstance(observed, AlarmsObserved)
-        listing = observed.listing
-        failures = [e for e in map(listing.error_for, spec.silenceAlarms) if e is not None]
-        if failures:
-            return Plan(
-                self.kind,
-                resource.name,
-                error=f"{failures[0]}; nothing changed (fail closed)",
-                notes=tuple(notes),
-                measurements=measurements,
-            )
-        selected = sorted(n for n in listing.alarms if any(s.selects(n) for s in spec.silenceAlarms))
-        verb = "silences" if active else "would silence"
-        notes.append(f"{verb} {len(selected)} alarm(s)" + (f": {sample(selected)}" if selected else ""))
-        missing = sorted({n for s in spec.silenceAlarms for n in listing.missing(s)})
-        if missing:
-            notes.append(f"alarm(s) not found: {', '.join(missing)}")
         return Plan(
-            self.kind,
+            Kind.MAINTENANCE_WINDOW,
             resource.name,
-            actions=observed.actions(self.kind, resource.name, now),
-            notes=tuple(notes),
-            measurements=measurements + managed_measurements(observed, now),
+            error=observed.message if isinstance(observed, ObserveError) else None,
+            notes=(timing_note(spec, now),),
+            measurements=(Measurement(WINDOW_ACTIVE, {"name": resource.name}, 1 if active else 0),),
         )
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        return apply_alarm_actions(actions, aws.client("cloudwatch"))
+        return [ApplyResult(a, f"unknown action {a.action}") for a in actions]
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         instants: set[datetime] = set()
-        for resource in desired.of_kind(self.kind):
-            if isinstance(resource.manifest, MaintenanceWindow) and not resource.manifest.spec.suspend:
+        for resource in desired.of_kind(Kind.MAINTENANCE_WINDOW):
+            if not resource.manifest.spec.suspend:
                 instants.update(wake_instants(resource.manifest.spec, now))
         return sorted(instants)
+
+
+DESCRIPTOR = KindDescriptor(
+    kind=Kind.MAINTENANCE_WINDOW,
+    model=MaintenanceWindow,
+    order=30,
+    example=EXAMPLE,
+    reconciler=MaintenanceWindowReconciler(),
+    actions=ALARM_PERMISSIONS,  # its rows are the alarm reconciler's, named after the window
+    observations=ALARM_OBSERVATIONS,
+    gauges=(WINDOW_ACTIVE, ALARMS_MANAGED),
+    alarm_rules=window_of,
+)

@@ -1,16 +1,83 @@
-"""The reconcilers the operator runs, one per kind. Adding a kind adds one line here."""
+"""The registry of kinds: one line per kind. Everything else is derived from it.
+
+Adding a kind is one kind module (its model, reconciler, actions with their IAM
+permissions, gauges, cross-document checks, documented example and pass order, in one
+`KindDescriptor`), one line in `KINDS` below and its `kind:` spelling in
+`identifiers.Kind`. Derived here: the loader's kind table, the schema's models, the
+metric declarations, the reconcilers in pass order (with the one alarm reconciler for
+every kind that contributes alarm rules) and the kind modules the import-linter
+independence contract must list. `tests/test_kinds_meta.py` walks this registry.
+
+Importing this module imports no AWS library (contract: `validate` and `schema` need
+none): botocore is imported lazily where a call is made.
+"""
+
+from collections.abc import Sequence
+from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.reconcilers.alarm_actions import AlarmActionsReconciler
-from homeostat.reconcilers.base import Reconciler
-from homeostat.reconcilers.ecs_service import ECSServiceReconciler
-from homeostat.reconcilers.maintenance_window import MaintenanceWindowReconciler
-from homeostat.reconcilers.snapshot_retention import SnapshotRetentionReconciler
+from homeostat.desired_state.models import ManifestBase
+from homeostat.desired_state.validation import KindTable
+from homeostat.reconcilers import alarm_actions, ecs_service, maintenance_window, snapshot_retention
+from homeostat.reconcilers.actions import GaugeSpec
+from homeostat.reconcilers.alarms import AlarmReconciler
+from homeostat.reconcilers.base import AnyReconciler
+from homeostat.reconcilers.descriptor import KindDescriptor
+
+Registry = Sequence[KindDescriptor[Any]]
+
+KINDS: Registry = (
+    ecs_service.DESCRIPTOR,
+    alarm_actions.DESCRIPTOR,
+    maintenance_window.DESCRIPTOR,
+    snapshot_retention.DESCRIPTOR,
+)
 
 
-def default_reconcilers() -> dict[Kind, Reconciler]:
-    reconcilers: list[Reconciler] = [ECSServiceReconciler()]
-    reconcilers.append(AlarmActionsReconciler())
-    reconcilers.append(MaintenanceWindowReconciler())
-    reconcilers.append(SnapshotRetentionReconciler())
-    return {r.kind: r for r in reconcilers}
+def in_pass_order(registry: Registry = KINDS) -> list[KindDescriptor[Any]]:
+    return sorted(registry, key=lambda d: d.order)
+
+
+def kind_table(registry: Registry = KINDS) -> KindTable:
+    """What the loader accepts: each kind's model and every kind's cross-document checks."""
+    ordered = in_pass_order(registry)
+    return KindTable(
+        models={d.kind: d.model for d in ordered},
+        checks=tuple(check for d in ordered for check in d.checks),
+    )
+
+
+def schema_models(registry: Registry = KINDS) -> list[type[ManifestBase]]:
+    """The kind models for `homeostat schema`, in the Kind vocabulary's order (a stable schema)."""
+    order = {kind: index for index, kind in enumerate(Kind)}
+    return [d.model for d in sorted(registry, key=lambda d: order.get(d.kind, len(order)))]
+
+
+def gauges(registry: Registry = KINDS) -> tuple[GaugeSpec, ...]:
+    """Every gauge the kinds set, once each; two different gauges of one name are an error."""
+    found: dict[str, GaugeSpec] = {}
+    for descriptor in in_pass_order(registry):
+        for gauge in descriptor.gauges:
+            if found.setdefault(gauge.name, gauge) != gauge:
+                raise ValueError(f"two different gauges are named {gauge.name!r}")
+    return tuple(found.values())
+
+
+def default_reconcilers(registry: Registry = KINDS) -> tuple[AnyReconciler, ...]:
+    """The reconcilers in pass order: each kind's own (stateless), and a new alarm reconciler
+    (it remembers its last listing) placed at the first kind contributing alarm rules,
+    planning for every such kind. One call per process wiring: `run`, `plan`, `demo`."""
+    reconcilers: list[AnyReconciler] = []
+    contributors = {d.kind: d.alarm_rules for d in in_pass_order(registry) if d.alarm_rules is not None}
+    alarms = AlarmReconciler(contributors) if contributors else None
+    for descriptor in in_pass_order(registry):
+        if alarms is not None and descriptor.kind in contributors and alarms not in reconcilers:
+            reconcilers.append(alarms)
+        if descriptor.reconciler is not None:
+            reconcilers.append(descriptor.reconciler)
+    return tuple(reconcilers)
+
+
+def kind_modules(registry: Registry = KINDS) -> list[str]:
+    """The kind modules, which must not import each other (the import-linter independence list)."""
+    return [d.module for d in in_pass_order(registry)]

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 
 from homeostat.desired_state.cron import next_fire, previous_fire
 from homeostat.desired_state.identifiers import DBClusterId, SnapshotId
+from homeostat.desired_state.instants import rfc3339
 
 AWS_BACKUP_PREFIX = "awsbackup:"
 SLOT_FORMAT = "%Y%m%d-%H%M"
@@ -93,11 +94,6 @@ class SlotDecision:
     next_slot: datetime | None = None
 
 
-def utc_text(instant: datetime) -> str:
-    """`2026-11-18T03:00Z`: minute precision, for reasons and notes."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
-
-
 def is_owned(snapshot: ObservedSnapshot, cluster: str, prefix: str) -> bool:
     """Owned = a manual snapshot of this cluster whose identifier starts with the prefix."""
     identifier = snapshot.identifier.lower()
@@ -151,7 +147,7 @@ def select_deletions(
     chosen = eligible[: rules.max_deletions]
     max_age = human_duration(rules.max_age)
     deletions = tuple(
-        Deletion(s, f"expired: created {utc_text(s.created)}, older than maxAge {max_age}")
+        Deletion(s, f"expired: created {rfc3339(s.created, 'minutes')}, older than maxAge {max_age}")
         for s in chosen
         if s.created is not None
     )

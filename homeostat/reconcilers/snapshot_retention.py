@@ -19,19 +19,38 @@ counts as done).
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from homeostat.desired_state.cron import next_fire
-from homeostat.desired_state.identifiers import DBClusterId, Kind, SnapshotId
-from homeostat.desired_state.models import SnapshotRetention, SnapshotRetentionSpec
-from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.reconcilers.actions import Action, ApplyResult, Finding, Measurement, ObserveError, Plan
-from homeostat.reconcilers.aws import AWS_ERRORS, AwsClients, chunks, describe_error, error_code, pages
+from pydantic import Field, StrictInt
+
+from homeostat.desired_state.cron import CronExpression, TimeZoneName, next_fire
+from homeostat.desired_state.durations import Duration
+from homeostat.desired_state.identifiers import DBClusterId, Kind
+from homeostat.desired_state.instants import rfc3339
+from homeostat.desired_state.models import ManifestBase, SpecBase, Strict
+from homeostat.desired_state.state import DesiredState, ManifestError, Resource
+from homeostat.desired_state.validation import PrefixIndex, where
+from homeostat.reconcilers.actions import (
+    Action,
+    ApplyResult,
+    Finding,
+    GaugeSpec,
+    Measurement,
+    ObserveError,
+    Plan,
+)
+from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, error_code
+from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.rds_snapshots import (
+    ClusterSnapshots,
+    existing_clusters,
+    list_cluster_snapshots,
+    other_owner,
+)
 from homeostat.reconcilers.snapshot_policy import (
     Deletion,
-    ObservedSnapshot,
     RetentionRules,
     SlotDecision,
     SlotState,
@@ -42,37 +61,92 @@ from homeostat.reconcilers.snapshot_policy import (
     owned_snapshots,
     select_deletions,
     slot_snapshot_id,
-    utc_text,
 )
 
-CREATE_SNAPSHOT = "create_snapshot"
-DELETE_SNAPSHOT = "delete_snapshot"
-PAGE_SIZE = 100  # DescribeDBClusterSnapshots and DescribeDBClusters accept 20-100
-CLUSTER_FILTER_BATCH = 100
 MANAGED_BY_TAG = "managed-by"
 MANAGED_BY_VALUE = "homeostat"
 RESOURCE_TAG = "homeostat-resource"
-NEWEST_AGE_METRIC = "snapshot_newest_age_seconds"
-OWNED_METRIC = "snapshots_owned"
+NEWEST_AGE = GaugeSpec(
+    "snapshot_newest_age_seconds", "Age of the newest available owned snapshot.", ("name",)
+)
+OWNED = GaugeSpec("snapshots_owned", "Owned snapshots (any state) of the retention policy.", ("name",))
 
 ALREADY_EXISTS = "DBClusterSnapshotAlreadyExistsFault"
 SNAPSHOT_NOT_FOUND = "DBClusterSnapshotNotFoundFault"
 QUOTA_EXCEEDED = "SnapshotQuotaExceeded"
+EXAMPLE = """\
+apiVersion: homeostat/v1
+kind: SnapshotRetention
+metadata: {name: aurora-manual}
+spec:
+  dbClusterIdentifier: omnirapeutic-production
+  snapshotPrefix: omnirapeutic-prod-manual-
+  schedule: "0 3 * * *"
+  retention: {maxAge: 7d, minKeep: 1, maxDeletionsPerRun: 20}
+  protect: ["omnirapeutic-emergency-*"]
+"""
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterSnapshots:
-    """The manual snapshots of one existing cluster; `listing_error` set when the
-    listing failed or was cut short, in which case `snapshots` may be partial."""
-
-    cluster: DBClusterId
-    snapshots: tuple[ObservedSnapshot, ...]
-    listing_error: str | None = None
+class SnapshotAction(StrEnum):
+    CREATE_SNAPSHOT = "create_snapshot"
+    DELETE_SNAPSHOT = "delete_snapshot"
 
 
-def _spec(resource: Resource) -> SnapshotRetentionSpec:
-    assert isinstance(resource.manifest, SnapshotRetention)
-    return resource.manifest.spec
+class RetentionPolicy(Strict):
+    maxAge: Annotated[Duration, Field(description="Owned snapshots older than this are deleted.")]
+    minKeep: Annotated[
+        StrictInt, Field(ge=0, description="Never fewer owned, available snapshots than this.")
+    ] = 1
+    maxDeletionsPerRun: Annotated[
+        StrictInt, Field(ge=1, le=1000, description="Safety cap on deletions per reconcile pass.")
+    ] = 20
+
+
+class SnapshotRetentionSpec(SpecBase):
+    dbClusterIdentifier: Annotated[
+        str,
+        Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,62}$", description="Aurora DB cluster identifier."),
+    ]
+    snapshotPrefix: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z][A-Za-z0-9-]{0,200}$",
+            description="The manual snapshots this resource owns start with this prefix.",
+        ),
+    ]
+    schedule: Annotated[CronExpression | None, Field(description="When to take a snapshot (cron).")] = None
+    timeZone: Annotated[TimeZoneName, Field(description="IANA time zone of the schedule.")] = "UTC"
+    startingDeadline: Annotated[
+        Duration,
+        # A string default, validated, so that the JSON Schema shows "1h" rather than ISO 8601.
+        Field(
+            default="1h", validate_default=True, description="A slot missed by less than this is still taken."
+        ),
+    ]
+    retention: Annotated[RetentionPolicy, Field(description="Which owned snapshots to delete.")]
+    protect: Annotated[
+        tuple[Annotated[str, Field(min_length=1)], ...],
+        Field(description="Glob patterns of snapshot identifiers never deleted."),
+    ] = ()
+
+
+class SnapshotRetention(ManifestBase):
+    """Scheduled manual Aurora cluster snapshots and their retention.
+
+    Example:
+        apiVersion: homeostat/v1
+        kind: SnapshotRetention
+        metadata: {name: aurora-manual}
+        spec:
+          dbClusterIdentifier: omnirapeutic-production
+          snapshotPrefix: omnirapeutic-prod-manual-
+          schedule: "0 3 * * *"
+          retention: {maxAge: 7d, minKeep: 1, maxDeletionsPerRun: 20}
+          protect: ["omnirapeutic-emergency-*"]
+    """
+
+    kind: Literal[Kind.SNAPSHOT_RETENTION]
+    spec: SnapshotRetentionSpec
 
 
 def rules_of(spec: SnapshotRetentionSpec) -> RetentionRules:
@@ -86,67 +160,12 @@ def rules_of(spec: SnapshotRetentionSpec) -> RetentionRules:
     )
 
 
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def snapshot_of(item: Mapping[str, Any]) -> ObservedSnapshot:
-    """An ObservedSnapshot from one DBClusterSnapshots entry of the AWS response."""
-    return ObservedSnapshot(
-        identifier=SnapshotId(str(item["DBClusterSnapshotIdentifier"])),
-        cluster=DBClusterId(str(item.get("DBClusterIdentifier", ""))),
-        snapshot_type=str(item.get("SnapshotType", "")),
-        status=str(item.get("Status", "")),
-        created=_aware(item.get("SnapshotCreateTime")),
-    )
-
-
-def list_cluster_snapshots(rds: Any, cluster: str) -> ClusterSnapshots:
-    """Every manual snapshot of a cluster, 100 per page following Marker; fails closed.
-
-    Any error on any page, or a Marker that repeats, marks the listing as
-    incomplete; what was read so far is kept only to spot an existing slot.
-    """
-    found: list[ObservedSnapshot] = []
-    listing = pages(
-        rds.describe_db_cluster_snapshots,
-        "Marker",
-        DBClusterIdentifier=cluster,
-        SnapshotType="manual",
-        MaxRecords=PAGE_SIZE,
-    )
-    page = 1
-    try:
-        for response in listing:
-            found.extend(snapshot_of(item) for item in response.get("DBClusterSnapshots", []))
-            page += 1
-    except AWS_ERRORS as exc:  # an error on any page, or a repeated Marker (ListingCutShort)
-        return ClusterSnapshots(
-            DBClusterId(cluster),
-            tuple(found),
-            f"listing snapshots of cluster {cluster} failed on page {page}: {describe_error(exc)}",
-        )
-    return ClusterSnapshots(DBClusterId(cluster), tuple(found))
-
-
-def existing_clusters(rds: Any, clusters: Sequence[str]) -> set[str]:
-    """Lower-cased identifiers of the named clusters that exist (raises on AWS errors)."""
-    found: set[str] = set()
-    for batch in chunks(sorted(clusters), CLUSTER_FILTER_BATCH):
-        filters = [{"Name": "db-cluster-id", "Values": batch}]
-        for response in pages(rds.describe_db_clusters, "Marker", Filters=filters, MaxRecords=PAGE_SIZE):
-            found.update(str(c["DBClusterIdentifier"]).lower() for c in response.get("DBClusters", []))
-    return found
-
-
 def deletion_action(name: str, deletion: Deletion) -> Action:
     snapshot = deletion.snapshot
     return Action(
         kind=Kind.SNAPSHOT_RETENTION,
         name=name,
-        action=DELETE_SNAPSHOT,
+        action=SnapshotAction.DELETE_SNAPSHOT,
         target=snapshot.identifier,
         before={"snapshot": snapshot.identifier},  # the creation time is in the reason
         after={"snapshot": None},
@@ -167,11 +186,11 @@ def creation_action(name: str, spec: SnapshotRetentionSpec, slot: SlotDecision) 
     return Action(
         kind=Kind.SNAPSHOT_RETENTION,
         name=name,
-        action=CREATE_SNAPSHOT,
+        action=SnapshotAction.CREATE_SNAPSHOT,
         target=slot.snapshot_id,
         before={"snapshot": None},
         after={"snapshot": slot.snapshot_id},  # the slot is in the reason
-        reason=f"scheduled slot {utc_text(slot.slot)} ({spec.schedule} in {spec.timeZone}), {late}",
+        reason=f"scheduled slot {rfc3339(slot.slot, 'minutes')} ({spec.schedule} in {spec.timeZone}), {late}",
         params={
             "DBClusterIdentifier": spec.dbClusterIdentifier,
             "DBClusterSnapshotIdentifier": slot.snapshot_id,
@@ -187,11 +206,11 @@ def slot_notes(spec: SnapshotRetentionSpec, slot: SlotDecision) -> list[str]:
     notes: list[str] = []
     if slot.state == SlotState.MISSED and slot.slot is not None:
         notes.append(
-            f"missed slot {utc_text(slot.slot)}: {describe_lateness(slot.lateness)} late, beyond "
+            f"missed slot {rfc3339(slot.slot, 'minutes')}: {describe_lateness(slot.lateness)} late, beyond "
             f"startingDeadline {human_duration(spec.startingDeadline)}; not taken"
         )
     if slot.next_slot is not None:
-        notes.append(f"next slot {utc_text(slot.next_slot)} ({spec.schedule} in {spec.timeZone})")
+        notes.append(f"next slot {rfc3339(slot.next_slot, 'minutes')} ({spec.schedule} in {spec.timeZone})")
     return notes
 
 
@@ -230,8 +249,8 @@ def plan_snapshots(name: str, spec: SnapshotRetentionSpec, observed: ClusterSnap
         labels = {"name": name}
         measurements = (
             # +Inf when there is no available owned snapshot, so a freshness alert fires.
-            Measurement(NEWEST_AGE_METRIC, labels, float("inf") if age is None else age),
-            Measurement(OWNED_METRIC, labels, float(len(owned_snapshots(observed.snapshots, rules)))),
+            Measurement(NEWEST_AGE, labels, float("inf") if age is None else age),
+            Measurement(OWNED, labels, float(len(owned_snapshots(observed.snapshots, rules)))),
         )
     if slot.state == SlotState.DUE:
         actions.append(creation_action(name, spec, slot))
@@ -256,53 +275,41 @@ def missed_slot_findings(name: str, spec: SnapshotRetentionSpec, slot: SlotDecis
         Finding(
             kind=Kind.SNAPSHOT_RETENTION,
             name=name,
-            action=CREATE_SNAPSHOT,
+            action=SnapshotAction.CREATE_SNAPSHOT,
             target=slot_snapshot_id(spec.snapshotPrefix, slot.slot),
-            reason=f"scheduled slot {utc_text(slot.slot)} ({spec.schedule} in {spec.timeZone})",
+            reason=f"scheduled slot {rfc3339(slot.slot, 'minutes')} ({spec.schedule} in {spec.timeZone})",
             error=(f"missed: beyond startingDeadline {human_duration(spec.startingDeadline)}; not taken"),
         ),
     )
 
 
-def _other_owner(rds: Any, action: Action) -> str | None:
-    """None when the existing snapshot of the slot's name belongs to the action's cluster, else why not."""
-    cluster = str(action.params["DBClusterIdentifier"])
-    try:
-        found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=action.target)
-    except AWS_ERRORS as exc:
-        return f"snapshot {action.target} already exists and cannot be checked: {describe_error(exc)}"
-    owners = {str(s.get("DBClusterIdentifier", "")).lower() for s in found.get("DBClusterSnapshots", [])}
-    if cluster.lower() in owners:
-        return None
-    return (
-        f"snapshot {action.target} already exists for another DB cluster ({', '.join(sorted(owners))}); "
-        f"no snapshot of {cluster} was taken for this slot"
-    )
-
-
 class SnapshotRetentionReconciler:
-    kind: ClassVar[Kind] = Kind.SNAPSHOT_RETENTION
+    kinds = (Kind.SNAPSHOT_RETENTION,)
 
     def observe(
-        self, resources: Sequence[Resource], desired: DesiredState, aws: AwsClients, now: datetime
-    ) -> Mapping[str, object]:
-        by_cluster: dict[str, list[Resource]] = defaultdict(list)
+        self,
+        resources: Sequence[Resource[SnapshotRetention]],
+        desired: DesiredState,
+        aws: AwsClients,
+        now: datetime,
+    ) -> Mapping[str, ClusterSnapshots | ObserveError]:
+        by_cluster: dict[str, list[Resource[SnapshotRetention]]] = defaultdict(list)
         for resource in resources:
-            by_cluster[_spec(resource).dbClusterIdentifier.lower()].append(resource)
-        results: dict[str, object] = {}
+            by_cluster[resource.manifest.spec.dbClusterIdentifier.lower()].append(resource)
+        results: dict[str, ClusterSnapshots | ObserveError] = {}
         if not by_cluster:
             return results
         rds = aws.client("rds")
         try:
             present = existing_clusters(rds, list(by_cluster))
-        except AWS_ERRORS as exc:
+        except aws_errors() as exc:
             message = f"cannot check the DB clusters exist: {describe_error(exc)}"
             return {r.name: ObserveError(message) for r in resources}
         for cluster, members in by_cluster.items():
             if cluster not in present:
                 for resource in members:
                     results[resource.name] = ObserveError(
-                        f"DB cluster {_spec(resource).dbClusterIdentifier} not found"
+                        f"DB cluster {resource.manifest.spec.dbClusterIdentifier} not found"
                     )
                 continue
             listing = list_cluster_snapshots(rds, cluster)
@@ -310,15 +317,16 @@ class SnapshotRetentionReconciler:
                 results[resource.name] = listing
         return results
 
-    def diff(self, resource: Resource, observed: object, now: datetime) -> Plan:
+    def diff(
+        self, resource: Resource[SnapshotRetention], observed: ClusterSnapshots | ObserveError, now: datetime
+    ) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(self.kind, resource.name, error=observed.message)
-        assert isinstance(observed, ClusterSnapshots)
-        return plan_snapshots(resource.name, _spec(resource), observed, now)
+            return Plan(Kind.SNAPSHOT_RETENTION, resource.name, error=observed.message)
+        return plan_snapshots(resource.name, resource.manifest.spec, observed, now)
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
         """Deletions first (they may free quota for the create), results in the given order."""
-        order = sorted(range(len(actions)), key=lambda i: actions[i].action != DELETE_SNAPSHOT)
+        order = sorted(range(len(actions)), key=lambda i: actions[i].action != SnapshotAction.DELETE_SNAPSHOT)
         results: dict[int, ApplyResult] = {}
         for index in order:
             results[index] = self._apply_one(actions[index], aws)
@@ -328,20 +336,20 @@ class SnapshotRetentionReconciler:
     def _apply_one(action: Action, aws: AwsClients) -> ApplyResult:
         rds = aws.client("rds")
         try:
-            if action.action == DELETE_SNAPSHOT:
+            if action.action == SnapshotAction.DELETE_SNAPSHOT:
                 rds.delete_db_cluster_snapshot(**action.params)
-            elif action.action == CREATE_SNAPSHOT:
+            elif action.action == SnapshotAction.CREATE_SNAPSHOT:
                 rds.create_db_cluster_snapshot(**action.params)
             else:
                 raise ValueError(f"unknown action {action.action}")
-        except AWS_ERRORS as exc:
+        except aws_errors() as exc:
             code = error_code(exc)
-            if action.action == DELETE_SNAPSHOT and code == SNAPSHOT_NOT_FOUND:
+            if action.action == SnapshotAction.DELETE_SNAPSHOT and code == SNAPSHOT_NOT_FOUND:
                 return ApplyResult(action)  # already gone: the deletion is done
-            if action.action == CREATE_SNAPSHOT and code == ALREADY_EXISTS:
+            if action.action == SnapshotAction.CREATE_SNAPSHOT and code == ALREADY_EXISTS:
                 # This slot was taken already (restart, concurrent pass) -- if it is this
                 # cluster's snapshot: identifiers are unique per account and region.
-                return ApplyResult(action, _other_owner(rds, action))
+                return ApplyResult(action, other_owner(rds, action))
             if code == QUOTA_EXCEEDED:
                 return ApplyResult(
                     action,
@@ -354,8 +362,54 @@ class SnapshotRetentionReconciler:
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         """The next schedule slot of each scheduled, unsuspended resource."""
         instants: set[datetime] = set()
-        for resource in desired.of_kind(self.kind):
-            spec = _spec(resource)
+        for resource in desired.of_kind(Kind.SNAPSHOT_RETENTION):
+            spec: SnapshotRetentionSpec = resource.manifest.spec
             if spec.schedule is not None and not spec.suspend:
                 instants.add(next_fire(spec.schedule, spec.timeZone, now))
         return sorted(instants)
+
+
+def overlapping_prefixes(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+    """Two SnapshotRetention whose prefixes overlap are an error at the second, even on different
+    clusters: on one cluster a snapshot would have two owners with different rules, and across
+    clusters both would name their slot snapshots alike, while identifiers are unique per account
+    and region (the second cluster's snapshot could never be created). Case-insensitive, as RDS
+    stores identifiers in lower case. Linear: each prefix is looked up among the earlier ones."""
+    errors: list[ManifestError] = []
+    owners: list[Resource[SnapshotRetention]] = [r for r in resources if r.kind == Kind.SNAPSHOT_RETENTION]
+    earlier = PrefixIndex()
+    for index, right in enumerate(owners):
+        prefix = right.manifest.spec.snapshotPrefix
+        first = earlier.first_overlapping(prefix.lower())
+        if first is not None:
+            left = owners[first]
+            errors.append(
+                ManifestError(
+                    right.source.file,
+                    right.source.line,
+                    "spec.snapshotPrefix",
+                    f"SnapshotRetention {right.name!r} prefix {prefix!r} overlaps "
+                    f"{left.manifest.spec.snapshotPrefix!r} of SnapshotRetention {left.name!r} "
+                    f"({where(left)}): snapshot identifiers are unique per account and region, "
+                    "so one name would have two owners",
+                )
+            )
+        earlier.add(prefix.lower(), index)
+    return errors
+
+
+DESCRIPTOR = KindDescriptor(
+    kind=Kind.SNAPSHOT_RETENTION,
+    model=SnapshotRetention,
+    order=40,
+    example=EXAMPLE,
+    reconciler=SnapshotRetentionReconciler(),
+    actions={
+        # The create carries its tags (managed-by, homeostat-resource): RDS asks for AddTagsToResource.
+        SnapshotAction.CREATE_SNAPSHOT: ("rds:CreateDBClusterSnapshot", "rds:AddTagsToResource"),
+        SnapshotAction.DELETE_SNAPSHOT: ("rds:DeleteDBClusterSnapshot",),
+    },
+    observations=("rds:DescribeDBClusters", "rds:DescribeDBClusterSnapshots"),
+    gauges=(NEWEST_AGE, OWNED),
+    checks=(overlapping_prefixes,),
+)
