@@ -4,6 +4,11 @@ SQLite: an exclusive `flock` on `<database>.lock`; PostgreSQL: a session
 advisory lock on a connection held for the life of the process. Both are
 released by the kernel or the server when the holder dies, even by
 SIGKILL, so a new daemon can start at once after a crash.
+
+The lock file is created 0600 (owner read/write only): it holds nothing but
+the holder's PID, and only a process that may write the database (its
+owner) ever needs to open it; 0666 would let any local user hold the lease
+and so stop the daemon from starting. An older file is narrowed to 0600.
 """
 
 import fcntl
@@ -14,6 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+LOCK_FILE_MODE = 0o600
 
 
 class LeaseHeld(Exception):
@@ -35,7 +42,9 @@ class Lease:
             if not database or database == ":memory:":
                 return  # private to this process
             path = Path(database).resolve().with_name(Path(database).name + ".lock")
-            handle = path.open("a+")
+            handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, LOCK_FILE_MODE), "a+")
+            if os.fstat(handle.fileno()).st_uid == os.getuid():
+                os.fchmod(handle.fileno(), LOCK_FILE_MODE)  # one made 0666 by an older homeostat
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
