@@ -24,10 +24,6 @@ from homeostat.operator.wiring import Runtime, StartupError
 UNRECONCILED = frozenset({State.BACKING_OFF, State.NOT_REACHED, State.SUSPENDED})
 
 
-def _no_skip(_resource: Resource) -> str | None:
-    return None
-
-
 class Loop:
     def __init__(self, runtime: Runtime, wakes: WakeScheduler | None = None) -> None:
         self.runtime = runtime
@@ -104,7 +100,7 @@ class Loop:
                     self.runtime.executor,
                     clock=self.clock,
                     dry_run=self.runtime.settings.dry_run,
-                    skip=_no_skip if bypass else self._skip,
+                    skip=lambda resource: None if bypass else self._skip(resource),
                     should_stop=lambda: self.requests.stopping,
                 )
                 self._after_pass(report)
