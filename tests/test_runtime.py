@@ -9,6 +9,7 @@ observe ends it at the next AWS read and records nothing as failed.
 
 import importlib.abc
 import os
+import signal
 import stat
 import sys
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from homeostat.operator.wiring import build_runtime
 from homeostat.reconcilers.actions import ApplyResult, Measurement, ObserveError, Plan
 
 from .conftest import REGION
+from .waiting import wait_for
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SERVICE = (
@@ -399,3 +401,58 @@ def test_an_explicit_endpoint_ignores_the_environment_profile(monkeypatch: pytes
     aws = BotoClients(REGION, endpoint=Endpoint("http://127.0.0.1:1", "demo", "demo"))
     assert aws.session.get_credentials().access_key == "demo"
     assert aws.client("ecs").meta.endpoint_url == "http://127.0.0.1:1"
+
+
+class InterruptedObserver(SlowObserver):
+    """Ctrl-C arrives during the observe: the process signals itself, then reads AWS again."""
+
+    def __init__(self, requests: Any) -> None:
+        super().__init__()
+        self.requests = requests
+        self.refused = False
+
+    def observe(self, resources: Any, desired: Any, aws: Any, now: datetime) -> dict[str, object]:
+        aws.client("ecs").list_clusters()
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(lambda: self.requests.stopping, timeout=30, what="the SIGINT handled")
+        try:
+            aws.client("ecs").list_clusters()
+        except ShuttingDown:
+            self.refused = True
+            raise
+        return {}
+
+
+def test_ctrl_c_during_run_once_stops_the_pass_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --once` handles SIGINT like the daemon: the next read is refused, nothing is recorded
+    as failed, and the exit code is 130, never 0."""
+    from homeostat.operator import wiring
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "api.yaml").write_text(SERVICE.format(n="api", c=2))
+    observers: list[InterruptedObserver] = []
+    real_build = wiring.build_runtime
+
+    def build(settings: Settings, **kwargs: Any) -> Any:
+        runtime = real_build(settings, **kwargs)
+        observers.append(InterruptedObserver(runtime.requests))
+        runtime.reconcilers = {Kind.ECS_SERVICE: observers[0]}
+        return runtime
+
+    monkeypatch.setattr(wiring, "build_runtime", build)
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with mock_aws():
+        code = main(
+            ["run", "--once", "--desired-state", str(state), "--history", url, "--log-format", "json"]
+        )
+    assert code == EXIT_INTERRUPTED
+    assert observers[0].refused
+    err = capsys.readouterr().err
+    assert "homeostat: error: interrupted by SIGINT" in err
+    assert "Traceback" not in err
+    history = HistoryStore(url)
+    assert [r for r in history.query(HistoryQuery()) if r.outcome == "failed"] == []
+    history.close()

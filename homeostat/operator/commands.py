@@ -93,7 +93,10 @@ def cmd_run_once(settings: Settings) -> int:
 
     load_or_fail(settings)
     started = time.monotonic()
-    report = run_once(build_runtime(settings))
+    result = run_once(build_runtime(settings))
+    if result.signal is not None:  # never 0: the pass did not reach every resource
+        raise CommandError(f"interrupted by {result.signal.name}", 128 + result.signal.value)
+    report = result.report
     if report is None:
         raise CommandError("the pass failed part-way; see the log (pass_failed)")
     emit(

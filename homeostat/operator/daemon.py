@@ -12,6 +12,7 @@ same loop, one pass, no endpoints.
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
 from homeostat import __version__
@@ -132,14 +133,38 @@ def run_daemon(
             signal.signal(sig, handler)
 
 
-def run_once(runtime: Runtime) -> PassReport | None:
-    """`run --once`: the lease, then one pass of the loop; None when the pass failed part-way."""
+@dataclass(frozen=True, slots=True)
+class OnceResult:
+    """What `run --once` did: its pass (None when it failed part-way), and the signal that
+    stopped it, if one did."""
+
+    report: PassReport | None
+    signal: signal.Signals | None
+
+
+def run_once(runtime: Runtime) -> OnceResult:
+    """`run --once`: the lease, then one pass of the loop.
+
+    SIGINT/SIGTERM stop it the way they stop the daemon (the action in flight is finished and
+    recorded, observes end at the next AWS read, kinds' workers wind down), so Ctrl-C neither
+    waits for a whole pass nor leaves a half-done action unrecorded.
+    """
+    received: list[signal.Signals] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum))
+        runtime.requests.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         take_lease(runtime)
         try:
-            return Loop(runtime).run_one_pass([PassRequest(PassReason.ONCE)])
+            report = Loop(runtime).run_one_pass([PassRequest(PassReason.ONCE)])
         finally:
             if runtime.lease is not None:
                 runtime.lease.release()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         runtime.close()
+    return OnceResult(report, received[0] if received else None)
