@@ -374,6 +374,7 @@ def test_a_stop_during_a_long_observe_ends_it_at_the_next_read_and_records_no_fa
     history.close()
 
 
+@pytest.mark.e2e  # moto's server in a thread and a daemon running for --duration
 def test_demo_runs_the_daemon_on_an_explicit_endpoint_without_touching_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
