@@ -1,6 +1,7 @@
 """The daemon end to end: the real CLI as a subprocess against moto's server on 127.0.0.1."""
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -263,10 +264,79 @@ def test_ctrl_c_during_plan_exits_130_not_in_sync(tmp_path: Path, moto_server: M
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        time.sleep(3)  # imports done, blocked on the AWS endpoint that never answers
+        # Imports done, blocked on the AWS endpoint that never answers: wait for its connection,
+        # however long a busy machine takes to get there, instead of sleeping a fixed time.
+        silent.settimeout(60)
+        connection, _ = silent.accept()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
+        connection.close()
         assert process.returncode == 130, stderr
         assert b"Traceback" not in stderr
     finally:
         silent.close()
+
+
+def test_plan_into_a_closed_pipe_keeps_the_drift_exit_code(tmp_path: Path, moto_server: MotoServer) -> None:
+    """`homeostat plan | head -1` with drift: the closed pipe is neither success nor a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    seed_services(moto_server, {"api": 1})
+    write(tmp_path / "desired", service_manifest("api", 3))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: every write is EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "homeostat", "plan", "--desired-state", str(tmp_path / "desired")],
+            env=moto_server.env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 2, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert b"BrokenPipe" not in result.stderr
+
+
+def test_sigterm_during_a_long_observe_stops_at_the_next_aws_read(
+    moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """SIGTERM while an observe read is in flight: that read ends, no further AWS call, exit 0,
+    and nothing is recorded as failed or backed off (no wall clock: the read is held by a gate)."""
+    from homeostat.operator.local_aws import LocalAws
+
+    names = {f"svc-{i:02d}": 1 for i in range(30)}  # three DescribeServices batches at least
+    seed_services(moto_server, names)
+    write(tmp_path / "desired", "---\n".join(service_manifest(n, 2) for n in names))
+    first_read, gate = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def hold_the_first_read(_service: str, operation: str, user_agent: str) -> None:
+        if "homeostat/" not in user_agent:
+            return
+        seen.append(operation)
+        if len(seen) == 1:
+            first_read.set()
+            gate.wait(60)
+
+    slow = LocalAws(on_request=hold_the_first_read).start()  # same in-process moto backends
+    try:
+        daemon = start(daemons, MotoServer(slow.url, slow), tmp_path, "--resync", "300")
+        assert first_read.wait(60), daemon.log_text()[-2000:]
+        daemon.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: daemon.events("shutting_down"), timeout=30, what="the signal handled")
+        gate.set()
+        assert daemon.process.wait(timeout=60) == 0
+    finally:
+        gate.set()
+        slow.stop()
+    assert len(seen) == 1, seen
+    assert daemon.events("daemon_stopped")
+    assert not daemon.events("action")
+    assert not daemon.events("resource_backoff")
+    assert not daemon.events("pass_failed")

@@ -257,6 +257,7 @@ def test_daemon_start_marks_leftover_pending_rows_interrupted(tmp_path: Path) ->
 
     from homeostat.operator.daemon import Daemon
     from homeostat.operator.options import Settings
+    from homeostat.operator.wiring import build_runtime
 
     desired = tmp_path / "desired"
     desired.mkdir()
@@ -272,10 +273,12 @@ def test_daemon_start_marks_leftover_pending_rows_interrupted(tmp_path: Path) ->
         region="us-east-1",
         log_format="json",
     )
-    daemon = Daemon(settings, registry=CollectorRegistry(), reconcilers=())
+    daemon = Daemon(build_runtime(settings, registry=CollectorRegistry(), reconcilers=()))
+    history = daemon.runtime.history
+    assert history is not None
     try:
-        assert [r.outcome for r in daemon.history.query(HistoryQuery())] == [Outcome.PENDING]
+        assert [r.outcome for r in history.query(HistoryQuery())] == [Outcome.PENDING]
         daemon.start()
-        assert [r.outcome for r in daemon.history.query(HistoryQuery())] == [Outcome.INTERRUPTED]
+        assert [r.outcome for r in history.query(HistoryQuery())] == [Outcome.INTERRUPTED]
     finally:
         daemon.close()

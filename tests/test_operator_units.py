@@ -16,9 +16,14 @@ from homeostat.operator.backoff import CAP_SECONDS, Backoff, backoff_delay
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.lease import Lease, LeaseHeld
+from homeostat.operator.loop import Loop
+from homeostat.operator.options import Settings
 from homeostat.operator.passes import State, classify
 from homeostat.operator.records import ActionRecord, Unmanaged
+from homeostat.operator.requests import PassReason, PassRequest, PassRequests
 from homeostat.operator.status import LoopStatus
+from homeostat.operator.wakes import WAKE_HORIZON, WakeScheduler, wake_requests
+from homeostat.operator.wiring import build_runtime
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Outcome, Plan
 from homeostat.reconcilers.registry import gauges
 from homeostat.reconcilers.snapshot_retention import OWNED
@@ -121,7 +126,8 @@ def test_backoff_skips_until_retry_and_resets_on_success() -> None:
     assert backoff.waiting("ECSService", "api", NOW + timedelta(seconds=2)) is None
     assert backoff.waiting("ECSService", "web", NOW) is None
     backoff.succeeded("ECSService", "api")
-    assert backoff.get("ECSService", "api") is None
+    assert backoff.waiting("ECSService", "api", NOW) is None
+    assert backoff.retry_times() == set()
 
 
 def test_health_fails_when_no_progress_within_three_resync_periods() -> None:
@@ -220,10 +226,8 @@ class FlakyObserver:
         return []
 
 
-def unstarted_daemon(tmp_path: Path, desired: Path, reconciler: Any, registry: CollectorRegistry) -> Any:
-    """A Daemon whose passes can be run by hand (no lease, HTTP server, watcher or scheduler)."""
-    from homeostat.operator.daemon import Daemon
-    from homeostat.operator.options import Settings
+def unstarted_loop(tmp_path: Path, desired: Path, reconciler: Any, registry: CollectorRegistry) -> Loop:
+    """The daemon's loop on the shared wiring, passes run by hand (no lease, HTTP, watcher or scheduler)."""
 
     settings = Settings(
         command="run",
@@ -235,13 +239,11 @@ def unstarted_daemon(tmp_path: Path, desired: Path, reconciler: Any, registry: C
         region="us-east-1",
         log_format="json",
     )
-    return Daemon(settings, registry=registry, reconcilers=(reconciler,))
+    return Loop(build_runtime(settings, registry=registry, reconcilers=(reconciler,)))
 
 
 def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp_path: Path) -> None:
     """Backoff skips a failing resource on ordinary passes, but a window-edge or slot pass retries it."""
-    from homeostat.operator.daemon import SCHEDULED
-
     desired = tmp_path / "desired"
     desired.mkdir()
     (desired / "api.yaml").write_text(
@@ -249,19 +251,19 @@ def test_a_scheduled_pass_retries_resources_in_backoff_and_a_resync_does_not(tmp
         "spec: {cluster: c, service: api, desiredCount: 1}\n"
     )
     flaky = FlakyObserver()
-    daemon = unstarted_daemon(tmp_path, desired, flaky, CollectorRegistry())
+    loop = unstarted_loop(tmp_path, desired, flaky, CollectorRegistry())
     try:
-        daemon.run_one_pass(["startup"])
+        loop.run_one_pass([PassRequest(PassReason.STARTUP)])
         assert flaky.observed == ["api"]
-        assert daemon.backoff.get("ECSService", "api") is not None
-        daemon.run_one_pass(["resync"])
+        assert loop.backoff.waiting("ECSService", "api", loop.clock()) is not None
+        loop.run_one_pass([PassRequest(PassReason.RESYNC)])
         assert flaky.observed == ["api"], "a resync pass must leave the backing-off resource alone"
         flaky.failing = False
-        daemon.run_one_pass([f"{SCHEDULED} MaintenanceWindow 2026-11-29T06:00:00+00:00"])
+        loop.run_one_pass([PassRequest(PassReason.SCHEDULED, "MaintenanceWindow 2026-11-29T06:00:00Z")])
         assert flaky.observed == ["api", "api"]
-        assert daemon.backoff.get("ECSService", "api") is None
+        assert loop.backoff.retry_times() == set()
     finally:
-        daemon.history.close()  # never started: no scheduler, server or lease to stop
+        loop.runtime.close()  # never started: no scheduler, server or lease to stop
 
 
 class FailingOnceHistory:
@@ -371,12 +373,12 @@ def test_per_resource_gauges_go_with_a_removed_manifest(tmp_path: Path) -> None:
     (desired / "a.yaml").write_text(manifest.format(n="a"))
     (desired / "b.yaml").write_text(manifest.format(n="b"))
     registry = CollectorRegistry()
-    daemon = unstarted_daemon(tmp_path, desired, MeasuringReconciler(), registry)
+    loop = unstarted_loop(tmp_path, desired, MeasuringReconciler(), registry)
     try:
-        daemon.run_one_pass(["startup"])
+        loop.run_one_pass([PassRequest(PassReason.STARTUP)])
         assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "b"}) == 3.0
         (desired / "b.yaml").unlink()
-        daemon.run_one_pass(["desired state changed"])
+        loop.run_one_pass([PassRequest(PassReason.CHANGE)])
         assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "b"}) is None
         assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "a"}) == 3.0
         assert (
@@ -384,4 +386,63 @@ def test_per_resource_gauges_go_with_a_removed_manifest(tmp_path: Path) -> None:
             is None
         )
     finally:
-        daemon.history.close()
+        loop.runtime.close()
+
+
+def test_requests_coalesce_and_a_stop_ends_the_wait() -> None:
+    """A burst of the same request is one pass; a stop makes `take` return None, and only once logs."""
+    requests = PassRequests()
+    for _ in range(5):
+        requests.add(PassReason.CHANGE)
+    requests.add(PassReason.SCHEDULED, "MaintenanceWindow 2026-11-29T06:00:00Z")
+    assert requests.take() == [
+        PassRequest(PassReason.CHANGE),
+        PassRequest(PassReason.SCHEDULED, "MaintenanceWindow 2026-11-29T06:00:00Z"),
+    ]
+    assert requests.stop() is True
+    assert requests.stop() is False
+    assert requests.take() is None
+
+
+class WakingReconciler(FlakyObserver):
+    """Wakes at fixed instants: one past, one ahead, one beyond the horizon, and a naive one."""
+
+    def __init__(self, instants: list[datetime]) -> None:
+        super().__init__()
+        self.instants = instants
+
+    def wake_times(self, desired: Any, now: datetime) -> list[datetime]:
+        return self.instants
+
+
+def test_wakes_request_due_retries_at_once_and_schedule_only_future_instants_within_the_horizon() -> None:
+    """A due backoff retry is requested now; a reconciler's past instant is dropped; a future one is a
+    `scheduled` date job; one beyond the horizon waits for a later pass; a naive one is logged, not fatal."""
+    ahead = NOW + timedelta(minutes=5)
+    reconciler = WakingReconciler([NOW - timedelta(minutes=1), ahead, NOW + WAKE_HORIZON + timedelta(days=1)])
+    desired: Any = object()  # the fake reconcilers never look at it
+    with structlog.testing.capture_logs() as logs:
+        wakes = wake_requests(
+            desired,
+            (reconciler,),
+            [NOW - timedelta(seconds=1)],
+            NOW,
+            structlog.get_logger(),
+        )
+        naive = wake_requests(
+            desired,
+            (WakingReconciler([datetime(2026, 11, 28)]),),
+            [],
+            NOW,
+            structlog.get_logger(),
+        )
+    assert naive == {}
+    assert [e["event"] for e in logs] == ["wake_times_failed"]
+    requests = PassRequests()
+    scheduler = WakeScheduler(requests, resync_seconds=60)
+    scheduler.replace(wakes, NOW)
+    assert requests.take(poll_seconds=0.01) == [PassRequest(PassReason.BACKOFF_EXPIRY)]
+    jobs = scheduler.scheduler.get_jobs()
+    assert [(job.args[0], job.trigger.run_date) for job in jobs] == [(PassReason.SCHEDULED, ahead)]
+    scheduler.replace({}, NOW)
+    assert scheduler.scheduler.get_jobs() == []

@@ -1,15 +1,21 @@
-"""AWS clients, built once per process, counted by botocore event hooks.
+"""AWS clients, built once per process, counted and stoppable by botocore event hooks.
 
 Retries use botocore's `adaptive` mode (client-side rate limiting on
 throttling). Every call is counted into `aws_api_calls_total` from the
-session's `after-call` events, so reconcilers never see the counter.
+session's `after-call` events, so reconcilers never see the counter. Once the
+process is stopping, a `before-call` hook refuses every further *read*
+(`ShuttingDown`), so SIGTERM during a long observe stops between two AWS
+calls instead of waiting for the whole observe; mutations are never refused
+here: an action the executor has started is finished and recorded.
 """
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from homeostat import __version__
@@ -23,6 +29,25 @@ RETRY_ATTEMPTS = 3
 CONNECT_TIMEOUT_SECONDS = 3
 READ_TIMEOUT_SECONDS = 10
 CallObserver = Callable[[str, str, str], None]
+# Operations that only read: safe to abandon half-way through an observe.
+READ_PREFIXES = ("Describe", "List", "Get")
+
+
+class ShuttingDown(Exception):
+    """Raised by the `before-call` hook once the process is stopping.
+
+    Deliberately not a BotoCoreError/ClientError: reconcilers turn those into
+    per-resource errors, and a shutdown must not be recorded as a failure.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An explicit AWS endpoint and credentials (the demo's local AWS), instead of the boto3 chain."""
+
+    url: str
+    access_key: str
+    secret_key: str
 
 
 def classify(parsed: Any, status: int | None) -> str:
@@ -43,17 +68,36 @@ def classify(parsed: Any, status: int | None) -> str:
 class BotoClients:
     """One boto3 client per service for the life of the process."""
 
-    def __init__(self, region: str | None = None, on_call: CallObserver | None = None) -> None:
-        self.session = boto3.Session(region_name=region)
+    def __init__(
+        self,
+        region: str | None = None,
+        on_call: CallObserver | None = None,
+        *,
+        stopping: Callable[[], bool] | None = None,
+        endpoint: Endpoint | None = None,
+    ) -> None:
+        if endpoint is None:
+            self.session = boto3.Session(region_name=region)
+        else:
+            # No profile from AWS_PROFILE either: an explicit endpoint is all this session knows.
+            isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            self.session = boto3.Session(
+                botocore_session=isolated,
+                region_name=region,
+                aws_access_key_id=endpoint.access_key,
+                aws_secret_access_key=endpoint.secret_key,
+            )
         self.config = Config(
             retries={"mode": "adaptive", "max_attempts": RETRY_ATTEMPTS},
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
             user_agent_extra=f"homeostat/{__version__}",
         )
+        self._endpoint_url = endpoint.url if endpoint is not None else None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._on_call = on_call
+        self._stopping = stopping
 
     @property
     def region(self) -> str | None:
@@ -64,12 +108,20 @@ class BotoClients:
         with self._lock:
             if service in self._clients:
                 return self._clients[service]
-            created = self.session.client(service, config=self.config)
+            created = self.session.client(service, config=self.config, endpoint_url=self._endpoint_url)
+            if self._stopping is not None:
+                created.meta.events.register("before-call.*.*", self._before_call)
             if self._on_call is not None:
                 created.meta.events.register("after-call.*.*", self._after_call)
                 created.meta.events.register("after-call-error.*.*", self._after_call_error)
             self._clients[service] = created
             return created
+
+    def _before_call(self, model: Any = None, **_: Any) -> None:
+        if self._stopping is None or model is None or not self._stopping():
+            return
+        if str(model.name).startswith(READ_PREFIXES):
+            raise ShuttingDown(f"shutting down before {model.service_model.service_name}:{model.name}")
 
     def _after_call(self, http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
         if self._on_call is None or model is None:

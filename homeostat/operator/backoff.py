@@ -51,9 +51,6 @@ class Backoff:
         entry = self._entries.get((kind, name))
         return entry if entry is not None and now < entry.retry_at else None
 
-    def get(self, kind: str, name: str) -> BackoffEntry | None:
-        return self._entries.get((kind, name))
-
     def retry_times(self) -> set[datetime]:
         return {e.retry_at for e in self._entries.values()}
 

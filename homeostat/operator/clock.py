@@ -1,4 +1,9 @@
-"""The operator's notion of now, and how it writes instants (RFC 3339, UTC, `Z`)."""
+"""The operator's notion of now, and how it writes instants and durations.
+
+One formatter per form, for the whole operator: instants as RFC 3339 in UTC
+with a `Z` (logs, history, status, JSON), the time of day for the demo's
+narration, and elapsed seconds for people (status, `run --once`).
+"""
 
 from datetime import UTC, datetime
 
@@ -10,3 +15,13 @@ def utc_now() -> datetime:
 def rfc3339(instant: datetime, timespec: str = "auto") -> str:
     """An aware instant as RFC 3339 in UTC with a `Z` suffix."""
     return instant.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def time_of_day(instant: datetime) -> str:
+    """HH:MM:SS in UTC, for lines a person reads as they happen."""
+    return rfc3339(instant, timespec="seconds")[11:19]
+
+
+def seconds_text(seconds: float, digits: int = 1) -> str:
+    """An elapsed time in seconds for people: `12.3s`."""
+    return f"{seconds:.{digits}f}s"

@@ -6,9 +6,12 @@ snapshots plus an emergency one, production alarms), copies
 examples/desired-state to a temporary directory, runs the real daemon on
 it, and every few seconds changes something the way a person would, so
 the user watches homeostat notice and fix it. Everything stays on 127.0.0.1.
+
+It is `run` on the same runtime: the signal handling, the loop and the
+wiring are the daemon's; the demo only passes the local endpoint and its
+credentials into the wiring explicitly, and edits no environment variable.
 """
 
-import os
 import random
 import shutil
 import socket
@@ -22,9 +25,12 @@ from typing import Any
 
 import structlog
 
-from homeostat.operator.daemon import Daemon, DaemonError
+from homeostat.operator.aws_session import Endpoint
+from homeostat.operator.clock import rfc3339, time_of_day, utc_now
+from homeostat.operator.daemon import Daemon, run_daemon
 from homeostat.operator.local_aws import LocalAws
 from homeostat.operator.options import Settings
+from homeostat.operator.wiring import StartupError, build_runtime
 
 CLUSTER = "omnirapeutic-production"
 SERVICES = {"api": 42, "web": 17, "worker": 5}  # service -> newest task definition revision
@@ -41,11 +47,25 @@ REGION = "us-east-1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
 DRIFT_EVERY_SECONDS = 20
 DEMO_RESYNC_SECONDS = 5
+# moto accepts any credentials; these are passed explicitly, never through the environment.
+DEMO_KEY = "demo"
+
+
+def local_client(endpoint: str, service: str) -> Any:
+    """A boto3 client of the local AWS, with the demo's explicit credentials."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=DEMO_KEY,
+        aws_secret_access_key=DEMO_KEY,
+    )
 
 
 def say(message: str) -> None:
-    stamp = datetime.now(UTC).strftime("%H:%M:%S")
-    print(f"[{stamp}] {message}", flush=True)
+    print(f"[{time_of_day(utc_now())}] {message}", flush=True)
 
 
 def _free_listen(preferred: str) -> str:
@@ -104,8 +124,7 @@ def _narrate_logs() -> None:
         line = _plain(event)
         if line is None:
             raise structlog.DropEvent
-        stamp = datetime.now(UTC).strftime("%H:%M:%S")
-        return f"[{stamp}] {line}"
+        return f"[{time_of_day(utc_now())}] {line}"
 
     structlog.configure(
         processors=[render],
@@ -115,10 +134,8 @@ def _narrate_logs() -> None:
 
 
 def seed(endpoint: str, now: datetime) -> None:
-    import boto3
-
     def client(service: str) -> Any:
-        return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+        return local_client(endpoint, service)
 
     ecs = client("ecs")
     ecs.create_cluster(clusterName=CLUSTER)
@@ -192,10 +209,8 @@ class Chaos:
     """Makes drift the way a person would, and says so."""
 
     def __init__(self, endpoint: str, stop: threading.Event, desired: Path) -> None:
-        import boto3
-
-        self.ecs = boto3.client("ecs", endpoint_url=endpoint, region_name=REGION)
-        self.cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, region_name=REGION)
+        self.ecs = local_client(endpoint, "ecs")
+        self.cloudwatch = local_client(endpoint, "cloudwatch")
         self.stop = stop
         self.desired = desired
         self.random = random.Random(7)  # noqa: S311 - picks demo drift, not secrets
@@ -220,16 +235,16 @@ class Chaos:
         say(f"PERSON  deployed task definition {CLUSTER}-web:16 by hand (the manifest pins :17)")
 
     def add_window(self) -> None:
-        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+        start = utc_now().replace(microsecond=0) + timedelta(seconds=5)
         end = start + timedelta(seconds=15)
         (self.desired / "demo-window.yaml").write_text(
             "apiVersion: homeostat/v1\nkind: MaintenanceWindow\nmetadata:\n  name: demo-window\nspec:\n"
-            f'  start: "{start:%Y-%m-%dT%H:%M:%SZ}"\n  end: "{end:%Y-%m-%dT%H:%M:%SZ}"\n'
+            f'  start: "{rfc3339(start)}"\n  end: "{rfc3339(end)}"\n'
             f"  silenceAlarms:\n    - alarmNamePrefix: {CLUSTER}-api\n"
         )
         say(
             f"PERSON  committed a one-off maintenance window for the api alarms, "
-            f"{start:%H:%M:%S}-{end:%H:%M:%S} UTC (demo-window.yaml)"
+            f"{time_of_day(start)}-{time_of_day(end)} UTC (demo-window.yaml)"
         )
 
     def silence_alarm(self) -> None:
@@ -251,24 +266,19 @@ def run_demo(settings: Settings) -> int:
     try:
         import moto  # noqa: F401
     except ImportError:
-        raise DaemonError("the demo needs moto: pip install 'homeostat[demo]'") from None
+        raise StartupError("the demo needs moto: pip install 'homeostat[demo]'") from None
     if not EXAMPLES.is_dir():
-        raise DaemonError(
+        raise StartupError(
             f"the demo needs the example manifests at {EXAMPLES}: run it from a source checkout"
         )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION=REGION)  # noqa: S106 - moto
-    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     workdir = Path(tempfile.mkdtemp(prefix="homeostat-demo-"))
     desired = workdir / "desired-state"
     shutil.copytree(EXAMPLES, desired)
     aws = LocalAws().start()
-    os.environ["AWS_ENDPOINT_URL"] = aws.url
     stop = threading.Event()
     try:
         say(f"starting an embedded local AWS (moto) on {aws.url}")
-        seed(aws.url, datetime.now(UTC))
+        seed(aws.url, utc_now())
         say(
             f"seeded it: cluster {CLUSTER} (api at 2 tasks on :41, web, autoscaled worker), Aurora cluster "
             f"with 10 days of manual snapshots and an emergency one, {len(ALARMS)} alarms"
@@ -284,30 +294,19 @@ def run_demo(settings: Settings) -> int:
             log_format=None,
         )
         _narrate_logs()
-        daemon = Daemon(demo_settings)
-        daemon.start()
-        _introduce(demo_settings, desired)
-        threading.Thread(target=Chaos(aws.url, stop, desired).run, name="chaos", daemon=True).start()
-        if settings.duration is not None:
-            timer = threading.Timer(
-                settings.duration.total_seconds(), daemon.stop, args=["--duration elapsed"]
-            )
-            timer.daemon = True
-            timer.start()
-        import signal
 
-        def on_signal(_signum: int, _frame: Any) -> None:
-            daemon.stop("interrupted")
+        def started(_daemon: Daemon) -> None:
+            _introduce(demo_settings, desired)
+            threading.Thread(target=Chaos(aws.url, stop, desired).run, name="chaos", daemon=True).start()
 
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        try:
-            daemon.serve()
-        finally:
-            stop.set()
-            daemon.close()
+        endpoint = Endpoint(aws.url, DEMO_KEY, DEMO_KEY)
+        code = run_daemon(
+            lambda: build_runtime(demo_settings, endpoint=endpoint),
+            on_started=started,
+            stop_after=settings.duration.total_seconds() if settings.duration is not None else None,
+        )
         say(f"demo stopped cleanly; the history database stays in {workdir}")
-        return 0
+        return code
     finally:
         stop.set()
         aws.stop()

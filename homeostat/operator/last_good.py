@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.operator.clock import rfc3339
 from homeostat.operator.history import as_utc, first_line
 from homeostat.operator.history_schema import last_known_good
 from homeostat.reconcilers.registry import kind_table
@@ -139,7 +140,7 @@ class LastKnownGood:
         self.log.info(
             "last_known_good_restored",
             revision=saved.revision,
-            saved_at=saved.saved_at.isoformat(),
+            saved_at=rfc3339(saved.saved_at),
             saved_from=saved.directory,
             resources=len(desired.resources),
         )

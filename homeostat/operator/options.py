@@ -11,6 +11,7 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,11 +38,22 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(status)
 
 
+class OptionKind(StrEnum):
+    """How an option's text is converted (see `_convert`)."""
+
+    STR = "str"
+    INT = "int"
+    BOOL = "bool"
+    PATH = "path"
+    DURATION = "duration"
+    CHOICE = "choice"
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     dest: str
     flags: tuple[str, ...]
-    kind: str  # "str" | "int" | "bool" | "path" | "duration" | "choice"
+    kind: OptionKind
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -55,56 +67,58 @@ SHARED = (
     Option(
         "desired_state",
         ("--desired-state",),
-        "path",
+        OptionKind.PATH,
         Path("desired-state"),
         "desired-state directory",
     ),
     Option(
         "history",
         ("--history",),
-        "str",
+        OptionKind.STR,
         "sqlite:///homeostat.db",
         "SQLAlchemy URL of the history database",
     ),
     Option(
         "listen",
         ("--listen",),
-        "str",
+        OptionKind.STR,
         "127.0.0.1:9464",
         "HOST:PORT of the metrics and health endpoints",
     ),
-    Option("resync", ("--resync",), "int", 60, "seconds between full passes"),
+    Option("resync", ("--resync",), OptionKind.INT, 60, "seconds between full passes"),
     Option(
         "dry_run",
         ("--dry-run",),
-        "bool",
+        OptionKind.BOOL,
         False,
         "observe and diff, record dry-run actions, change nothing",
     ),
-    Option("region", ("--region",), "str", None, "AWS region (default: the boto3 chain)"),
+    Option("region", ("--region",), OptionKind.STR, None, "AWS region (default: the boto3 chain)"),
     Option(
         "log_format",
         ("--log-format",),
-        "choice",
+        OptionKind.CHOICE,
         None,
         "json or console (default: console on a terminal)",
         ("json", "console"),
     ),
 )
 PER_COMMAND: dict[str, tuple[Option, ...]] = {
-    "run": (Option("once", ("--once",), "bool", False, "one full pass, then exit"),),
-    "plan": (Option("json", ("--json",), "bool", False, "machine-readable output"),),
+    "run": (Option("once", ("--once",), OptionKind.BOOL, False, "one full pass, then exit"),),
+    "plan": (Option("json", ("--json",), OptionKind.BOOL, False, "machine-readable output"),),
     "validate": (),
     "history": (
-        Option("since", ("--since",), "duration", None, "only rows newer than this (e.g. 24h)"),
-        Option("kind", ("--kind",), "str", None, "only this kind"),
-        Option("name", ("--name",), "str", None, "only this resource name"),
-        Option("revision", ("--revision",), "str", None, "only rows of this revision (prefix)"),
-        Option("limit", ("--limit",), "int", 100, "at most this many rows (the newest)"),
-        Option("json", ("--json",), "bool", False, "one JSON object per line"),
+        Option("since", ("--since",), OptionKind.DURATION, None, "only rows newer than this (e.g. 24h)"),
+        Option("kind", ("--kind",), OptionKind.STR, None, "only this kind"),
+        Option("name", ("--name",), OptionKind.STR, None, "only this resource name"),
+        Option("revision", ("--revision",), OptionKind.STR, None, "only rows of this revision (prefix)"),
+        Option("limit", ("--limit",), OptionKind.INT, 100, "at most this many rows (the newest)"),
+        Option("json", ("--json",), OptionKind.BOOL, False, "one JSON object per line"),
     ),
     "schema": (),
-    "demo": (Option("duration", ("--duration",), "duration", None, "stop after this long (e.g. 90s)"),),
+    "demo": (
+        Option("duration", ("--duration",), OptionKind.DURATION, None, "stop after this long (e.g. 90s)"),
+    ),
 }
 COMMAND_HELP = {
     "run": "run the daemon (or one pass with --once)",
@@ -118,7 +132,7 @@ COMMAND_HELP = {
 
 def _add(parser: argparse.ArgumentParser, option: Option) -> None:
     help_text = f"{option.help} [env {option.env}]"
-    if option.kind == "bool":
+    if option.kind == OptionKind.BOOL:
         parser.add_argument(
             *option.flags,
             dest=option.dest,
@@ -154,7 +168,7 @@ def build_parser() -> Parser:
 
 
 def _convert(option: Option, raw: Any, source: str) -> Any:
-    if option.kind == "bool":
+    if option.kind == OptionKind.BOOL:
         if isinstance(raw, bool):
             return raw
         text = str(raw).strip().lower()
@@ -163,7 +177,7 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         if text in _FALSE:
             return False
         raise UsageError(f"{source}: expected true or false, got {raw!r}")
-    if option.kind == "int":
+    if option.kind == OptionKind.INT:
         try:
             value = int(str(raw))
         except ValueError:
@@ -172,14 +186,14 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         if not 1 <= value <= highest:
             raise UsageError(f"{source}: must be from 1 to {highest}, got {value}")
         return value
-    if option.kind == "path":
+    if option.kind == OptionKind.PATH:
         return Path(str(raw))
-    if option.kind == "duration":
+    if option.kind == OptionKind.DURATION:
         try:
             return parse_duration(str(raw))
         except ValueError as exc:
             raise UsageError(f"{source}: {exc}") from None
-    if option.kind == "choice" and str(raw) not in option.choices:
+    if option.kind == OptionKind.CHOICE and str(raw) not in option.choices:
         raise UsageError(f"{source}: expected one of {', '.join(option.choices)}, got {raw!r}")
     if option.dest == "listen" and (
         not re.fullmatch(r"\[?[A-Za-z0-9.:-]*\]?:[0-9]{1,5}", str(raw))

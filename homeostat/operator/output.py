@@ -4,6 +4,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from homeostat.operator.clock import rfc3339
 from homeostat.operator.passes import ResourceStatus
 from homeostat.operator.records import ACTION_FIELDS, ActionRecord, action_view
 from homeostat.reconcilers.actions import Action, Plan
@@ -53,7 +54,7 @@ def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceSt
     for status in skipped:
         resources.append(
             {
-                "kind": status.kind,
+                "kind": str(status.kind),
                 "name": status.name,
                 "inSync": None,
                 "error": None,
@@ -117,7 +118,7 @@ def history_text(records: Sequence[ActionRecord]) -> str:
         reason += f" (error: {r.error})" if r.error else ""
         rows.append(
             [
-                r.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                rfc3339(r.time, timespec="seconds"),
                 r.kind,
                 r.name,
                 r.action,
@@ -132,7 +133,6 @@ def history_text(records: Sequence[ActionRecord]) -> str:
 
 def report_text(statuses: Sequence[ResourceStatus]) -> str:
     rows = [["KIND", "NAME", "STATE", "MESSAGE"]]
-    rows.extend(
-        [s.kind, s.name, str(s.state), s.message] for s in sorted(statuses, key=lambda s: (s.kind, s.name))
-    )
+    ordered = sorted(statuses, key=lambda s: (s.kind, s.name))
+    rows.extend([str(s.kind), s.name, str(s.state), s.message] for s in ordered)
     return _table(rows)

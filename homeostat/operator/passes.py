@@ -16,7 +16,6 @@ from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.metrics import Metrics
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord
@@ -46,7 +45,7 @@ class Result(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ResourceStatus:
-    kind: str
+    kind: Kind
     name: str
     state: State
     message: str
@@ -66,7 +65,7 @@ class ResourceStatus:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": str(self.kind),
             "name": self.name,
             "state": str(self.state),
             "inSync": self.in_sync,
@@ -80,6 +79,8 @@ class PassReport:
     revision: str
     started: datetime
     statuses: list[ResourceStatus] = field(default_factory=list)
+    # Observe, diff and apply seconds per kind that ran: the reporter's reconcile_duration_seconds.
+    seconds_by_kind: dict[Kind, float] = field(default_factory=dict)
 
     @property
     def records(self) -> list[ActionRecord]:
@@ -115,7 +116,7 @@ def _partition(
                 active.setdefault(kind, []).append(resource)
             else:
                 state = State.SUSPENDED if resource.manifest.spec.suspend else State.BACKING_OFF
-                skipped.append(ResourceStatus(str(kind), resource.name, state, reason, None))
+                skipped.append(ResourceStatus(kind, resource.name, state, reason, None))
     return active, skipped
 
 
@@ -254,9 +255,7 @@ def _reconcile_group(group: Sequence[AnyReconciler], ctx: _PassContext) -> _Kind
     ):
         kind = resource.kind
         if ctx.should_stop():
-            statuses.append(
-                ResourceStatus(str(kind), resource.name, State.NOT_REACHED, "shutting down", None)
-            )
+            statuses.append(ResourceStatus(kind, resource.name, State.NOT_REACHED, "shutting down", None))
             continue
         resource_dry_run = ctx.dry_run or resource.manifest.spec.dryRun
         records = ctx.executor.execute(
@@ -266,7 +265,7 @@ def _reconcile_group(group: Sequence[AnyReconciler], ctx: _PassContext) -> _Kind
         # Findings are reported (once), never classified: they do not make a resource fail or drift.
         records += ctx.executor.record(plan.findings, revision=revision)
         statuses.append(
-            ResourceStatus(str(kind), resource.name, state, message, ctx.clock(), plan, tuple(records))
+            ResourceStatus(kind, resource.name, state, message, ctx.clock(), plan, tuple(records))
         )
     return _KindPass(tuple(statuses), time.monotonic() - started)
 
@@ -279,7 +278,6 @@ def run_pass(
     *,
     clock: Clock,
     dry_run: bool,
-    metrics: Metrics | None = None,
     skip: Skip = _never_skip,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> PassReport:
@@ -287,7 +285,8 @@ def run_pass(
     the alarm kinds) on its own worker: no kind waits on another kind's AWS retries.
     Statuses are reported in registry order, whatever order the workers
     finish in. Stops between resources when asked to (SIGTERM). A failure to write the history
-    is raised once every kind has finished (such a pass is not progress)."""
+    is raised once every kind has finished (such a pass is not progress). Sets no metrics: the
+    caller's Reporter owns every series, and removes them."""
     started = clock()
     ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop)
     parts = groups(reconcilers)
@@ -295,30 +294,9 @@ def run_pass(
         futures = [pool.submit(_reconcile_group, group, ctx) for group in parts]
     kinds = [future.result() for future in futures]  # re-raises a worker's history failure
     report = PassReport(revision=desired.revision, started=started)
-    for kind_pass in kinds:
-        report.statuses.extend(kind_pass.statuses)
-    if metrics is not None:
-        _update_metrics(metrics, report, parts, kinds)
-    return report
-
-
-def _update_metrics(
-    metrics: Metrics,
-    report: PassReport,
-    parts: Sequence[Sequence[AnyReconciler]],
-    kinds: Sequence[_KindPass],
-) -> None:
-    for status in report.statuses:
-        if status.plan is not None:
-            for measurement in status.plan.measurements:
-                metrics.set_measurement(measurement.metric, dict(measurement.labels), measurement.value)
-        metrics.reconcile_total.labels(kind=status.kind, result=str(status.result)).inc()
-        if status.state not in {State.BACKING_OFF, State.NOT_REACHED}:
-            metrics.resource_in_sync.labels(kind=status.kind, name=status.name).set(
-                1 if status.in_sync else 0
-            )
     for group, kind_pass in zip(parts, kinds, strict=True):
+        report.statuses.extend(kind_pass.statuses)
         if kind_pass.seconds is not None:
             for kind in kinds_of(group):  # a group's kinds share one worker, and so its time
-                metrics.reconcile_duration_seconds.labels(kind=str(kind)).observe(kind_pass.seconds)
-    # last_pass_timestamp_seconds belongs to the daemon: only it knows whether a pass completed.
+                report.seconds_by_kind[kind] = kind_pass.seconds
+    return report

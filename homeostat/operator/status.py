@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from homeostat.operator.clock import rfc3339
+from homeostat.desired_state.identifiers import Kind
+from homeostat.operator.clock import rfc3339, seconds_text
 from homeostat.operator.passes import ResourceStatus
 
 
@@ -30,7 +31,7 @@ class LoopStatus:
     rejected_revision: str | None = None
     rejected_errors: tuple[str, ...] = ()
     last_pass_time: datetime | None = None
-    resources: dict[tuple[str, str], ResourceStatus] = field(default_factory=dict)
+    resources: dict[tuple[Kind, str], ResourceStatus] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin_pass(self) -> None:
@@ -51,7 +52,7 @@ class LoopStatus:
             for status in statuses:
                 self.resources[(status.kind, status.name)] = status
 
-    def keep_only(self, keys: set[tuple[str, str]]) -> None:
+    def keep_only(self, keys: set[tuple[Kind, str]]) -> None:
         with self.lock:
             for key in set(self.resources) - keys:
                 del self.resources[key]
@@ -66,11 +67,11 @@ class LoopStatus:
         with self.lock:
             if self.in_pass and self.pass_started is not None:
                 age = now - self.pass_started
-                return age <= limit, f"pass running for {age:.1f}s (limit {limit:.0f}s)"
+                return age <= limit, f"pass running for {seconds_text(age)} (limit {seconds_text(limit, 0)})"
             last = self.pass_finished if self.pass_finished is not None else self.started_monotonic
             age = now - last
             what = "last pass finished" if self.pass_finished is not None else "started, no pass yet"
-            return age <= limit, f"{what} {age:.1f}s ago (limit {limit:.0f}s)"
+            return age <= limit, f"{what} {seconds_text(age)} ago (limit {seconds_text(limit, 0)})"
 
     def ready(self) -> tuple[bool, str]:
         with self.lock:

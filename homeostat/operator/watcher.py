@@ -51,7 +51,7 @@ def fingerprint(directory: Path, gitdir: Path | None = None) -> tuple[Any, ...]:
 
 
 class DirectoryWatcher:
-    def __init__(self, directory: Path, on_change: Callable[[str], None], log: Any) -> None:
+    def __init__(self, directory: Path, on_change: Callable[[], None], log: Any) -> None:
         self.directory = directory
         self.on_change = on_change
         self.log = log
@@ -80,7 +80,7 @@ class DirectoryWatcher:
             current = fingerprint(self.directory, gitdir)
             if current != last:
                 last = current
-                self.on_change("desired state changed")
+                self.on_change()
 
     def _events(self) -> None:
         try:
@@ -90,6 +90,6 @@ class DirectoryWatcher:
             for _changes in watch(
                 target, stop_event=self._stop, debounce=200, step=50, raise_interrupt=False
             ):
-                self.on_change("desired state changed")
+                self.on_change()
         except Exception as exc:  # noqa: BLE001 - the poll keeps working without events
             self.log.warning("watch_events_unavailable", error=str(exc), fallback="polling every 1s")

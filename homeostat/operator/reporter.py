@@ -1,0 +1,96 @@
+"""The Reporter: the one writer of the process's metric series, and the one that removes them.
+
+Every series a resource's pass sets (its `resource_in_sync`, and each
+gauge its plan measured) is remembered under that resource, so when the
+resource leaves the desired state, or is suspended, exactly those series go
+with it. A series several resources report (a global gauge) goes only when
+the last of them is gone. Nothing else in the operator sets a per-resource
+series: `run_pass` returns values and the reporter turns them into gauges.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from homeostat import __version__
+from homeostat.desired_state.identifiers import Kind
+from homeostat.metrics import GaugeDeclaration, Metrics
+from homeostat.operator.passes import PassReport, ResourceStatus, State
+
+ResourceKey = tuple[Kind, str]
+# (measurement metric, sorted label items) of one gauge series a plan set.
+Series = tuple[GaugeDeclaration, tuple[tuple[str, str], ...]]
+# States whose pass did not look at the resource: the previous in-sync value stays.
+NOT_LOOKED_AT = frozenset({State.BACKING_OFF, State.NOT_REACHED})
+
+
+class Reporter:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._measured: dict[ResourceKey, set[Series]] = {}
+        self._in_sync: set[ResourceKey] = set()
+
+    # -- the process --------------------------------------------------------------------------
+
+    def started(self, resync_seconds: int) -> None:
+        self.metrics.build_info.labels(version=__version__).set(1)
+        self.metrics.resync_seconds.set(resync_seconds)
+
+    def aws_call(self, service: str, operation: str, result: str) -> None:
+        """The botocore `after-call` observer of the shared session (see aws_session)."""
+        self.metrics.aws_api_calls_total.labels(service=service, operation=operation, result=result).inc()
+
+    def desired_state_loaded(self, revision: str | None) -> None:
+        """A load of the directory: a valid revision, or None when it was rejected."""
+        valid = revision is not None
+        self.metrics.desired_state_loads_total.labels(result="valid" if valid else "invalid").inc()
+        self.metrics.desired_state_valid.set(1 if valid else 0)
+
+    def revision_in_force(self, revision: str) -> None:
+        self.metrics.set_revision(revision)
+
+    def pass_completed(self, when: datetime) -> None:
+        """Only a pass that completed is progress (a failed one leaves the timestamp alone)."""
+        self.metrics.last_pass_timestamp_seconds.set(when.timestamp())
+
+    # -- resources ----------------------------------------------------------------------------
+
+    def pass_reported(self, report: PassReport) -> None:
+        """Set the series of one pass: reconcile counts, durations, in-sync and measured gauges."""
+        for status in report.statuses:
+            self.metrics.reconcile_total.labels(kind=str(status.kind), result=str(status.result)).inc()
+            self._resource(status)
+        for kind, seconds in report.seconds_by_kind.items():
+            self.metrics.reconcile_duration_seconds.labels(kind=str(kind)).observe(seconds)
+
+    def _resource(self, status: ResourceStatus) -> None:
+        key = (status.kind, status.name)
+        if status.state in NOT_LOOKED_AT:
+            return
+        self.metrics.resource_in_sync.labels(kind=str(status.kind), name=status.name).set(
+            1 if status.in_sync else 0
+        )
+        self._in_sync.add(key)
+        if status.state == State.SUSPENDED:
+            self._forget_measured(key)  # not reconciled: its last values would go stale
+            return
+        if status.plan is None:
+            return
+        for measurement in status.plan.measurements:
+            labels = dict(measurement.labels)
+            self.metrics.set_measurement(measurement.metric, labels, measurement.value)
+            self._measured.setdefault(key, set()).add((measurement.metric, tuple(sorted(labels.items()))))
+
+    def keep_only(self, keys: Iterable[ResourceKey]) -> None:
+        """Remove every series of the resources not in `keys` (their manifests were removed)."""
+        kept = set(keys)
+        for key in set(self._measured) - kept:
+            self._forget_measured(key)
+        for kind, name in self._in_sync - kept:
+            self.metrics.resource_in_sync.remove(str(kind), name)
+        self._in_sync &= kept
+
+    def _forget_measured(self, key: ResourceKey) -> None:
+        series = self._measured.pop(key, set())
+        still_reported = set().union(*self._measured.values()) if self._measured else set()
+        for metric, labels in series - still_reported:
+            self.metrics.remove_measurement(metric, dict(labels))
