@@ -1,8 +1,15 @@
-"""Shared fixtures: fake AWS credentials, moto (in-process and threaded server), call counting.
+"""Shared fixtures: fake AWS credentials, moto (in-process and threaded server), call counting, tiers.
 
 Every test runs with fake credentials and region, and never with a real
 AWS endpoint: `AWS_ENDPOINT_URL` is removed unless a test points it at
 moto's server on 127.0.0.1.
+
+Two tiers (README, "Tests"): `make check` runs every test not marked `e2e`,
+in-process and on both cores; `make test` adds the `e2e` ones. A test that
+starts a server or a process other than git/sh must be marked `e2e`: the
+collection hook and the subprocess guard below fail it otherwise, so the fast
+tier stays fast. Hypothesis runs the `check` profile (few examples) unless
+HYPOTHESIS_PROFILE says `full` (what `make test` sets).
 """
 
 import os
@@ -17,6 +24,11 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
+
+settings.register_profile("check", max_examples=30, deadline=None)
+settings.register_profile("full", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "check"))
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "desired-state"
@@ -25,6 +37,51 @@ REGION = "us-east-1"
 HISTORY_JSON_FIELDS = frozenset(
     {"time", "kind", "name", "action", "outcome", "before", "after", "reason", "error", "revision", "dry_run"}
 )
+
+
+# Fixtures that start a server: only `e2e` tests may use them.
+E2E_FIXTURES = frozenset({"moto_server", "_moto_server_session"})
+# What a test outside `e2e` may start: git (homeostat reads the revision with it) and sh scripts.
+CHECK_TIER_PROGRAMS = frozenset({"git", "sh"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("e2e") is None
+        and E2E_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that use moto's server must be marked e2e: " + ", ".join(unmarked))
+
+
+def _check_tier_popen(nodeid: str) -> type[subprocess.Popen[Any]]:
+    real = subprocess.Popen
+
+    class CheckTierPopen(real):  # type: ignore[valid-type,misc]  # a subclass of the Popen in use
+        def __init__(self, args: Any, *rest: Any, **options: Any) -> None:
+            argv = [args] if isinstance(args, str | os.PathLike) else list(args)
+            if Path(str(argv[0])).name not in CHECK_TIER_PROGRAMS:
+                pytest.fail(
+                    f"{nodeid} starts {argv[0]!r}: mark it e2e, or call "
+                    "homeostat.operator.cli.main(argv) in-process",
+                    pytrace=False,
+                )
+            super().__init__(args, *rest, **options)
+
+    return CheckTierPopen
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Outside `e2e`, starting the CLI, Python, Prometheus or PostgreSQL fails the test at once,
+    in its fixtures of any scope too."""
+    if item.get_closest_marker("e2e") is not None:
+        return (yield)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", _check_tier_popen(item.nodeid))
+        return (yield)
 
 
 @pytest.fixture(autouse=True)
@@ -148,6 +205,16 @@ def run_cli(
     )
 
 
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process, `main(argv)` with its output captured: run_cli for the check tier."""
+    from homeostat.operator.cli import main
+
+    capsys.readouterr()  # only what this command prints
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 @dataclass
 class CallLog:
     """AWS calls seen through botocore's before-parameter-build event: (service, operation, params)."""
@@ -204,8 +271,21 @@ def iam_policy_actions() -> set[str]:
     return actions
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: gather the operations each worker saw (see pytest_sessionfinish)."""
+    OPERATIONS_CALLED.update(getattr(node, "workeroutput", {}).get("aws_operations", ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when homeostat called an AWS operation missing from deploy/iam-policy.json."""
+    """Fail the run when homeostat called an AWS operation missing from deploy/iam-policy.json.
+
+    Under pytest-xdist each worker hands its operations to the controller, which checks them all.
+    """
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["aws_operations"] = sorted(OPERATIONS_CALLED)
+        return
     if not OPERATIONS_CALLED:
         return
     missing = sorted(OPERATIONS_CALLED - iam_policy_actions())
