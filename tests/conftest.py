@@ -19,6 +19,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -190,12 +191,37 @@ def moto_server(_moto_server_session: MotoServer) -> MotoServer:
     return _moto_server_session
 
 
+# `python -c` program: the CLI with the operator's clock frozen at argv[1] (see run_cli's `now`).
+_FROZEN_CLOCK_CLI = """\
+import sys
+from datetime import datetime
+
+import homeostat.operator.clock as clock
+
+instant = datetime.fromisoformat(sys.argv.pop(1))
+clock.utc_now = lambda: instant  # before the CLI imports it: every from-import sees this one
+from homeostat.operator.cli import main
+
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    now: datetime | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `homeostat` CLI as a subprocess (python -m homeostat)."""
+    """Run the real `homeostat` CLI as a subprocess (python -m homeostat).
+
+    `now` freezes the operator's clock (`homeostat.operator.clock.utc_now`) at that
+    instant, so a test can run a command before, during and after a window without
+    sleeping until its edges and without racing them on a busy machine.
+    """
+    program = ["-m", "homeostat"] if now is None else ["-c", _FROZEN_CLOCK_CLI, now.isoformat()]
     return subprocess.run(
-        [sys.executable, "-m", "homeostat", *args],
+        [sys.executable, *program, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -182,7 +182,10 @@ def test_failing_resource_backs_off_while_others_are_reconciled_and_resets_on_su
     ghost = next(r for r in daemon.get("/status").json()["resources"] if r["name"] == "ghost")
     assert ghost["inSync"]
     count = len([e for e in daemon.events("resource_backoff") if e["name"] == "ghost"])
-    time.sleep(3)  # several resyncs: a reset backoff produces no new backoff events
+    passes = len(daemon.events("pass_finished"))
+    wait_for(  # several resyncs: a reset backoff produces no new backoff events
+        lambda: len(daemon.events("pass_finished")) >= passes + 3, timeout=60, what="three more passes"
+    )
     assert len([e for e in daemon.events("resource_backoff") if e["name"] == "ghost"]) == count
 
 
@@ -263,9 +266,13 @@ def test_ctrl_c_during_plan_exits_130_not_in_sync(tmp_path: Path, moto_server: M
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        time.sleep(3)  # imports done, blocked on the AWS endpoint that never answers
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        silent.settimeout(120)
+        connection, _ = silent.accept()  # the plan is blocked on the AWS endpoint that never answers
+        try:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            connection.close()
         assert process.returncode == 130, stderr
         assert b"Traceback" not in stderr
     finally:
