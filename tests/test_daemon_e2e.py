@@ -179,8 +179,12 @@ def test_failing_resource_backs_off_while_others_are_reconciled_and_resets_on_su
     wait_for(lambda: desired_count(ecs, "api") == 2, timeout=10, what="api fixed while ghost backs off")
     seed_services(moto_server, {"ghost": 0}, cluster="later")
     wait_for(lambda: desired_count(ecs, "ghost", cluster="later") == 1, timeout=30, what="ghost reconciled")
-    ghost = next(r for r in daemon.get("/status").json()["resources"] if r["name"] == "ghost")
-    assert ghost["inSync"]
+    # /status says so once the pass that fixed it has finished (not at the instant AWS changed).
+    wait_for(
+        lambda: next(r for r in daemon.get("/status").json()["resources"] if r["name"] == "ghost")["inSync"],
+        timeout=30,
+        what="ghost in sync in /status",
+    )
     count = len([e for e in daemon.events("resource_backoff") if e["name"] == "ghost"])
     passes = len(daemon.events("pass_finished"))
     wait_for(  # several resyncs: a reset backoff produces no new backoff events
