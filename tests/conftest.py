@@ -6,9 +6,9 @@ moto's server on 127.0.0.1.
 
 Two tiers (README, "Tests"): `make check` runs every test not marked `e2e`,
 in-process and on both cores; `make test` adds the `e2e` ones. A test that
-starts a server or a process other than git/sh must be marked `e2e`: the
-collection hook and the subprocess guard below fail it otherwise, so the fast
-tier stays fast. Hypothesis runs the `check` profile (few examples) unless
+starts a server or a process other than git, sh or a `python -c` import check
+must be marked `e2e`: the collection hook and the subprocess guard below fail
+it otherwise, so the fast tier stays fast. Hypothesis runs the `check` profile (few examples) unless
 HYPOTHESIS_PROFILE says `full` (what `make test` sets).
 """
 
@@ -42,8 +42,20 @@ HISTORY_JSON_FIELDS = frozenset(
 
 # Fixtures that start a server: only `e2e` tests may use them.
 E2E_FIXTURES = frozenset({"moto_server", "_moto_server_session"})
-# What a test outside `e2e` may start: git (homeostat reads the revision with it) and sh scripts.
+# What a test outside `e2e` may start: git (homeostat reads the revision with it), sh scripts, and
+# `python -c` for a fresh interpreter (import checks) as long as it does not run the CLI.
 CHECK_TIER_PROGRAMS = frozenset({"git", "sh"})
+
+
+def _allowed_in_check_tier(argv: list[Any]) -> bool:
+    if Path(str(argv[0])).name in CHECK_TIER_PROGRAMS:
+        return True
+    return (
+        str(argv[0]) == sys.executable
+        and len(argv) > 2
+        and argv[1] == "-c"
+        and "homeostat.operator.cli" not in str(argv[2])
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -63,7 +75,7 @@ def _check_tier_popen(nodeid: str) -> type[subprocess.Popen[Any]]:
     class CheckTierPopen(real):  # type: ignore[valid-type,misc]  # a subclass of the Popen in use
         def __init__(self, args: Any, *rest: Any, **options: Any) -> None:
             argv = [args] if isinstance(args, str | os.PathLike) else list(args)
-            if Path(str(argv[0])).name not in CHECK_TIER_PROGRAMS:
+            if not _allowed_in_check_tier(argv):
                 pytest.fail(
                     f"{nodeid} starts {argv[0]!r}: mark it e2e, or call "
                     "homeostat.operator.cli.main(argv) in-process",
