@@ -5,7 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit demo bench lock clean
+# Two tiers (README, "Tests"). `make check`: lint, types and every in-process test
+# (not marked e2e) on both cores with few hypothesis examples, well under a minute.
+# `make test` (what CI runs): `make check`, then the e2e tests (subprocess CLI,
+# moto's server, PostgreSQL, Prometheus) and the property tests at full size.
+JOBS   ?= 2
+
+.PHONY: venv check test lint typecheck unit e2e demo bench lock clean
 
 venv: $(STAMP)
 
@@ -24,12 +30,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	HYPOTHESIS_PROFILE=check $(BIN)/pytest -q -n $(JOBS) -m "not e2e"
+
+check: lint typecheck unit
+
+# Serial: these tests wait on processes and servers, and a second worker would only compete with them.
+e2e: $(STAMP)
 	./deploy/prometheus/ensure-prometheus.sh
 	./tests/ensure-postgresql.sh
 	./deploy/grafana/ensure-typecheck.sh
-	$(BIN)/pytest -q
+	HYPOTHESIS_PROFILE=full $(BIN)/pytest -q -m "e2e or hypothesis"
 
-test: lint typecheck unit
+test: check e2e
 
 demo: $(STAMP)
 	$(BIN)/homeostat demo $(DEMO_ARGS)

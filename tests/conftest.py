@@ -1,8 +1,15 @@
-"""Shared fixtures: fake AWS credentials, moto (in-process and threaded server), call counting.
+"""Shared fixtures: fake AWS credentials, moto (in-process and threaded server), call counting, tiers.
 
 Every test runs with fake credentials and region, and never with a real
 AWS endpoint: `AWS_ENDPOINT_URL` is removed unless a test points it at
 moto's server on 127.0.0.1.
+
+Two tiers (README, "Tests"): `make check` runs every test not marked `e2e`,
+in-process and on both cores; `make test` adds the `e2e` ones. A test that
+starts a server or a process other than git, sh or a `python -c` import check
+must be marked `e2e`: the collection hook and the subprocess guard below fail
+it otherwise, so the fast tier stays fast. Hypothesis runs the `check` profile (few examples) unless
+HYPOTHESIS_PROFILE says `full` (what `make test` sets).
 """
 
 import os
@@ -12,11 +19,17 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
+
+settings.register_profile("check", max_examples=30, deadline=None)
+settings.register_profile("full", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "check"))
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "desired-state"
@@ -25,6 +38,63 @@ REGION = "us-east-1"
 HISTORY_JSON_FIELDS = frozenset(
     {"time", "kind", "name", "action", "outcome", "before", "after", "reason", "error", "revision", "dry_run"}
 )
+
+
+# Fixtures that start a server: only `e2e` tests may use them.
+E2E_FIXTURES = frozenset({"moto_server", "_moto_server_session"})
+# What a test outside `e2e` may start: git (homeostat reads the revision with it), sh scripts, and
+# `python -c` for a fresh interpreter (import checks) as long as it does not run the CLI.
+CHECK_TIER_PROGRAMS = frozenset({"git", "sh"})
+
+
+def _allowed_in_check_tier(argv: list[Any]) -> bool:
+    if Path(str(argv[0])).name in CHECK_TIER_PROGRAMS:
+        return True
+    return (
+        str(argv[0]) == sys.executable
+        and len(argv) > 2
+        and argv[1] == "-c"
+        and "homeostat.operator.cli" not in str(argv[2])
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("e2e") is None
+        and E2E_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that use moto's server must be marked e2e: " + ", ".join(unmarked))
+
+
+def _check_tier_popen(nodeid: str) -> type[subprocess.Popen[Any]]:
+    real = subprocess.Popen
+
+    class CheckTierPopen(real):  # type: ignore[valid-type,misc]  # a subclass of the Popen in use
+        def __init__(self, args: Any, *rest: Any, **options: Any) -> None:
+            argv = [args] if isinstance(args, str | os.PathLike) else list(args)
+            if not _allowed_in_check_tier(argv):
+                pytest.fail(
+                    f"{nodeid} starts {argv[0]!r}: mark it e2e, or call "
+                    "homeostat.operator.cli.main(argv) in-process",
+                    pytrace=False,
+                )
+            super().__init__(args, *rest, **options)
+
+    return CheckTierPopen
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Outside `e2e`, starting the CLI, Python, Prometheus or PostgreSQL fails the test at once,
+    in its fixtures of any scope too."""
+    if item.get_closest_marker("e2e") is not None:
+        return (yield)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", _check_tier_popen(item.nodeid))
+        return (yield)
 
 
 @pytest.fixture(autouse=True)
@@ -133,12 +203,37 @@ def moto_server(_moto_server_session: MotoServer) -> MotoServer:
     return _moto_server_session
 
 
+# `python -c` program: the CLI with the operator's clock frozen at argv[1] (see run_cli's `now`).
+_FROZEN_CLOCK_CLI = """\
+import sys
+from datetime import datetime
+
+import homeostat.operator.clock as clock
+
+instant = datetime.fromisoformat(sys.argv.pop(1))
+clock.utc_now = lambda: instant  # before the CLI imports it: every from-import sees this one
+from homeostat.operator.cli import main
+
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    now: datetime | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `homeostat` CLI as a subprocess (python -m homeostat)."""
+    """Run the real `homeostat` CLI as a subprocess (python -m homeostat).
+
+    `now` freezes the operator's clock (`homeostat.operator.clock.utc_now`) at that
+    instant, so a test can run a command before, during and after a window without
+    sleeping until its edges and without racing them on a busy machine.
+    """
+    program = ["-m", "homeostat"] if now is None else ["-c", _FROZEN_CLOCK_CLI, now.isoformat()]
     return subprocess.run(
-        [sys.executable, "-m", "homeostat", *args],
+        [sys.executable, *program, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -146,6 +241,16 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process, `main(argv)` with its output captured: run_cli for the check tier."""
+    from homeostat.operator.cli import main
+
+    capsys.readouterr()  # only what this command prints
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 @dataclass
@@ -204,8 +309,21 @@ def iam_policy_actions() -> set[str]:
     return actions
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: gather the operations each worker saw (see pytest_sessionfinish)."""
+    OPERATIONS_CALLED.update(getattr(node, "workeroutput", {}).get("aws_operations", ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when homeostat called an AWS operation missing from deploy/iam-policy.json."""
+    """Fail the run when homeostat called an AWS operation missing from deploy/iam-policy.json.
+
+    Under pytest-xdist each worker hands its operations to the controller, which checks them all.
+    """
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["aws_operations"] = sorted(OPERATIONS_CALLED)
+        return
     if not OPERATIONS_CALLED:
         return
     missing = sorted(OPERATIONS_CALLED - iam_policy_actions())

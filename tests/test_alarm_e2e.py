@@ -1,9 +1,12 @@
 """Alarm actions and maintenance windows end to end: the real CLI and daemon against moto's server.
 
-Windows are one-off windows a few seconds ahead of the current time; the
-tests sleep until their edges. Deadlines asserted here are correctness bounds
-("re-enabled after the window ended"), generous for a noisy machine; the
-measured delays are printed by `benchmarks/alarms.py`.
+`run --once` runs with its clock frozen before, during and after a window an
+hour ahead (run_cli's `now`), so nothing races the window's edges. The daemon
+runs on the real clock: its windows start far enough ahead for it to be ready
+first on a busy machine, and when it acted is read from its own history rows
+(when it called AWS), not from when the test happened to notice. Deadlines
+asserted here are correctness bounds ("re-enabled after the window ended");
+the measured delays are printed by `benchmarks/alarms.py`.
 """
 
 import json
@@ -71,23 +74,19 @@ def history(moto: MotoServer, db: str) -> list[dict[str, Any]]:
 
 def test_run_once_before_during_and_after_a_window(moto_server: MotoServer, tmp_path: Path) -> None:
     """`run --once` leaves alarms on before a window, silences them during it and re-enables them after."""
-    cloudwatch, start, end, desired = setup(moto_server, tmp_path, lead=6, length=6)
+    cloudwatch, start, end, desired = setup(moto_server, tmp_path, lead=3600, length=600)
     db = f"sqlite:///{tmp_path / 'history.db'}"
     args = ("run", "--once", "--desired-state", str(desired), "--history", db)
 
-    before = run_cli(*args, env=moto_server.env())
+    before = run_cli(*args, env=moto_server.env(), now=start - timedelta(seconds=6))
     assert before.returncode == 0, before.stderr
-    assert now() < start
     assert states(cloudwatch) == {True}
 
-    sleep_until(start + timedelta(seconds=0.3))
-    during = run_cli(*args, env=moto_server.env())
+    during = run_cli(*args, env=moto_server.env(), now=start + timedelta(seconds=0.3))
     assert during.returncode == 0, during.stderr
-    assert now() < end
     assert states(cloudwatch) == {False}
 
-    sleep_until(end + timedelta(seconds=0.3))
-    after = run_cli(*args, env=moto_server.env())
+    after = run_cli(*args, env=moto_server.env(), now=end + timedelta(seconds=0.3))
     assert after.returncode == 0, after.stderr
     assert states(cloudwatch) == {True}
     assert actions_enabled(cloudwatch, "staging-") == {OTHER: False}
@@ -139,39 +138,59 @@ def start_daemon(
     return daemon
 
 
+def acted_at(rows: list[dict[str, Any]], action: str) -> list[datetime]:
+    """When the daemon recorded each applied `action` (its own clock, right after the AWS call)."""
+    return [
+        datetime.fromisoformat(r["time"].replace("Z", "+00:00"))
+        for r in rows
+        if r["action"] == action and r["outcome"] == "applied"
+    ]
+
+
 def test_daemon_silences_at_the_start_and_re_enables_at_the_end_of_a_window(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
     """With resync far away, timed passes at the window's edges disable and then re-enable the alarms."""
-    cloudwatch, start, end, desired = setup(moto_server, tmp_path, lead=8, length=5)
+    # 20 s ahead: the daemon is ready (startup pass done, edges scheduled) before the window starts.
+    cloudwatch, start, end, desired = setup(moto_server, tmp_path, lead=20, length=10)
     daemon = start_daemon(daemons, moto_server, tmp_path, desired)
     daemon.wait_ready()
     assert now() < start
     assert states(cloudwatch) == {True}
 
-    wait_for(lambda: states(cloudwatch) == {False}, timeout=20, what="alarms silenced")
-    silenced_at = now()
-    assert start <= silenced_at < end
-
-    wait_for(lambda: states(cloudwatch) == {True}, timeout=20, what="alarms re-enabled")
-    # The edge pass is requested within 1 s of the end; allow for a slow, shared machine.
-    assert now() - end < timedelta(seconds=8)
+    wait_for(lambda: states(cloudwatch) == {False}, timeout=60, what="alarms silenced")
+    wait_for(lambda: states(cloudwatch) == {True}, timeout=60, what="alarms re-enabled")
     assert daemon.get("/metrics").status_code == 200
     metrics = daemon.get("/metrics").text
     assert 'homeostat_maintenance_window_active{name="deploy-freeze"} 0.0' in metrics
     assert 'homeostat_alarms_managed{state="enabled"} 7.0' in metrics
     assert daemon.terminate() == 0
 
+    rows = history(moto_server, f"sqlite:///{tmp_path / 'history.db'}")
+    silenced = acted_at(rows, "disable_alarm_actions")
+    re_enabled = acted_at(rows, "enable_alarm_actions")
+    assert len(silenced) == len(re_enabled) == len(ALARMS)
+    assert all(start <= t < end for t in silenced)
+    # The edge pass is requested within 1 s of the end; allow for a slow, shared machine.
+    assert all(end <= t and t - end < timedelta(seconds=8) for t in re_enabled)
+
 
 def test_daemon_killed_during_a_window_re_enables_on_its_first_pass_after_restart(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
     """SIGKILL during the window, restart after it: the first pass re-enables the alarms."""
-    cloudwatch, _, end, desired = setup(moto_server, tmp_path, lead=8, length=4)
+    cloudwatch, _, _, desired = setup(moto_server, tmp_path, lead=3600, length=600)
     first = start_daemon(daemons, moto_server, tmp_path, desired)
     first.wait_ready()
-    wait_for(lambda: states(cloudwatch) == {False}, timeout=20, what="alarms silenced")
+    # Ready first, then a window that has begun: the reload pass silences, whatever startup took.
+    start = now().replace(microsecond=0) - timedelta(seconds=1)
+    end = now() + timedelta(seconds=15)
+    (desired / "window.yaml").write_text(
+        one_off_window_yaml("deploy-freeze", start, end, "alarmNamePrefix: prod-")
+    )
+    wait_for(lambda: states(cloudwatch) == {False}, timeout=60, what="alarms silenced")
     first.kill()
+    assert now() < end, "killed before the window ended (else the first daemon re-enabled)"
 
     sleep_until(end + timedelta(seconds=0.5))
     assert states(cloudwatch) == {False}

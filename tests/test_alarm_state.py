@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
@@ -303,7 +303,6 @@ def scenarios(draw: st.DrawFn) -> tuple[list[str], set[str], list[AlarmActions],
     return alarms, active, actions, windows
 
 
-@settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_effective_state_follows_the_four_rules_in_order(
     scenario: tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]],
@@ -339,7 +338,6 @@ def test_effective_state_follows_the_four_rules_in_order(
     assert set(decided) <= set(alarms)
 
 
-@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_each_alarm_is_decided_alone_and_by_a_resource_that_selects_it(
     scenario: tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]],
@@ -358,7 +356,6 @@ def test_each_alarm_is_decided_alone_and_by_a_resource_that_selects_it(
         assert any(s.selects(alarm) for s in selectors_of[(decision.kind, decision.resource)])
 
 
-@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_activating_more_windows_never_enables_an_alarm(
     scenario: tuple[list[str], set[str], list[AlarmActions], list[MaintenanceWindow]],

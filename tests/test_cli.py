@@ -19,7 +19,7 @@ from moto import mock_aws
 from homeostat.operator.cli import main
 from homeostat.operator.options import PER_COMMAND, SHARED, UsageError, parse_settings
 
-from .conftest import EXAMPLES, REGION, run_cli
+from .conftest import EXAMPLES, REGION, run_main
 
 SERVICE = """\
 apiVersion: homeostat/v1
@@ -162,24 +162,32 @@ def assert_one_line_error(result: Any, *needles: str) -> None:
     ],
 )
 def test_bad_input_is_one_line_on_stderr(
-    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], needles: tuple[str, ...]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    env: dict[str, str],
+    needles: tuple[str, ...],
 ) -> None:
     """Bad options, environment values, history URLs and directories print one line, exit non-zero."""
-    import os
-
-    result = run_cli(*args, env={**os.environ, **env}, cwd=tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    result = run_main(capsys, *args)
     assert_one_line_error(result, *needles)
 
 
-def test_bad_history_url_in_the_environment_is_one_line(tmp_path: Path) -> None:
+def test_bad_history_url_in_the_environment_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A bad HOMEOSTAT_HISTORY is reported like a bad --history."""
-    import os
-
-    result = run_cli("history", env={**os.environ, "HOMEOSTAT_HISTORY": "::bad::"}, cwd=tmp_path)
+    monkeypatch.setenv("HOMEOSTAT_HISTORY", "::bad::")
+    monkeypatch.chdir(tmp_path)
+    result = run_main(capsys, "history")
     assert_one_line_error(result, "::bad::")
 
 
-def test_validate_prints_file_line_per_error(tmp_path: Path) -> None:
+def test_validate_prints_file_line_per_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`validate` prints `file:line: field: message` per error and exits 1."""
     (tmp_path / "svc.yaml").write_text(SERVICE.format(name="api", count=2) + "  replicas: 3\n")
     (tmp_path / "w.yaml").write_text(
@@ -192,7 +200,7 @@ def test_validate_prints_file_line_per_error(tmp_path: Path) -> None:
             """
         )
     )
-    result = run_cli("validate", str(tmp_path))
+    result = run_main(capsys, "validate", str(tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

@@ -8,7 +8,7 @@ DST repeats fires once, at its first occurrence.
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from homeostat.desired_state.cron import (
@@ -171,7 +171,6 @@ INSTANTS = st.datetimes(
 )
 
 
-@settings(max_examples=300, deadline=None)
 @given(expression=EXPRESSIONS, zone=ZONES, t=INSTANTS)
 def test_next_fire_is_a_fire_after_t(expression: str, zone: str, t: datetime) -> None:
     """next_fire(t) > t, and previous_fire(next_fire(t)) == next_fire(t)."""
@@ -180,7 +179,6 @@ def test_next_fire_is_a_fire_after_t(expression: str, zone: str, t: datetime) ->
     assert previous_fire(expression, zone, fire) == fire
 
 
-@settings(max_examples=300, deadline=None)
 @given(expression=EXPRESSIONS, zone=ZONES, t=INSTANTS)
 def test_previous_and_next_fire_bracket_t(expression: str, zone: str, t: datetime) -> None:
     """previous_fire(t) <= t < next_fire(t), and no fire lies strictly between them."""
@@ -191,7 +189,6 @@ def test_previous_and_next_fire_bracket_t(expression: str, zone: str, t: datetim
     assert fires_between(expression, zone, before, after) == [after]
 
 
-@settings(max_examples=200, deadline=None)
 @given(zone=ZONES, t=INSTANTS)
 def test_zero_and_seven_agree_everywhere(zone: str, t: datetime) -> None:
     """Day-of-week 0, 7 and SUN give identical schedules in every zone."""
@@ -229,7 +226,6 @@ NEAR_TRANSITIONS = st.tuples(
 ).map(lambda pair: (pair[0][0], pair[0][1] + timedelta(minutes=pair[1])))
 
 
-@settings(max_examples=400, deadline=None)
 @given(expression=EXPRESSIONS, near=NEAR_TRANSITIONS)
 def test_fire_properties_hold_around_dst_changes(expression: str, near: tuple[str, datetime]) -> None:
     """Around every DST change the bracket properties still hold: previous <= t < next, none between."""

@@ -180,10 +180,17 @@ def test_failing_resource_backs_off_while_others_are_reconciled_and_resets_on_su
     wait_for(lambda: desired_count(ecs, "api") == 2, timeout=10, what="api fixed while ghost backs off")
     seed_services(moto_server, {"ghost": 0}, cluster="later")
     wait_for(lambda: desired_count(ecs, "ghost", cluster="later") == 1, timeout=30, what="ghost reconciled")
-    ghost = next(r for r in daemon.get("/status").json()["resources"] if r["name"] == "ghost")
-    assert ghost["inSync"]
+    # /status says so once the pass that fixed it has finished (not at the instant AWS changed).
+    wait_for(
+        lambda: next(r for r in daemon.get("/status").json()["resources"] if r["name"] == "ghost")["inSync"],
+        timeout=30,
+        what="ghost in sync in /status",
+    )
     count = len([e for e in daemon.events("resource_backoff") if e["name"] == "ghost"])
-    time.sleep(3)  # several resyncs: a reset backoff produces no new backoff events
+    passes = len(daemon.events("pass_finished"))
+    wait_for(  # several resyncs: a reset backoff produces no new backoff events
+        lambda: len(daemon.events("pass_finished")) >= passes + 3, timeout=60, what="three more passes"
+    )
     assert len([e for e in daemon.events("resource_backoff") if e["name"] == "ghost"]) == count
 
 
@@ -264,13 +271,13 @@ def test_ctrl_c_during_plan_exits_130_not_in_sync(tmp_path: Path, moto_server: M
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        # Imports done, blocked on the AWS endpoint that never answers: wait for its connection,
-        # however long a busy machine takes to get there, instead of sleeping a fixed time.
-        silent.settimeout(60)
-        connection, _ = silent.accept()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-        connection.close()
+        silent.settimeout(120)
+        connection, _ = silent.accept()  # the plan is blocked on the AWS endpoint that never answers
+        try:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            connection.close()
         assert process.returncode == 130, stderr
         assert b"Traceback" not in stderr
     finally:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from homeostat.desired_state.identifiers import Kind, Revision
@@ -226,7 +226,6 @@ def specs(draw: st.DrawFn) -> ECSServiceSpec:
 OBSERVATIONS = st.builds(observed, COUNTS, TASKS, st.none() | TARGETS)
 
 
-@settings(max_examples=500, deadline=None)
 @given(spec=specs(), live=OBSERVATIONS)
 def test_applying_the_plan_reaches_the_declared_state(spec: ECSServiceSpec, live: ServiceObservation) -> None:
     """Unless in conflict, applying the planned actions yields the declared state; a second diff is empty."""
@@ -245,7 +244,6 @@ def test_applying_the_plan_reaches_the_declared_state(spec: ECSServiceSpec, live
     assert diff_service("api", spec, after) == ()
 
 
-@settings(max_examples=500, deadline=None)
 @given(spec=specs(), live=OBSERVATIONS)
 def test_conflicts_change_nothing(spec: ECSServiceSpec, live: ServiceObservation) -> None:
     """A conflict arises exactly when an autoscaled service declares a count; then every action is
@@ -259,7 +257,6 @@ def test_conflicts_change_nothing(spec: ECSServiceSpec, live: ServiceObservation
         assert diff_service("api", spec, live) == actions
 
 
-@settings(max_examples=300, deadline=None)
 @given(spec=specs(), live=OBSERVATIONS)
 def test_plans_are_minimal(spec: ECSServiceSpec, live: ServiceObservation) -> None:
     """At most one UpdateService (changing only drifted fields) and one RegisterScalableTarget

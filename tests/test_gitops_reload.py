@@ -9,6 +9,7 @@ manifest stops being managed, with a history row, and nothing in AWS is deleted.
 """
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,9 @@ def test_valid_edit_is_applied_within_two_seconds(moto_server: MotoServer, tmp_p
     with running_daemon(moto_server, directory, db, tmp_path, resync=300) as daemon:
         wait_for("the startup pass to set api to 2", lambda: desired_count(moto_server, "api") == 2)
         write_atomically(directory / "api.yaml", service_manifest("api", 5))
-        edited = time.monotonic()
-        # The contract asks for 2 s (measured here: about 0.2 s); 4 s absorbs a loaded CI machine.
-        wait_for("the edit to reach AWS", lambda: desired_count(moto_server, "api") == 5, timeout=4.0)
+        edited, written = time.monotonic(), datetime.now(UTC)
+        # Measured by the daemon's own record of the update below, not by when this test notices it.
+        wait_for("the edit to reach AWS", lambda: desired_count(moto_server, "api") == 5, timeout=60)
         print(f"edit applied {time.monotonic() - edited:.2f}s after the write")
         passes = [e for e in daemon.log_events() if e.get("event") == "pass_started"]
         assert any("desired state changed" in e["reasons"] for e in passes)
@@ -59,6 +60,8 @@ def test_valid_edit_is_applied_within_two_seconds(moto_server: MotoServer, tmp_p
             {"desiredCount": 5},
             revision,
         )
+        # The contract asks for 2 s (measured here: about 0.2 s); 4 s absorbs a loaded CI machine.
+        assert rows[-1].time - written < timedelta(seconds=4)
 
 
 def test_invalid_edit_is_rejected_and_the_old_state_still_fixes_drift(

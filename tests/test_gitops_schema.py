@@ -26,7 +26,7 @@ from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.schema import manifest_schema
 from homeostat.desired_state.state import InvalidDesiredState
 from homeostat.reconcilers.registry import kind_table, schema_models
-from tests.conftest import EXAMPLES, REPO, run_cli
+from tests.conftest import EXAMPLES, REPO, run_main
 
 SCHEMA_FILE = REPO / "examples" / "homeostat.schema.json"
 VALIDATOR = Draft202012Validator(manifest_schema(schema_models()))
@@ -153,9 +153,11 @@ def example_documents() -> list[tuple[str, Any]]:
     return documents
 
 
-def test_the_committed_schema_file_is_the_output_of_homeostat_schema() -> None:
+def test_the_committed_schema_file_is_the_output_of_homeostat_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """examples/homeostat.schema.json is exactly what `homeostat schema` prints (regenerate it if not)."""
-    result = run_cli("schema")
+    result = run_main(capsys, "schema")
     assert result.returncode == 0, result.stderr
     assert (
         json.loads(SCHEMA_FILE.read_text()) == json.loads(result.stdout) == manifest_schema(schema_models())

@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
 RUNBOOK = ALERTS.parent / "runbook.md"
 
 
+@pytest.mark.e2e
 def test_promtool_check_rules_accepts_the_alerts() -> None:
     """`promtool check rules` accepts alerts.yaml and finds every alert."""
     result = promtool("check", "rules", str(ALERTS))
@@ -41,6 +42,7 @@ def test_promtool_check_rules_accepts_the_alerts() -> None:
     assert f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_promtool_unit_tests_pass() -> None:
     """`promtool test rules alerts_test.yaml` passes: every alert fires and stays quiet as specified."""
     result = promtool("test", "rules", ALERTS_TEST.name, cwd=ALERTS_TEST.parent)
@@ -91,6 +93,7 @@ def _mutated_suite(tmp_path: Path, alert: str, change: str) -> subprocess.Comple
     return promtool("test", "rules", ALERTS_TEST.name, cwd=tmp_path)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS))
 def test_unit_tests_catch_an_alert_that_never_fires(tmp_path: Path, alert: str) -> None:
     """Replacing an alert's expression with one that never fires makes the unit tests fail."""
@@ -99,6 +102,7 @@ def test_unit_tests_catch_an_alert_that_never_fires(tmp_path: Path, alert: str) 
     assert f"alertname: {alert}" in result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS))
 def test_unit_tests_catch_an_alert_that_fires_too_soon(tmp_path: Path, alert: str) -> None:
     """Dropping an alert's `for` duration makes the unit tests fail (it fires before it should)."""
@@ -107,6 +111,7 @@ def test_unit_tests_catch_an_alert_that_fires_too_soon(tmp_path: Path, alert: st
     assert f"alertname: {alert}" in result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_scrape_config_is_valid_and_names_the_job_the_alerts_select(tmp_path: Path) -> None:
     """scrape-config.yaml passes `promtool check config`; its job is the `homeostat` the rules select."""
     result = promtool("check", "config", str(SCRAPE_CONFIG))
@@ -135,6 +140,7 @@ def test_ensure_script_fails_clearly_without_the_tools_and_without_root(tmp_path
     assert "apt-get install prometheus" in result.stderr
 
 
+@pytest.mark.e2e
 def test_ensure_script_does_nothing_when_the_tools_are_present() -> None:
     """With prometheus and promtool on PATH the script exits 0 at once (no apt-get)."""
     locate("promtool")
@@ -152,16 +158,18 @@ def test_ensure_script_does_nothing_when_the_tools_are_present() -> None:
     assert result.stderr == ""
 
 
-def test_make_unit_ensures_prometheus_before_pytest() -> None:
-    """The Makefile's unit target runs ensure-prometheus.sh before pytest, so nothing is skipped."""
-    lines = (REPO / "Makefile").read_text().split("unit: ", 1)[1].splitlines()
+def test_make_e2e_ensures_prometheus_before_pytest() -> None:
+    """The Makefile's e2e target (where the Prometheus tests run) runs ensure-prometheus.sh before
+    pytest, so nothing is skipped."""
+    lines = (REPO / "Makefile").read_text().split("\ne2e: ", 1)[1].splitlines()
     recipe = []
     for line in lines[1:]:
         if not line.startswith("\t"):
-            break  # the end of the unit target's recipe
+            break  # the end of the e2e target's recipe
         recipe.append(line.strip())
     assert "./deploy/prometheus/ensure-prometheus.sh" in recipe[:-1]
-    assert recipe[-1].endswith("pytest -q")
+    assert recipe[-1].startswith("HYPOTHESIS_PROFILE=full $(BIN)/pytest -q -m ")
+    assert "e2e" in recipe[-1]
 
 
 def test_a_missing_tool_fails_the_test_with_instructions_instead_of_skipping() -> None:

@@ -22,6 +22,8 @@ from tests.daemon_helpers import seed_services, service_manifest
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.e2e  # every test here runs a PostgreSQL server
+
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
@@ -106,7 +108,6 @@ def test_postgresql_lease_admits_one_writer_until_released(postgres: PostgresSer
         second.close()
 
 
-@pytest.mark.e2e
 def test_daemon_on_postgresql_is_single_writer_even_after_sigkill(
     postgres: PostgresServer, moto_server: MotoServer, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from homeostat.desired_state.identifiers import DBClusterId, SnapshotId
@@ -131,7 +131,6 @@ def converge(snapshots: list[ObservedSnapshot], policy: RetentionRules) -> tuple
         snapshots = [s for s in snapshots if s.identifier not in deleted]
 
 
-@settings(max_examples=300, deadline=None)
 @given(SNAPSHOTS, RULES)
 def test_only_owned_available_unprotected_expired_manual_snapshots_are_deleted(
     snapshots: list[ObservedSnapshot], policy: RetentionRules
@@ -150,7 +149,6 @@ def test_only_owned_available_unprotected_expired_manual_snapshots_are_deleted(
         assert NOW - s.created > policy.max_age
 
 
-@settings(max_examples=300, deadline=None)
 @given(SNAPSHOTS, RULES)
 def test_at_most_the_cap_oldest_first_and_min_keep_survive(
     snapshots: list[ObservedSnapshot], policy: RetentionRules
@@ -179,7 +177,6 @@ def test_at_most_the_cap_oldest_first_and_min_keep_survive(
         assert all(s.created is not None and s.created >= newest_deleted for s in left)
 
 
-@settings(max_examples=200, deadline=None)
 @given(SNAPSHOTS, RULES)
 def test_passes_converge_and_a_pass_over_the_result_plans_nothing(
     snapshots: list[ObservedSnapshot], policy: RetentionRules
@@ -356,7 +353,6 @@ def test_a_slot_older_than_max_age_is_never_taken() -> None:
     assert decision.state == SlotState.EXPIRED
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)),
     st.sampled_from(["0 3 * * *", "30 2 * * *", "0 2 * * SUN", "*/15 * * * *", "0 0 1 * *"]),

@@ -7,7 +7,7 @@ as a parameter, so no clock is patched.
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from homeostat.desired_state.windows import (
@@ -231,7 +231,6 @@ def between(low: datetime, high: datetime, fraction: float) -> datetime:
     return low + timedelta(microseconds=min(int(span * fraction), span - 1))
 
 
-@settings(max_examples=150, deadline=None)
 @given(windows(), instants, fractions)
 def test_membership_agrees_with_the_next_edges(
     window: MaintenanceWindowSpec, now: datetime, fraction: float
@@ -252,7 +251,6 @@ def test_membership_agrees_with_the_next_edges(
         assert found.next_end is None or found.next_end > found.next_start
 
 
-@settings(max_examples=100, deadline=None)
 @given(windows(), instants)
 def test_a_window_never_ends_before_it_starts(window: MaintenanceWindowSpec, now: datetime) -> None:
     """From its next start, the window's next end lies strictly later."""
