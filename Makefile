@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The demo needs only the package and moto's server, not the development tools.
+DEMO_STAMP := $(VENV)/.demo-installed
 
 # Two tiers (README, "Tests"). `make check`: lint, types and every in-process test
 # (not marked e2e) on both cores with few hypothesis examples, well under a minute.
@@ -20,6 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[demo]'
+	touch $(DEMO_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check homeostat tests benchmarks
@@ -43,7 +51,7 @@ e2e: $(STAMP)
 
 test: check e2e
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/homeostat demo $(DEMO_ARGS)
 
 bench: $(STAMP)
