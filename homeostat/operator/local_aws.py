@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 RequestHook = Callable[[str, str, str], None]
+Middleware = Callable[[Any], Any]  # wraps moto's WSGI app (the tests' fault injector)
 _SCOPE = re.compile(r"Credential=[^/]+/[0-9]{8}/[^/]+/([^/]+)/aws4_request")
 _CBOR_PATH = re.compile(r"/service/[^/]+/operation/([A-Za-z]+)")
 
@@ -55,7 +56,9 @@ class _Recorder:
 class LocalAws:
     """moto's server in a thread on 127.0.0.1 (port 0 = a free port)."""
 
-    def __init__(self, port: int = 0, on_request: RequestHook | None = None) -> None:
+    def __init__(
+        self, port: int = 0, on_request: RequestHook | None = None, middleware: Middleware | None = None
+    ) -> None:
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -68,6 +71,8 @@ class LocalAws:
                 """Silenced: one line per AWS call would bury everything else."""
 
         app: Any = DomainDispatcherApplication(create_backend_app)
+        if middleware is not None:
+            app = middleware(app)
         if on_request is not None:
             app = _Recorder(app, on_request)
         self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
