@@ -29,7 +29,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -246,14 +248,15 @@ class FaultInjector:
     def set(self, service: str, operation: str, rule: Rule | None) -> None:
         """Install (or, with None, remove) the rule for one operation; its match count starts at 0."""
         with self._lock:
-            self._matched.pop((service, operation), None)
+            for counted in [k for k in self._matched if k[0] == service and operation in {"*", k[1]}]:
+                del self._matched[counted]
             if rule is None:
                 self._rules.pop((service, operation), None)
             else:
                 self._rules[(service, operation)] = rule
 
     def set_service(self, service: str, rule: Rule) -> None:
-        """A rule for every operation of a service (`*`)."""
+        """A rule for every operation of a service (`*`), counted per operation ("first K of each")."""
         self.set(service, "*", rule)
 
     def clear(self) -> None:
@@ -344,8 +347,9 @@ class FaultInjector:
                 rule = self._rules.get(key)
                 if rule is None or (rule.page is not None and rule.page != page):
                     continue
-                self._matched[key] += 1
-                if rule.applies(self._matched[key]):
+                counted = (request.service, request.operation)  # a service-wide rule counts per operation
+                self._matched[counted] += 1
+                if rule.applies(self._matched[counted]):
                     applied = rule
                 break
             seen = Seen(request.service, request.operation, request.params, page, applied and applied.fault)
@@ -427,3 +431,47 @@ def faulty_aws() -> Iterator[FaultyAws]:
     finally:
         injectors[0].release()
         server.stop()
+
+
+# --- a small stack for the end-to-end tests ---------------------------------------------------------
+STACK_SERVICES = {"api": 1, "web": 1}  # seeded counts; the manifests want 3
+STACK_ALARMS = [f"prod-alarm-{i}" for i in range(4)]  # seeded disabled; AlarmActions wants them enabled
+
+
+def seed_stack(aws: FaultyAws, desired: Path, now: datetime) -> datetime:
+    """ECS services with drifted counts, a cluster with one expired owned snapshot and a slot to take,
+    and disabled alarms that an AlarmActions wants enabled: work for every kind in one pass. Returns
+    the slot (a few minutes before `now`, inside the default 1h deadline)."""
+    from tests.alarm_helpers import alarm_actions_yaml, put_alarms
+    from tests.daemon_helpers import seed_services, service_manifest
+    from tests.snapshot_helpers import CLUSTER, PREFIX, create_cluster, manifest_yaml, seed_snapshot
+
+    seed_services(aws.moto, STACK_SERVICES)
+    rds = aws.moto.client("rds")
+    create_cluster(rds)
+    seed_snapshot(rds, f"{PREFIX}expired", now - timedelta(days=10))
+    seed_snapshot(rds, f"{PREFIX}recent", now - timedelta(days=1))
+    put_alarms(aws.moto.client("cloudwatch"), STACK_ALARMS, enabled=False)
+    desired.mkdir(parents=True, exist_ok=True)
+    (desired / "services.yaml").write_text("---\n".join(service_manifest(n, 3) for n in STACK_SERVICES))
+    slot = (now - timedelta(minutes=3)).replace(second=0, microsecond=0)
+    (desired / "snapshots.yaml").write_text(manifest_yaml("aurora", CLUSTER, f"{slot.minute} {slot.hour} * * *"))
+    (desired / "alarms.yaml").write_text(alarm_actions_yaml("prod-alarms", "alarmNamePrefix: prod-alarm-"))
+    return slot
+
+
+def stack_converged(aws: FaultyAws, slot: datetime) -> dict[str, bool]:
+    """Which parts of the stack are at their desired state, read from moto without faults."""
+    from tests.alarm_helpers import actions_enabled
+    from tests.daemon_helpers import desired_count
+    from tests.snapshot_helpers import CLUSTER, PREFIX
+
+    ecs = aws.moto.client("ecs")
+    rds = aws.moto.client("rds")
+    answer = rds.describe_db_cluster_snapshots(DBClusterIdentifier=CLUSTER, SnapshotType="manual")
+    snapshots = {s["DBClusterSnapshotIdentifier"] for s in answer["DBClusterSnapshots"]}
+    return {
+        "services": all(desired_count(ecs, name) == 3 for name in STACK_SERVICES),
+        "snapshots": snapshots == {f"{PREFIX}recent", f"{PREFIX}{slot:%Y%m%d-%H%M}"},
+        "alarms": set(actions_enabled(aws.moto.client("cloudwatch"), "prod-alarm-").values()) == {True},
+    }
