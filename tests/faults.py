@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -243,6 +243,7 @@ class FaultInjector:
         self._matched: Counter[Operation] = Counter()
         self._seen: list[Seen] = []
         self._held: list[_Held] = []
+        self._in_flight = 0
 
     # --- what tests call ---------------------------------------------------------------------------
     def set(self, service: str, operation: str, rule: Rule | None) -> None:
@@ -291,6 +292,16 @@ class FaultInjector:
                     raise AssertionError(f"no {operation} request held within {timeout:.0f}s")
                 self._lock.wait(left)
 
+    def wait_idle(self, timeout: float) -> None:
+        """Block until no faulted-or-forwarded request is in flight (a released hold has finished)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self._in_flight} requests still in flight after {timeout:.0f}s")
+                self._lock.wait(left)
+
     def release(self) -> None:
         """Let every held request go on (its client may be dead by then; AWS would still act on it)."""
         with self._lock:
@@ -307,7 +318,17 @@ class FaultInjector:
         if "HTTP_AUTHORIZATION" not in environ or (self.only_agent and self.only_agent not in agent):
             result: Iterable[bytes] = self.app(environ, start_response)
             return result
-        request = _Request.of(environ, body)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._serve(_Request.of(environ, body), start_response)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify_all()
+
+    def _serve(self, request: _Request, start_response: Any) -> list[bytes]:
+        environ = request.environ
         listing = LISTINGS.get((request.service, request.operation))
         pageable = listing is not None and request.protocol is not Protocol.CBOR
         position = _page_of(listing, request.params) if listing and pageable else None
@@ -455,7 +476,8 @@ def seed_stack(aws: FaultyAws, desired: Path, now: datetime) -> datetime:
     desired.mkdir(parents=True, exist_ok=True)
     (desired / "services.yaml").write_text("---\n".join(service_manifest(n, 3) for n in STACK_SERVICES))
     slot = (now - timedelta(minutes=3)).replace(second=0, microsecond=0)
-    (desired / "snapshots.yaml").write_text(manifest_yaml("aurora", CLUSTER, f"{slot.minute} {slot.hour} * * *"))
+    daily = f"{slot.minute} {slot.hour} * * *"
+    (desired / "snapshots.yaml").write_text(manifest_yaml("aurora", CLUSTER, daily))
     (desired / "alarms.yaml").write_text(alarm_actions_yaml("prod-alarms", "alarmNamePrefix: prod-alarm-"))
     return slot
 

@@ -54,7 +54,9 @@ def history(env: dict[str, str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def test_transient_throttling_of_every_operation_converges_in_one_pass(aws: FaultyAws, tmp_path: Path) -> None:
+def test_transient_throttling_of_every_operation_converges_in_one_pass(
+    aws: FaultyAws, tmp_path: Path
+) -> None:
     """The first two calls of every operation of every service are throttled (the service's own code);
     botocore's retries absorb them and one `run --once` fixes every kind."""
     slot = seed_stack(aws, tmp_path / "desired", datetime.now(UTC))
@@ -110,7 +112,8 @@ def test_page_two_failures_delete_and_disable_nothing(aws: FaultyAws, tmp_path: 
 
     assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
     counts = aws.faults.counts()
-    assert counts["DeleteDBClusterSnapshot"] == 0 and counts["DisableAlarmActions"] == 0, counts
+    assert counts["DeleteDBClusterSnapshot"] == 0, counts
+    assert counts["DisableAlarmActions"] == 0, counts
     pages = {(s.operation, s.page) for s in aws.faults.seen()}
     assert {("DescribeDBClusterSnapshots", 2), ("DescribeAlarms", 2)} <= pages, pages
     answer = rds.describe_db_cluster_snapshots(DBClusterIdentifier=CLUSTER, SnapshotType="manual")
@@ -168,8 +171,10 @@ def test_a_persistently_failing_service_delays_no_other_kind_and_no_window_edge(
     rows = [r for r in history(env) if r["name"] == "prod-alarms" or r["kind"] == "MaintenanceWindow"]
     disabled = [parse(r["time"]) for r in rows if r["action"] == "disable_alarm_actions"]
     enabled_after = [parse(r["time"]) for r in rows if r["action"] == "enable_alarm_actions"][-4:]
-    assert len(disabled) == 4 and all(start <= t <= start + bound for t in disabled), (start, disabled)
-    assert len(enabled_after) == 4 and all(end <= t <= end + bound for t in enabled_after), (end, enabled_after)
+    assert len(disabled) == 4, disabled
+    assert all(start <= t <= start + bound for t in disabled), (start, disabled)
+    assert len(enabled_after) == 4, enabled_after
+    assert all(end <= t <= end + bound for t in enabled_after), (end, enabled_after)
     states = {(r["kind"], r["name"]): r["state"] for r in status["resources"]}
     assert {states[("ECSService", name)] for name in STACK_SERVICES} <= {"Error", "BackingOff"}
     assert aws.faults.counts()["UpdateService"] == 0
