@@ -50,11 +50,14 @@ class DaemonProcess:
         *extra: str,
         env: dict[str, str] | None = None,
         log_dir: Path,
+        prefix: tuple[str, ...] = (),
     ) -> None:
+        """`prefix` runs the daemon under a wrapper command (e.g. setpriv dropping capabilities)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"daemon-{self.port}.log"
         args = [
+            *prefix,
             sys.executable,
             "-m",
             "homeostat",
