@@ -24,6 +24,12 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.e2e
 
 SERVICES = ("ecs", "application-autoscaling", "rds", "monitoring")
+LOSABLE = [
+    ("ecs", "UpdateService"),
+    ("rds", "CreateDBClusterSnapshot"),
+    ("rds", "DeleteDBClusterSnapshot"),
+    ("monitoring", "EnableAlarmActions"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,33 +60,61 @@ def history(env: dict[str, str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def test_transient_throttling_of_every_operation_converges_in_one_pass(
-    aws: FaultyAws, tmp_path: Path
+@pytest.mark.parametrize(("fault", "first"), [(Fault.THROTTLE, 2), (Fault.SERVER_ERROR, 1), (Fault.RESET, 1)])
+def test_transient_faults_of_every_operation_converge_in_one_pass(
+    aws: FaultyAws, tmp_path: Path, fault: Fault, first: int
 ) -> None:
-    """The first two calls of every operation of every service are throttled (the service's own code);
-    botocore's retries absorb them and one `run --once` fixes every kind."""
+    """The first calls of every operation of every service are throttled (the service's own code), answered
+    with a 5xx, or have their connection reset; botocore's retries absorb them and one `run --once` fixes
+    every kind."""
     slot = seed_stack(aws, tmp_path / "desired", datetime.now(UTC))
     for service in SERVICES:
-        aws.faults.set_service(service, Rule(Fault.THROTTLE, first=2))
+        aws.faults.set_service(service, Rule(fault, first=first))
     env = environment(aws, tmp_path)
 
     result = run_cli("run", "--once", env=env, timeout=240)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert stack_converged(aws, slot) == {"services": True, "snapshots": True, "alarms": True}
-    throttled = Counter(s.operation for s in aws.faults.seen() if s.fault is Fault.THROTTLE)
+    faulted = Counter(s.operation for s in aws.faults.seen() if s.fault is fault)
     answered = Counter(s.operation for s in aws.faults.seen() if s.fault is None)
     mutations = {"UpdateService", "CreateDBClusterSnapshot", "DeleteDBClusterSnapshot", "EnableAlarmActions"}
     listings = {"DescribeServices", "DescribeDBClusterSnapshots", "DescribeAlarms"}
-    assert mutations | listings <= set(throttled), throttled
-    assert set(throttled.values()) == {2}, throttled  # each operation: two throttles, then answered
-    assert set(answered) == set(throttled), (answered, throttled)
+    assert mutations | listings <= set(faulted), faulted
+    assert set(faulted.values()) == {first}, faulted  # each operation: `first` faults, then answered
+    assert set(answered) == set(faulted), (answered, faulted)
     assert sorted((r["action"], r["outcome"]) for r in history(env)) == [
         ("create_snapshot", "applied"),
         ("delete_snapshot", "applied"),
         *[("enable_alarm_actions", "applied")] * 4,
         *[("update_service", "applied")] * len(STACK_SERVICES),
     ]
+
+
+def test_lost_answers_to_mutations_duplicate_nothing_and_the_next_pass_converges(
+    aws: FaultyAws, tmp_path: Path
+) -> None:
+    """Each mutation is executed by moto but its answer is lost once; botocore sends it again. The
+    retried create or delete finds its work done (an error for that action), nothing is duplicated, and
+    the next `run --once` finds everything in sync."""
+    slot = seed_stack(aws, tmp_path / "desired", datetime.now(UTC))
+    for service, operation in LOSABLE:
+        aws.faults.set(service, operation, Rule(Fault.LOSE_ANSWER, first=1))
+    env = environment(aws, tmp_path)
+
+    run_cli("run", "--once", env=env, timeout=240)  # exit 1 is honest: a retried create/delete failed
+
+    assert stack_converged(aws, slot) == {"services": True, "snapshots": True, "alarms": True}
+    lost = Counter(s.operation for s in aws.faults.seen() if s.fault is Fault.LOSE_ANSWER)
+    assert lost == dict.fromkeys((op for _, op in LOSABLE), 1), lost
+    again = run_cli("run", "--once", env=env, timeout=240)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert run_cli("plan", env=env).returncode == 0
+    created = {s.params["DBClusterSnapshotIdentifier"] for s in aws.faults.seen("CreateDBClusterSnapshot")}
+    assert created == {f"{PREFIX}{slot:%Y%m%d-%H%M}"}, created
+    actions = Counter(r["action"] for r in history(env))
+    assert actions["create_snapshot"] >= 1, actions
+    assert actions["delete_snapshot"] >= 1, actions
 
 
 def test_page_two_failures_delete_and_disable_nothing(aws: FaultyAws, tmp_path: Path) -> None:
