@@ -162,9 +162,6 @@ def test_page_two_failures_delete_and_disable_nothing(aws: FaultyAws, tmp_path: 
     assert set(actions_enabled(aws.moto.client("cloudwatch"), "prod-alarm-").values()) == {False}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs kinds on independent workers, bounded retries, `now` read after observe: B2"
-)
 def test_a_persistently_failing_service_delays_no_other_kind_and_no_window_edge(
     aws: FaultyAws, tmp_path: Path
 ) -> None:
