@@ -17,7 +17,8 @@ import pytest
 from tests.alarm_helpers import actions_enabled, alarm_actions_yaml, one_off_window_yaml, put_alarms
 from tests.conftest import run_cli
 from tests.daemon_helpers import DaemonProcess
-from tests.faults import STACK_SERVICES, Fault, FaultyAws, Rule, faulty_aws, seed_stack, stack_converged
+from tests.fault_stack import STACK_SERVICES, seed_stack, stack_converged
+from tests.faults import Fault, FaultyAws, Rule, faulty_aws
 from tests.snapshot_helpers import CLUSTER, PREFIX, create_cluster, manifest_yaml, seed_snapshot
 from tests.waiting import wait_for
 
