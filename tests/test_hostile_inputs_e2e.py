@@ -63,7 +63,6 @@ def symlink_loop(directory: Path) -> str:
     return "loop.yaml"
 
 
-LOADER = "needs the loader's byte, read and size checks: D"
 CASES = [
     pytest.param(write("bad.yaml", VALID_HEAD + b"spec: {cluster: \xff\xfe}\n"), id="non-utf8"),
     pytest.param(write("nul.yaml", VALID_HEAD + b"spec:\x00\n"), id="nul-byte"),
@@ -74,21 +73,6 @@ CASES = [
     pytest.param(write("big.yaml", BIG), id="over-10-MiB"),
     pytest.param(write("tag.yaml", b"!!python/object/apply:os.system [echo owned]\n"), id="yaml-tag"),
     pytest.param(write("bomb.yaml", ALIAS_BOMB.encode()), id="alias-bomb"),
-]
-NOT_YET = {
-    "non-utf8",
-    "nul-byte",
-    "binary",
-    "unreadable-directory",
-    "dangling-symlink",
-    "symlink-loop",
-    "over-10-MiB",
-}
-CASES = [
-    pytest.param(*case.values, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=LOADER)])
-    if case.id in NOT_YET
-    else case
-    for case in CASES
 ]
 
 
