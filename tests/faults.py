@@ -246,6 +246,9 @@ class FaultInjector:
             self._held.append(held)
             self._lock.notify_all()
         held.released.wait(seconds)
+        with self._lock:  # released, or timed out: no longer held either way
+            if held in self._held:
+                self._held.remove(held)
 
     def _call(self, environ: dict[str, Any]) -> Answer:
         captured: list[Any] = []
