@@ -178,6 +178,7 @@ def test_the_registry_has_one_descriptor_per_kind_and_a_declared_pass_order() ->
         Kind.ALARM_ACTIONS,
         Kind.MAINTENANCE_WINDOW,
         Kind.SNAPSHOT_RETENTION,
+        Kind.AURORA_CLUSTER,
     ]
 
 

@@ -20,3 +20,4 @@ class Kind(StrEnum):
     SNAPSHOT_RETENTION = "SnapshotRetention"
     ALARM_ACTIONS = "AlarmActions"
     MAINTENANCE_WINDOW = "MaintenanceWindow"
+    AURORA_CLUSTER = "AuroraCluster"

@@ -1,7 +1,7 @@
 """RDS snapshot I/O of the SnapshotRetention kind: listings that fail closed, and the owner check.
 
-Observe side: one DescribeDBClusters for the named clusters (Filters db-cluster-id, 100
-per call, following Marker), and per cluster DescribeDBClusterSnapshots
+Observe side: which named clusters exist (`rds_clusters.describe_clusters`, shared with
+AuroraCluster), and per cluster DescribeDBClusterSnapshots
 (SnapshotType=manual, MaxRecords=100) following Marker to the end. Apply side: who owns
 a slot snapshot that already exists. Nothing here decides what to create or delete.
 """
@@ -14,11 +14,11 @@ from typing import Any
 from homeostat.desired_state.identifiers import DBClusterId, SnapshotId
 from homeostat.desired_state.instants import as_utc
 from homeostat.reconcilers.actions import Action
-from homeostat.reconcilers.aws import aws_errors, chunks, describe_error, pages
+from homeostat.reconcilers.aws import aws_errors, describe_error, pages
+from homeostat.reconcilers.rds_clusters import describe_clusters
 from homeostat.reconcilers.snapshot_policy import ObservedSnapshot
 
-PAGE_SIZE = 100  # DescribeDBClusterSnapshots and DescribeDBClusters accept 20-100
-CLUSTER_FILTER_BATCH = 100
+PAGE_SIZE = 100  # DescribeDBClusterSnapshots accepts 20-100
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +76,7 @@ def list_cluster_snapshots(rds: Any, cluster: str) -> ClusterSnapshots:
 
 def existing_clusters(rds: Any, clusters: Sequence[str]) -> set[str]:
     """Lower-cased identifiers of the named clusters that exist (raises on AWS errors)."""
-    found: set[str] = set()
-    for batch in chunks(sorted(clusters), CLUSTER_FILTER_BATCH):
-        filters = [{"Name": "db-cluster-id", "Values": batch}]
-        for response in pages(rds.describe_db_clusters, "Marker", Filters=filters, MaxRecords=PAGE_SIZE):
-            found.update(str(c["DBClusterIdentifier"]).lower() for c in response.get("DBClusters", []))
-    return found
+    return set(describe_clusters(rds, clusters))
 
 
 def other_owner(rds: Any, action: Action) -> str | None:

@@ -18,7 +18,13 @@ from typing import Any
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
 from homeostat.desired_state.validation import KindTable
-from homeostat.reconcilers import alarm_actions, ecs_service, maintenance_window, snapshot_retention
+from homeostat.reconcilers import (
+    alarm_actions,
+    aurora_cluster,
+    ecs_service,
+    maintenance_window,
+    snapshot_retention,
+)
 from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarms import AlarmReconciler
 from homeostat.reconcilers.base import AnyReconciler
@@ -31,6 +37,7 @@ KINDS: Registry = (
     alarm_actions.DESCRIPTOR,
     maintenance_window.DESCRIPTOR,
     snapshot_retention.DESCRIPTOR,
+    aurora_cluster.DESCRIPTOR,
 )
 
 
