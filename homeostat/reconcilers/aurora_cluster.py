@@ -234,8 +234,17 @@ def describe_settings(live: ClusterObservation) -> str:
     return f"cluster {live.identifier} is {live.status}: " + ", ".join(p for p in parts if p)
 
 
+def _shown(value: Setting | None) -> str:
+    """A setting as a person writes it in a manifest: 16 not 16.0, true/false, unset."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}"
+
+
 def describe_drift(drift: Mapping[str, tuple[Setting | None, Setting]]) -> str:
-    return ", ".join(f"{path} {before} -> {after}" for path, (before, after) in drift.items())
+    return ", ".join(f"{path} {_shown(before)} -> {_shown(after)}" for path, (before, after) in drift.items())
 
 
 def plan_cluster(name: str, spec: AuroraClusterSpec, live: ClusterObservation) -> Plan:
