@@ -7,8 +7,10 @@ DeletionProtection, and DescribeDBClusters honours the db-cluster-id filter
 created, nor page or fail part-way; those cases answer from botocore's Stubber.
 """
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -39,7 +41,7 @@ from homeostat.reconcilers.aurora_cluster import (
 )
 from homeostat.reconcilers.rds_clusters import CLUSTER_FILTER_BATCH
 
-from .conftest import REGION, CountingClients
+from .conftest import REGION, CountingClients, MotoServer, run_cli
 
 NOW = datetime(2026, 12, 1, 8, tzinfo=UTC)
 CLUSTER = "omnirapeutic-production"
@@ -452,3 +454,56 @@ def test_a_read_that_fails_on_any_page_is_an_error_for_every_resource_and_change
         name: ObserveError("cannot read the DB clusters: DescribeDBClusters failed: Throttling:")
         for name in "ab"
     }
+
+
+# --- end to end: `run --once` against moto's server ---------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_run_once_lowers_max_acus_raised_by_hand(moto_server: MotoServer, tmp_path: Path) -> None:
+    """Max ACUs raised to 64 during an incident: `plan` exits 2 and shows the one field, `run --once`
+    sends one ModifyDBCluster and records it, `plan` then exits 0; undeclared settings are untouched."""
+    rds = moto_server.client("rds")
+    create_cluster(
+        rds,
+        ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 64},
+        BackupRetentionPeriod=7,
+        DeletionProtection=False,
+    )
+    state = tmp_path / "desired"
+    state.mkdir()
+    (state / "aurora.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: AuroraCluster\nmetadata: {name: aurora-production}\nspec:\n"
+        f"  dbClusterIdentifier: {CLUSTER}\n"
+        "  serverlessV2Scaling: {minCapacity: 0.5, maxCapacity: 16}\n  backupRetentionPeriod: 7\n"
+    )
+    env = moto_server.env(
+        HOMEOSTAT_DESIRED_STATE=str(state),
+        HOMEOSTAT_HISTORY=f"sqlite:///{tmp_path / 'history.db'}",
+        HOMEOSTAT_LOG_FORMAT="json",
+    )
+
+    plan = run_cli("plan", "--json", env=env)
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    (planned,) = json.loads(plan.stdout)["resources"]
+    (action,) = planned["actions"]
+    assert (action["action"], action["before"], action["after"]) == (
+        "modify_db_cluster",
+        {MAX_CAPACITY: 64},
+        {MAX_CAPACITY: 16},
+    )
+    assert planned["notes"][0].startswith(f"cluster {CLUSTER} is available: serverless v2 0.5-64 ACUs")
+
+    fixed = run_cli("run", "--once", env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"]
+    assert cluster["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 16}
+    assert cluster["DeletionProtection"] is False
+    history = run_cli("history", "--json", env=env)
+    assert history.returncode == 0, history.stderr
+    rows = [json.loads(line) for line in history.stdout.splitlines() if line.strip()]
+    assert [(r["kind"], r["action"], r["target"], r["outcome"], r["after"]) for r in rows] == [
+        ("AuroraCluster", "modify_db_cluster", CLUSTER, "applied", {MAX_CAPACITY: 16})
+    ]
+    in_sync = run_cli("plan", env=env)
+    assert in_sync.returncode == 0, in_sync.stdout + in_sync.stderr
