@@ -40,11 +40,14 @@ METRIC_KINDS: dict[str, set[Kind]] = {
     "homeostat_alarms_managed": {Kind.ALARM_ACTIONS, Kind.MAINTENANCE_WINDOW},
     "homeostat_snapshot_newest_age_seconds": {Kind.SNAPSHOT_RETENTION},
     "homeostat_snapshots_owned": {Kind.SNAPSHOT_RETENTION},
+    "homeostat_aurora_cluster_available": {Kind.AURORA_CLUSTER},
+    "homeostat_aurora_capacity_max_acu": {Kind.AURORA_CLUSTER},
 }
 RATE_INTERVAL = "10s"  # what $__rate_interval stands for: ten scrapes at 1 s
 RANGE_SECONDS = 15
 SNAPSHOT_CLUSTER = "aurora-prod"
 SNAPSHOT_PREFIX = "aurora-prod-manual-"
+AURORA_CLUSTER = "aurora-serverless"
 
 
 def registered_kinds() -> set[Kind]:
@@ -142,6 +145,19 @@ def seed_and_write(moto: MotoServer, desired: Path, kinds: set[Kind]) -> Any:
             "apiVersion: homeostat/v1\nkind: SnapshotRetention\nmetadata:\n  name: aurora-daily\n"
             f"spec:\n  dbClusterIdentifier: {SNAPSHOT_CLUSTER}\n  snapshotPrefix: {SNAPSHOT_PREFIX}\n"
             "  retention:\n    maxAge: 7d\n"
+        )
+    if Kind.AURORA_CLUSTER in kinds:  # max ACUs raised by hand to 64; the manifest holds 16
+        moto.client("rds").create_db_cluster(
+            DBClusterIdentifier=AURORA_CLUSTER,
+            Engine="aurora-postgresql",
+            MasterUsername="homeostat",
+            MasterUserPassword="not-a-secret-1",
+            ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 64},
+        )
+        (desired / "aurora.yaml").write_text(
+            "apiVersion: homeostat/v1\nkind: AuroraCluster\nmetadata:\n  name: aurora-serverless\n"
+            f"spec:\n  dbClusterIdentifier: {AURORA_CLUSTER}\n"
+            "  serverlessV2Scaling: {minCapacity: 0.5, maxCapacity: 16}\n"
         )
     return ecs
 
@@ -295,6 +311,11 @@ def test_panels_show_the_state_the_daemon_left(scenario: Scenario) -> None:
     if Kind.SNAPSHOT_RETENTION in scenario.kinds:
         ages = _instant(scenario, 'homeostat_snapshot_newest_age_seconds{instance=~"$instance"}')
         assert 0 <= ages[(("name", "aurora-daily"),)] < 26 * 3600
+    if Kind.AURORA_CLUSTER in scenario.kinds:  # the daemon lowered the max raised by hand
+        capacity = _instant(scenario, 'homeostat_aurora_capacity_max_acu{instance=~"$instance"}')
+        assert capacity == {(("name", "aurora-serverless"),): 16}
+        available = _instant(scenario, 'homeostat_aurora_cluster_available{instance=~"$instance"}')
+        assert available == {(("name", "aurora-serverless"),): 1}
 
 
 def test_every_metric_the_dashboard_names_is_on_the_daemons_metrics_page(scenario: Scenario) -> None:
