@@ -122,6 +122,26 @@ def test_the_aws_edges_are_accepted() -> None:
     assert manifest(deletionProtection=False).spec.deletionProtection is False
 
 
+def test_validate_names_file_line_and_field_of_a_bad_aurora_manifest(tmp_path: Path) -> None:
+    """Nothing to hold and an off-step capacity: one line each, exit 1, no traceback."""
+    head = "apiVersion: homeostat/v1\nkind: AuroraCluster\nmetadata: {name: %s}\nspec:\n"
+    (tmp_path / "empty.yaml").write_text(head % "empty" + f"  dbClusterIdentifier: {CLUSTER}\n")
+    (tmp_path / "step.yaml").write_text(
+        head % "step"
+        + "  dbClusterIdentifier: other\n  serverlessV2Scaling: {minCapacity: 0.25, maxCapacity: 4}\n"
+    )
+    result = run_cli("validate", str(tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = sorted((result.stdout + result.stderr).strip().splitlines())
+    assert lines == [
+        f"{tmp_path / 'empty.yaml'}:4: spec: declare at least one of serverlessV2Scaling, "
+        "backupRetentionPeriod or deletionProtection (nothing to hold)",
+        f"{tmp_path / 'step.yaml'}:6: spec.serverlessV2Scaling.minCapacity: "
+        "Input should be a multiple of 0.5",
+    ]
+
+
 def test_two_manifests_for_one_cluster_are_an_error_at_the_second() -> None:
     first = resource("a", CLUSTER, line=1, deletionProtection=True)
     second = resource("b", CLUSTER.upper(), line=9, backupRetentionPeriod=7)
