@@ -41,7 +41,7 @@ from homeostat.reconcilers.aurora_cluster import (
 )
 from homeostat.reconcilers.rds_clusters import CLUSTER_FILTER_BATCH
 
-from .conftest import REGION, CountingClients, MotoServer, run_cli
+from .conftest import REGION, CountingClients, MotoServer, run_cli, run_main
 
 NOW = datetime(2026, 12, 1, 8, tzinfo=UTC)
 CLUSTER = "omnirapeutic-production"
@@ -122,7 +122,9 @@ def test_the_aws_edges_are_accepted() -> None:
     assert manifest(deletionProtection=False).spec.deletionProtection is False
 
 
-def test_validate_names_file_line_and_field_of_a_bad_aurora_manifest(tmp_path: Path) -> None:
+def test_validate_names_file_line_and_field_of_a_bad_aurora_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Nothing to hold and an off-step capacity: one line each, exit 1, no traceback."""
     head = "apiVersion: homeostat/v1\nkind: AuroraCluster\nmetadata: {name: %s}\nspec:\n"
     (tmp_path / "empty.yaml").write_text(head % "empty" + f"  dbClusterIdentifier: {CLUSTER}\n")
@@ -130,7 +132,7 @@ def test_validate_names_file_line_and_field_of_a_bad_aurora_manifest(tmp_path: P
         head % "step"
         + "  dbClusterIdentifier: other\n  serverlessV2Scaling: {minCapacity: 0.25, maxCapacity: 4}\n"
     )
-    result = run_cli("validate", str(tmp_path))
+    result = run_main(capsys, "validate", str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     lines = sorted((result.stdout + result.stderr).strip().splitlines())
