@@ -174,6 +174,7 @@ def test_the_registry_has_one_descriptor_per_kind_and_a_declared_pass_order() ->
     assert len({d.order for d in KINDS}) == len(KINDS)
     order = [kind for r in default_reconcilers() for kind in r.kinds]
     assert list(dict.fromkeys(order)) == [
+        Kind.ECS_TASK_DEFINITION,
         Kind.ECS_SERVICE,
         Kind.ALARM_ACTIONS,
         Kind.MAINTENANCE_WINDOW,

@@ -17,6 +17,7 @@ class Kind(StrEnum):
     meta-test checks it), which says everything else about the kind."""
 
     ECS_SERVICE = "ECSService"
+    ECS_TASK_DEFINITION = "ECSTaskDefinition"
     SNAPSHOT_RETENTION = "SnapshotRetention"
     ALARM_ACTIONS = "AlarmActions"
     MAINTENANCE_WINDOW = "MaintenanceWindow"

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,10 @@ def load_files(
     """
     resources: list[Resource[Any]] = []
     errors: list[ManifestError] = []
+    attachments = {p.as_posix(): content for p, content in files.items() if not is_manifest_name(p.name)}
     for relative, content in sorted(files.items()):
+        if not is_manifest_name(relative.name):
+            continue  # an attachment: read by the manifest that names it (`KindTable.resolvers`)
         file = relative.as_posix()
         for data, lines, doc_errors in documents(file, content):
             errors.extend(doc_errors)
@@ -204,6 +208,9 @@ def load_files(
                 continue
             try:
                 manifest, manifest_errors = parse_document(file, data, lines, kinds)
+                resolve = kinds.resolvers.get(Kind(manifest.kind)) if manifest is not None else None
+                if manifest is not None and resolve is not None:
+                    manifest, manifest_errors = resolve(manifest, file, partial(line_for, lines), attachments)
             except Exception as exc:  # noqa: BLE001 - any input the checks above missed rejects the revision
                 errors.append(
                     ManifestError(file, lines.get(()), None, f"cannot validate: {type(exc).__name__}: {exc}")

@@ -9,6 +9,7 @@ it), a special file (a FIFO would block the reader forever) and a file over
 case it grows meanwhile). Bytes that are not UTF-8 text are reported with the
 line and byte offset, before any YAML parser sees them.
 
+Files ending in `.json` are read too, as attachments a manifest may name.
 Hidden entries (`.git`, editor lock files such as `.#svc.yaml`) are never
 read. Manifest suffixes are case-insensitive: `x.YAML` is a manifest.
 Symlinked files and directories are followed, so what they hold is managed.
@@ -23,6 +24,10 @@ from pathlib import Path
 from homeostat.desired_state.state import ManifestError
 
 SUFFIXES = (".yaml", ".yml")
+# Files a manifest may name (an ECSTaskDefinition's `definitionFile`): read with the manifests,
+# so that they are part of the revision (its content hash, the last-known-good copy, the
+# watcher's fingerprint) and are judged by the same rules, but never parsed as manifests.
+ATTACHMENT_SUFFIXES = (".json",)
 MIB = 1024 * 1024
 MAX_FILE_BYTES = 10 * MIB
 
@@ -37,6 +42,11 @@ class Unreadable(Exception):
 
 def is_manifest_name(name: str) -> bool:
     return name.lower().endswith(SUFFIXES)
+
+
+def is_read_name(name: str) -> bool:
+    """A manifest, or a file a manifest may name: what the walk reads."""
+    return name.lower().endswith((*SUFFIXES, *ATTACHMENT_SUFFIXES))
 
 
 def display_name(directory: Path, path: Path) -> str:
@@ -64,7 +74,7 @@ def _contains(outer: str, inner: str) -> bool:
 
 
 def walk(directory: Path) -> tuple[list[Path], list[ManifestError]]:
-    """Manifest files below `directory` (sorted) and one error per thing that cannot be read."""
+    """Manifest and attachment files below `directory` (sorted), one error per thing not readable."""
     files: list[Path] = []
     errors: list[ManifestError] = []
 
@@ -93,7 +103,7 @@ def walk(directory: Path) -> tuple[list[Path], list[ManifestError]]:
                     fail(path, _LOOP)
                 else:
                     visit(path, (*ancestors, real))
-            elif is_manifest_name(name):
+            elif is_read_name(name):
                 if stat.S_ISREG(info.st_mode):
                     files.append(path)
                 else:

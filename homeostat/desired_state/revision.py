@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from homeostat.desired_state.identifiers import Revision
-from homeostat.desired_state.reading import is_manifest_name
+from homeostat.desired_state.reading import is_read_name
 
 _GIT_TIMEOUT_SECONDS = 10
 
@@ -47,8 +47,8 @@ def git_output(directory: Path, *args: str) -> str | None:
 
 
 def _is_manifest(path: str) -> bool:
-    """A `git status --porcelain` path (possibly quoted, or `old -> new`) that names a manifest."""
-    return is_manifest_name(path.strip().strip('"').split(" -> ")[-1])
+    """A `git status --porcelain` path (possibly quoted, or `old -> new`) that names a file we read."""
+    return is_read_name(path.strip().strip('"').split(" -> ")[-1])
 
 
 def git_revision(
@@ -63,8 +63,8 @@ def git_revision(
     commit = git_output(directory, "rev-parse", "HEAD")
     if not commit:
         return None
-    # Only manifests count, as only they are read: a changed, untracked or git-ignored
-    # *.yaml/*.yml makes the tree dirty; an editor's backup file or a README does not.
+    # Only what is read counts: a changed, untracked or git-ignored
+    # *.yaml/*.yml/*.json makes the tree dirty; an editor's backup file or a README does not.
     status = git_output(
         directory, "status", "--porcelain", "--untracked-files=all", "--ignored=traditional", "--", "."
     )

@@ -10,7 +10,7 @@ the second declaration and names the first.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
@@ -18,14 +18,26 @@ from homeostat.desired_state.models import AlarmSelector, ManifestBase
 from homeostat.desired_state.state import ManifestError, Resource
 
 CrossCheck = Callable[[Sequence[Resource[Any]]], list[ManifestError]]
+# The non-manifest files read with the manifests (`reading.ATTACHMENT_SUFFIXES`), by posix path
+# relative to the desired-state directory, as the manifests' `Source.file` is.
+Attachments = Mapping[str, bytes]
+# The line of a field path of the document being resolved (its nearest declared parent's).
+Locate = Callable[[tuple[str | int, ...]], int | None]
+# A kind's hook that completes one validated manifest from the files it names (a model
+# validator cannot read files, and must not): the manifest with the file's content in it, or
+# located errors. Pure: it reads only the attachments the loader read with the revision, so a
+# named file is part of the revision (its hash, its last-known-good copy) like a manifest.
+Resolve = Callable[[ManifestBase, str, Locate, Attachments], tuple[ManifestBase | None, list[ManifestError]]]
 
 
 @dataclass(frozen=True, slots=True)
 class KindTable:
-    """The kinds the loader accepts: model per `kind:` value, and the cross-document checks."""
+    """The kinds the loader accepts: model per `kind:` value, the cross-document checks, and the
+    hooks of kinds whose manifests name files (`Resolve`)."""
 
     models: Mapping[Kind, type[ManifestBase]]
     checks: tuple[CrossCheck, ...] = ()
+    resolvers: Mapping[Kind, Resolve] = field(default_factory=dict)
 
 
 def where(resource: Resource[Any]) -> str:

@@ -8,7 +8,7 @@ runs on its own worker thread and reads the clock after its observation.
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +22,7 @@ from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import AnyReconciler, merge_plans
+from homeostat.reconcilers.registry import dependencies
 
 
 class State(StrEnum):
@@ -242,8 +243,12 @@ class _PassContext:
     should_stop: Callable[[], bool]
 
 
-def _reconcile_group(group: Sequence[AnyReconciler], ctx: _PassContext) -> _KindPass:
-    """One group's observe -> diff -> execute, on its own worker thread."""
+def _reconcile_group(
+    group: Sequence[AnyReconciler], ctx: _PassContext, prerequisites: Sequence["Future[_KindPass]"] = ()
+) -> _KindPass:
+    """One group's observe -> diff -> execute, on its own worker thread, once the groups of the
+    kinds it runs after have finished (their failure is theirs: this group runs anyway)."""
+    wait(prerequisites)
     active, statuses = _partition(ctx.desired, kinds_of(group), ctx.skip)
     if not active:
         return _KindPass(tuple(statuses), None)
@@ -280,9 +285,13 @@ def run_pass(
     dry_run: bool,
     skip: Skip = _never_skip,
     should_stop: Callable[[], bool] = lambda: False,
+    after: Mapping[Kind, Sequence[Kind]] | None = None,
 ) -> PassReport:
     """Reconcile every resource once, each kind (or group of reconcilers sharing kinds, such as
     the alarm kinds) on its own worker: no kind waits on another kind's AWS retries.
+    A group whose kinds run after other kinds (`after`, default: the registry's declared
+    `KindDescriptor.after`) waits for those kinds' workers: ECSService after
+    ECSTaskDefinition, so the pass that registers a revision also moves the service to it.
     Statuses are reported in registry order, whatever order the workers
     finish in. Stops between resources when asked to (SIGTERM). A failure to write the history
     is raised once every kind has finished (such a pass is not progress). Sets no metrics: the
@@ -290,8 +299,15 @@ def run_pass(
     started = clock()
     ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop)
     parts = groups(reconcilers)
+    waits_for = dependencies() if after is None else after
+    # One worker per group, so a group waiting for an earlier one never holds up a worker that
+    # the earlier group needs; a dependency is always an earlier kind, so the waits end.
     with ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="homeostat-kind") as pool:
-        futures = [pool.submit(_reconcile_group, group, ctx) for group in parts]
+        futures: list[Future[_KindPass]] = []
+        for group in parts:
+            needed = {k for kind in kinds_of(group) for k in waits_for.get(kind, ())}
+            prerequisites = [f for g, f in zip(parts, futures, strict=False) if needed & set(kinds_of(g))]
+            futures.append(pool.submit(_reconcile_group, group, ctx, prerequisites))
     kinds = [future.result() for future in futures]  # re-raises a worker's history failure
     report = PassReport(revision=desired.revision, started=started)
     for group, kind_pass in zip(parts, kinds, strict=True):

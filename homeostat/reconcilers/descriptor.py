@@ -9,22 +9,39 @@ import-linter independence contract and the pass order. The meta-tests
 example, an IAM permission, a gauge declaration or a schema entry.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
-from homeostat.desired_state.validation import CrossCheck
+from homeostat.desired_state.validation import CrossCheck, Resolve
 from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarm_state import Contribute
 from homeostat.reconcilers.base import Reconciler
 
 M = TypeVar("M", bound=ManifestBase)
+T = TypeVar("T")
 
 # IAM actions ("service:Operation") an action or an observation needs.
 Permissions = tuple[str, ...]
+
+
+class Wiring:
+    """One process wiring (`registry.default_reconcilers`): what reconcilers that remember
+    across passes share, one value per type, created on first use. A cache lives here, not in
+    a module, so each wiring (a process, a test) starts empty."""
+
+    def __init__(self) -> None:
+        self._shared: dict[Callable[[], Any], Any] = {}
+
+    def shared(self, kind: Callable[[], T]) -> T:
+        """The wiring's one value made by `kind` (a class taking no arguments)."""
+        if kind not in self._shared:
+            self._shared[kind] = kind()
+        value: T = self._shared[kind]
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +53,12 @@ class KindDescriptor(Generic[M]):
     reconciler plans for it, as the alarm reconciler does for AlarmActions).
     `actions` maps each action the kind's resources can record to the IAM actions it
     needs; `observations` are the IAM actions observing the kind needs.
+    `make_reconciler` replaces `reconciler` for a kind whose reconciler remembers across
+    passes (a cache): it is built once per wiring. `after` lists the kinds whose worker must
+    have finished, in a pass, before this kind's starts (ECSService after ECSTaskDefinition:
+    the pass that registers a revision also moves the service to it); they must come earlier
+    in the pass order. `resolve` completes a manifest from the files it names (the loader's
+    hook, `validation.Resolve`).
     """
 
     kind: Kind
@@ -48,6 +71,9 @@ class KindDescriptor(Generic[M]):
     gauges: tuple[GaugeSpec, ...] = ()
     checks: tuple[CrossCheck, ...] = ()
     alarm_rules: Contribute | None = None
+    make_reconciler: Callable[[Wiring], Reconciler[M, Any]] | None = None
+    after: tuple[Kind, ...] = ()
+    resolve: Resolve | None = None
 
     @property
     def module(self) -> str:

@@ -6,6 +6,10 @@ Diff: one UpdateService per drifted service carrying every drifted field; an
 autoscaled service whose manifest declares desiredCount is a Conflict (the
 autoscaler owns the count; nothing is changed); declared `autoscaling` bounds
 are reconciled on the scalable target with RegisterScalableTarget.
+`taskDefinitionFrom` names an ECSTaskDefinition: the service runs the ACTIVE revision that
+carries its declared digest (the family's revisions are listed once per family per pass,
+each revision's tags read once per process, shared with ECSTaskDefinition's reconciler).
+A service that is not ACTIVE (DRAINING, INACTIVE) or missing is an error: nothing is sent.
 """
 
 import dataclasses
@@ -19,12 +23,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, model_validator
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AWS_NAME, ManifestBase, SpecBase, Strict
+from homeostat.desired_state.models import AWS_NAME, NAME_PATTERN, ManifestBase, SpecBase, Strict
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
-from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.descriptor import KindDescriptor, Wiring
+from homeostat.reconcilers.task_definitions import RevisionCatalog, TaskDefinitionSpec, digest_of, holding
 
 DESCRIBE_SERVICES_BATCH = 10
 SCALABLE_TARGETS_BATCH = 50
@@ -73,6 +78,14 @@ class ECSServiceSpec(SpecBase):
             description="Optional pin: family:revision or a task definition ARN.",
         ),
     ] = None
+    taskDefinitionFrom: Annotated[
+        str | None,
+        Field(
+            pattern=NAME_PATTERN,
+            description="Instead of taskDefinition: the ECSTaskDefinition resource whose declared "
+            "content the service runs (a commit is a deployment, a revert a rollback).",
+        ),
+    ] = None
     autoscaling: Annotated[
         AutoscalingBounds | None,
         Field(
@@ -84,6 +97,8 @@ class ECSServiceSpec(SpecBase):
     def _count_or_autoscaling(self) -> "ECSServiceSpec":
         if self.desiredCount is not None and self.autoscaling is not None:
             raise ValueError("declare either desiredCount or autoscaling, not both")
+        if self.taskDefinition is not None and self.taskDefinitionFrom is not None:
+            raise ValueError("declare either taskDefinition or taskDefinitionFrom, not both")
         return self
 
 
@@ -112,6 +127,17 @@ class ScalableTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class DeclaredRevision:
+    """Where `taskDefinitionFrom` points: the ECSTaskDefinition's family and declared digest, and
+    the ACTIVE revisions that carry it (newest first; none before it is registered)."""
+
+    source: str
+    family: str
+    digest: str
+    arns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceObservation:
     """What AWS says of one service (task definition as the full ARN)."""
 
@@ -120,6 +146,7 @@ class ServiceObservation:
     desired_count: int
     task_definition: str
     scalable_target: ScalableTarget | None
+    declared: DeclaredRevision | None = None
 
 
 def cluster_name(cluster: str) -> str:
@@ -136,6 +163,22 @@ def same_task_definition(declared: str, live_arn: str) -> bool:
     if declared.startswith("arn:"):
         return declared == live_arn
     return live_arn == declared or live_arn.endswith(f":task-definition/{declared}")
+
+
+def not_active(
+    service: str, cluster: str, item: Mapping[str, Any] | None, failures: Mapping[str, str]
+) -> str | None:
+    """Why a described service must not be touched (missing, INACTIVE, DRAINING), or None. Pure.
+
+    moto keeps every service ACTIVE until it is deleted, so DRAINING is tested with a stubbed
+    DescribeServices response."""
+    if item is None or item.get("status") == "INACTIVE":
+        reason = failures.get(service, "INACTIVE" if item else "MISSING")
+        return f"service {service} not found in cluster {cluster} ({reason})"
+    if item.get("status") != "ACTIVE":
+        status = item.get("status")
+        return f"service {service} in cluster {cluster} is {status}, not ACTIVE: no UpdateService is sent"
+    return None
 
 
 def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> tuple[Action, ...]:
@@ -157,6 +200,23 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
         before["taskDefinition"] = live.task_definition
         after["taskDefinition"] = spec.taskDefinition
         params["taskDefinition"] = spec.taskDefinition
+    declared = live.declared
+    if (
+        spec.taskDefinitionFrom is not None
+        and declared is not None
+        and live.task_definition not in declared.arns
+    ):
+        before["taskDefinition"] = live.task_definition
+        if declared.arns:
+            after["taskDefinition"] = params["taskDefinition"] = declared.arns[0]
+        else:
+            # Not registered yet (plan, a dry run, or a registration that failed this pass): shown,
+            # never sent (apply refuses an action without its revision).
+            after["taskDefinition"] = (
+                f"{declared.family}:(the revision ECSTaskDefinition {declared.source} registers, "
+                f"digest {declared.digest[:12]})"
+            )
+            params["unregistered"] = declared.source
     target = f"{cluster_name(spec.cluster)}/{spec.service}"
     conflict = None
     if count_conflict:
@@ -214,6 +274,9 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
 class ECSServiceReconciler:
     kinds = (Kind.ECS_SERVICE,)
 
+    def __init__(self, catalog: RevisionCatalog | None = None) -> None:
+        self.catalog = catalog or RevisionCatalog()
+
     def observe(
         self, resources: Sequence[Resource[ECSService]], desired: DesiredState, aws: AwsClients, now: datetime
     ) -> Mapping[str, ServiceObservation | ObserveError]:
@@ -223,6 +286,7 @@ class ECSServiceReconciler:
         results: dict[str, ServiceObservation | ObserveError] = {}
         targets, target_error = self._scalable_targets(resources, aws)
         ecs = aws.client("ecs")
+        declared = self._declared(resources, desired, ecs)
         for cluster, members in by_cluster.items():
             live: dict[str, dict[str, Any]] = {}
             failures: dict[str, str] = {}
@@ -242,13 +306,14 @@ class ECSServiceReconciler:
             for resource in members:
                 spec = resource.manifest.spec
                 item = live.get(spec.service)
-                if target_error is not None:
-                    results[resource.name] = ObserveError(target_error)
-                elif item is None or item.get("status") == "INACTIVE":
-                    reason = failures.get(spec.service, "INACTIVE" if item else "MISSING")
-                    results[resource.name] = ObserveError(
-                        f"service {spec.service} not found in cluster {cluster} ({reason})"
-                    )
+                wanted = declared.get(spec.taskDefinitionFrom) if spec.taskDefinitionFrom else None
+                error = (
+                    target_error
+                    or not_active(spec.service, cluster, item, failures)
+                    or (wanted.message if isinstance(wanted, ObserveError) else None)
+                )
+                if error is not None or item is None or isinstance(wanted, ObserveError):
+                    results[resource.name] = ObserveError(error or "not observed")
                 else:
                     results[resource.name] = ServiceObservation(
                         cluster=cluster,
@@ -256,8 +321,40 @@ class ECSServiceReconciler:
                         desired_count=int(item["desiredCount"]),
                         task_definition=str(item["taskDefinition"]),
                         scalable_target=targets.get(resource_id(spec)),
+                        declared=wanted,
                     )
         return results
+
+    def _declared(
+        self, resources: Sequence[Resource[ECSService]], desired: DesiredState, ecs: Any
+    ) -> dict[str, DeclaredRevision | ObserveError]:
+        """Per ECSTaskDefinition named by a `taskDefinitionFrom`: the revisions holding its declared
+        content. Each family is listed once; the pass runs this kind after ECSTaskDefinition's,
+        so a revision registered in this pass is found (and known to the shared catalog)."""
+        named = {r.manifest.spec.taskDefinitionFrom for r in resources} - {None}
+        found: dict[str, DeclaredRevision | ObserveError] = {}
+        listed: dict[str, Any] = {}
+        for source in desired.of_kind(Kind.ECS_TASK_DEFINITION):
+            spec = source.manifest.spec
+            if source.name not in named or not isinstance(spec, TaskDefinitionSpec):
+                continue
+            digest = digest_of(spec.content())
+            try:
+                if spec.family not in listed:
+                    listed[spec.family] = self.catalog.active_revisions(ecs, spec.family)
+            except aws_errors() as exc:
+                listed[spec.family] = ObserveError(
+                    f"cannot list the revisions of {spec.family}: {describe_error(exc)}"
+                )
+            revisions = listed[spec.family]
+            found[source.name] = (
+                revisions
+                if isinstance(revisions, ObserveError)
+                else DeclaredRevision(
+                    source.name, spec.family, digest, tuple(r.arn for r in holding(revisions, digest))
+                )
+            )
+        return found
 
     @staticmethod
     def _scalable_targets(
@@ -314,6 +411,15 @@ class ECSServiceReconciler:
         results = []
         for action in actions:
             try:
+                if action.action == ECSAction.UPDATE_SERVICE and "unregistered" in action.params:
+                    results.append(
+                        ApplyResult(
+                            action,
+                            f"not sent: ECSTaskDefinition {action.params['unregistered']} has no ACTIVE "
+                            "revision holding its declared content",
+                        )
+                    )
+                    continue
                 if action.action == ECSAction.UPDATE_SERVICE:
                     aws.client("ecs").update_service(**action.params)
                 elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
@@ -334,6 +440,28 @@ class ECSServiceReconciler:
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         return []
+
+
+def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+    """A `taskDefinitionFrom` must name an ECSTaskDefinition of the same desired state."""
+    declared = {r.name for r in resources if r.kind == Kind.ECS_TASK_DEFINITION}
+    return [
+        ManifestError(
+            resource.source.file,
+            resource.source.line,
+            "spec.taskDefinitionFrom",
+            f"ECSService {resource.name!r} runs ECSTaskDefinition "
+            f"{resource.manifest.spec.taskDefinitionFrom!r}, which is not declared",
+        )
+        for resource in resources
+        if resource.kind == Kind.ECS_SERVICE
+        and resource.manifest.spec.taskDefinitionFrom is not None
+        and resource.manifest.spec.taskDefinitionFrom not in declared
+    ]
+
+
+def _reconciler(wiring: Wiring) -> ECSServiceReconciler:
+    return ECSServiceReconciler(wiring.shared(RevisionCatalog))
 
 
 def same_service_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
@@ -364,11 +492,18 @@ DESCRIPTOR = KindDescriptor(
     model=ECSService,
     order=10,
     example=EXAMPLE,
-    reconciler=ECSServiceReconciler(),
+    reconciler=None,
+    make_reconciler=_reconciler,
+    after=(Kind.ECS_TASK_DEFINITION,),
     actions={
         ECSAction.UPDATE_SERVICE: ("ecs:UpdateService",),
         ECSAction.UPDATE_SCALABLE_TARGET: ("application-autoscaling:RegisterScalableTarget",),
     },
-    observations=("ecs:DescribeServices", "application-autoscaling:DescribeScalableTargets"),
-    checks=(same_service_twice,),
+    observations=(
+        "ecs:DescribeServices",
+        "application-autoscaling:DescribeScalableTargets",
+        "ecs:ListTaskDefinitions",
+        "ecs:DescribeTaskDefinition",
+    ),
+    checks=(same_service_twice, known_task_definition),
 )

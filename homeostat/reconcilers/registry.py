@@ -12,7 +12,7 @@ Importing this module imports no AWS library (contract: `validate` and `schema` 
 none): botocore is imported lazily where a call is made.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
@@ -22,17 +22,19 @@ from homeostat.reconcilers import (
     alarm_actions,
     aurora_cluster,
     ecs_service,
+    ecs_task_definition,
     maintenance_window,
     snapshot_retention,
 )
 from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarms import AlarmReconciler
 from homeostat.reconcilers.base import AnyReconciler
-from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.descriptor import KindDescriptor, Wiring
 
 Registry = Sequence[KindDescriptor[Any]]
 
 KINDS: Registry = (
+    ecs_task_definition.DESCRIPTOR,
     ecs_service.DESCRIPTOR,
     alarm_actions.DESCRIPTOR,
     maintenance_window.DESCRIPTOR,
@@ -51,7 +53,23 @@ def kind_table(registry: Registry = KINDS) -> KindTable:
     return KindTable(
         models={d.kind: d.model for d in ordered},
         checks=tuple(check for d in ordered for check in d.checks),
+        resolvers={d.kind: d.resolve for d in ordered if d.resolve is not None},
     )
+
+
+def dependencies(registry: Registry = KINDS) -> Mapping[Kind, tuple[Kind, ...]]:
+    """The kinds each kind's worker waits for in a pass (`KindDescriptor.after`).
+
+    A dependency must come earlier in the pass order, so the waits can never form a cycle.
+    """
+    position = {d.kind: d.order for d in registry}
+    for descriptor in registry:
+        for kind in descriptor.after:
+            if position.get(kind, descriptor.order) >= descriptor.order:
+                raise ValueError(
+                    f"{descriptor.kind} runs after {kind}, which is not earlier in the pass order"
+                )
+    return {d.kind: d.after for d in in_pass_order(registry) if d.after}
 
 
 def schema_models(registry: Registry = KINDS) -> list[type[ManifestBase]]:
@@ -71,17 +89,20 @@ def gauges(registry: Registry = KINDS) -> tuple[GaugeSpec, ...]:
 
 
 def default_reconcilers(registry: Registry = KINDS) -> tuple[AnyReconciler, ...]:
-    """The reconcilers in pass order: each kind's own (stateless), and a new alarm reconciler
+    """The reconcilers in pass order: each kind's own (stateless, or built for this wiring when
+    it remembers: `make_reconciler`), and a new alarm reconciler
     (it remembers its last listing) placed at the first kind contributing alarm rules,
     planning for every such kind. One call per process wiring: `run`, `plan`, `demo`."""
     reconcilers: list[AnyReconciler] = []
+    wiring = Wiring()
     contributors = {d.kind: d.alarm_rules for d in in_pass_order(registry) if d.alarm_rules is not None}
     alarms = AlarmReconciler(contributors) if contributors else None
     for descriptor in in_pass_order(registry):
         if alarms is not None and descriptor.kind in contributors and alarms not in reconcilers:
             reconcilers.append(alarms)
-        if descriptor.reconciler is not None:
-            reconcilers.append(descriptor.reconciler)
+        own = descriptor.make_reconciler(wiring) if descriptor.make_reconciler else descriptor.reconciler
+        if own is not None:
+            reconcilers.append(own)
     return tuple(reconcilers)
 
 
