@@ -243,3 +243,65 @@ def test_a_history_failure_in_one_kind_fails_the_pass_after_the_other_kinds_ran(
     assert alarms.observed == ["db"]
     assert ecs.applied == [], "nothing is sent without its journal row"
     assert alarms.applied == [], "nothing is sent without its journal row"
+
+
+def _with_task_definition(tmp_path: Path) -> DesiredState:
+    directory = tmp_path / "desired"
+    directory.mkdir(exist_ok=True)
+    (directory / "td.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: ECSTaskDefinition\nmetadata: {name: api}\n"
+        "spec: {family: api, definition: {containerDefinitions: []}}\n"
+    )
+    return desired_state(tmp_path)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_kind_declared_after_another_starts_once_that_kinds_worker_finished(
+    tmp_path: Path, store: HistoryStore, declared: bool
+) -> None:
+    """ECSService is declared after ECSTaskDefinition (`KindDescriptor.after`): its observe starts
+    only once the task definition kind has applied, so the pass that registers a revision also
+    moves the service. Without the declaration (`after={}`) the kinds run side by side: the
+    service observes while the task definition kind is still blocked in its apply."""
+    td_applied = threading.Event()
+    service_observed = threading.Event()
+    seen_at_observe: list[bool] = []
+
+    def block_until_service_observed(_actions: Sequence[Action]) -> None:
+        service_observed.wait(0.5 if declared else TIMEOUT)
+        td_applied.set()
+
+    def observe_service() -> None:
+        seen_at_observe.append(td_applied.is_set())
+        service_observed.set()
+
+    task_definitions = FakeKind(Kind.ECS_TASK_DEFINITION, on_apply=block_until_service_observed)
+    services = FakeKind(Kind.ECS_SERVICE, on_observe=observe_service)
+    clock = FakeClock(T0)
+    report = run_pass(
+        _with_task_definition(tmp_path),
+        (task_definitions, services),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        Executor(store, None, structlog.get_logger(), clock),
+        clock=clock,
+        dry_run=False,
+        after=None if declared else {},
+    )
+    assert seen_at_observe == [declared]
+    assert [(s.kind, s.name, s.state) for s in report.statuses] == [
+        ("ECSTaskDefinition", "api", State.FIXED),
+        ("ECSService", "api", State.FIXED),
+    ]
+
+
+def test_a_dependency_must_come_earlier_in_the_pass_order() -> None:
+    """`after` naming a later kind is refused when the registry is read: the waits cannot cycle."""
+    from dataclasses import replace
+
+    from homeostat.reconcilers import ecs_service, ecs_task_definition
+    from homeostat.reconcilers.registry import dependencies
+
+    assert dependencies() == {Kind.ECS_SERVICE: (Kind.ECS_TASK_DEFINITION,)}
+    backwards = replace(ecs_task_definition.DESCRIPTOR, after=(Kind.ECS_SERVICE,))
+    with pytest.raises(ValueError, match="not earlier in the pass order"):
+        dependencies((backwards, ecs_service.DESCRIPTOR))

@@ -1,0 +1,188 @@
+"""Deployments from git: ECSService `taskDefinitionFrom` (issue 13 items 2 and 5), in-process moto.
+
+One pass with the registry's reconcilers registers the declared content and moves the service
+to that revision (ECSService's worker runs after ECSTaskDefinition's); a revert finds the
+older revision by its digest and registers nothing. `plan` shows both without sending. A
+service that is not ACTIVE is an error and nothing is sent: moto keeps every service ACTIVE
+until it is deleted, so DRAINING is a stubbed DescribeServices response.
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from moto import mock_aws
+
+from homeostat.desired_state.loading import load_directory
+from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.operator.execution import Executor
+from homeostat.operator.history import HistoryStore
+from homeostat.operator.passes import State, observe_and_diff, run_pass
+from homeostat.reconcilers.ecs_service import ECSServiceReconciler
+from homeostat.reconcilers.registry import default_reconcilers, kind_table
+
+from .conftest import CountingClients
+
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+CLUSTER = "prod"
+FAMILY = "shop-api"
+
+
+def write(directory: Path, image: str, service_spec: str = "taskDefinitionFrom: api") -> DesiredState:
+    directory.mkdir(parents=True, exist_ok=True)
+    content = {"family": FAMILY, "containerDefinitions": [{"name": "api", "image": image, "memory": 128}]}
+    (directory / "api.json").write_text(json.dumps(content))
+    (directory / "api.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: ECSTaskDefinition\nmetadata: {name: api}\n"
+        f"spec: {{family: {FAMILY}, definitionFile: api.json}}\n---\n"
+        "apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {name: api}\n"
+        f"spec:\n  cluster: {CLUSTER}\n  service: api\n  desiredCount: 1\n  {service_spec}\n"
+    )
+    return load_directory(directory, kinds=kind_table())
+
+
+@pytest.fixture
+def clients(counting_clients: CountingClients) -> Iterator[CountingClients]:
+    with mock_aws():
+        ecs = counting_clients.client("ecs")
+        ecs.create_cluster(clusterName=CLUSTER)
+        ecs.register_task_definition(
+            family=FAMILY, containerDefinitions=[{"name": "api", "image": "by-hand", "memory": 128}]
+        )
+        ecs.create_service(cluster=CLUSTER, serviceName="api", taskDefinition=f"{FAMILY}:1", desiredCount=1)
+        counting_clients.log.calls.clear()
+        yield counting_clients
+
+
+def running(clients: CountingClients) -> str:
+    [item] = clients.client("ecs").describe_services(cluster=CLUSTER, services=["api"])["services"]
+    return str(item["taskDefinition"]).rsplit("/", 1)[-1]
+
+
+def one_pass(desired: DesiredState, clients: CountingClients, store: HistoryStore, reconcilers: Any) -> Any:
+    executor = Executor(store, None, structlog.get_logger(), lambda: NOW)
+    return run_pass(desired, reconcilers, clients, executor, clock=lambda: NOW, dry_run=False)
+
+
+def test_one_pass_registers_and_moves_the_service_and_a_revert_registers_nothing(
+    clients: CountingClients, tmp_path: Path
+) -> None:
+    store = HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+    reconcilers = default_reconcilers()
+    v1 = one_pass(write(tmp_path / "d", "api:v1"), clients, store, reconcilers)
+    assert [(s.kind, s.state) for s in v1.statuses] == [
+        ("ECSTaskDefinition", State.FIXED),
+        ("ECSService", State.FIXED),
+    ]
+    assert running(clients) == f"{FAMILY}:2"
+    v2 = one_pass(write(tmp_path / "d", "api:v2"), clients, store, reconcilers)
+    assert [s.state for s in v2.statuses] == [State.FIXED, State.FIXED]
+    assert running(clients) == f"{FAMILY}:3"
+    clients.log.calls.clear()
+
+    reverted = one_pass(write(tmp_path / "d", "api:v1"), clients, store, reconcilers)
+
+    assert [s.state for s in reverted.statuses] == [State.IN_SYNC, State.FIXED]
+    assert running(clients) == f"{FAMILY}:2"
+    calls = clients.log.count()
+    assert calls["RegisterTaskDefinition"] == 0
+    assert calls["DescribeTaskDefinition"] == 0  # every revision was described once, in earlier passes
+    [update] = clients.log.of("UpdateService")
+    assert update["taskDefinition"].endswith(f":task-definition/{FAMILY}:2")
+    [move] = [r for r in reverted.records if r.kind == "ECSService"]
+    assert (
+        move.before["taskDefinition"].rsplit("/", 1)[-1],
+        move.after["taskDefinition"].rsplit("/", 1)[-1],
+    ) == (
+        f"{FAMILY}:3",
+        f"{FAMILY}:2",
+    )
+    again = one_pass(write(tmp_path / "d", "api:v1"), clients, store, reconcilers)
+    assert [s.state for s in again.statuses] == [State.IN_SYNC, State.IN_SYNC]
+
+
+def test_plan_shows_the_revision_it_would_register_and_the_service_it_would_move(
+    clients: CountingClients, tmp_path: Path
+) -> None:
+    planned, _ = observe_and_diff(write(tmp_path / "d", "api:v1"), default_reconcilers(), clients, NOW)
+    plans = {(r.kind, r.name): plan for _, r, plan in planned}
+    [register] = plans[("ECSTaskDefinition", "api")].actions
+    assert register.after["images"] == ["api:v1"]
+    [move] = plans[("ECSService", "api")].actions
+    assert move.after["taskDefinition"].startswith(f"{FAMILY}:(the revision ECSTaskDefinition api registers")
+    assert clients.log.count()["RegisterTaskDefinition"] == clients.log.count()["UpdateService"] == 0
+    # Were such an action applied (a registration that failed in this pass), it is refused, not sent.
+    [result] = ECSServiceReconciler().apply([move], clients)
+    assert (
+        result.error == "not sent: ECSTaskDefinition api has no ACTIVE revision holding its declared content"
+    )
+    assert clients.log.count()["UpdateService"] == 0
+
+
+def test_task_definition_and_task_definition_from_are_exclusive(tmp_path: Path) -> None:
+    with pytest.raises(InvalidDesiredState) as caught:
+        write(tmp_path / "d", "x", service_spec=f"taskDefinitionFrom: api\n  taskDefinition: {FAMILY}:1")
+    assert [str(e) for e in caught.value.errors] == [
+        "api.yaml:9: spec: declare either taskDefinition or taskDefinitionFrom, not both"
+    ]
+
+
+def test_an_unknown_task_definition_from_is_a_cross_document_error_naming_the_line(tmp_path: Path) -> None:
+    with pytest.raises(InvalidDesiredState) as caught:
+        write(tmp_path / "d", "x", service_spec="taskDefinitionFrom: worker")
+    assert [str(e) for e in caught.value.errors] == [
+        "api.yaml:6: spec.taskDefinitionFrom: ECSService 'api' runs ECSTaskDefinition 'worker', "
+        "which is not declared"
+    ]
+
+
+class DrainingEcs:
+    """A stubbed ECS client: DescribeServices answers as AWS does for a service being deleted
+    (moto never shows DRAINING); any mutation is a test failure."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.updates: list[dict[str, Any]] = []
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, Any]:
+        arn = f"arn:aws:ecs:us-east-1:123456789012:task-definition/{FAMILY}:1"
+        return {
+            "services": [
+                {"serviceName": s, "status": self.status, "desiredCount": 0, "taskDefinition": arn}
+                for s in services
+            ],
+            "failures": [],
+        }
+
+    def update_service(self, **params: Any) -> None:
+        self.updates.append(params)
+
+
+class StubClients:
+    def __init__(self, ecs: DrainingEcs) -> None:
+        self.ecs = ecs
+
+    def client(self, service: str) -> Any:
+        if service == "ecs":
+            return self.ecs
+        return type(
+            "NoTargets", (), {"describe_scalable_targets": lambda self, **_: {"ScalableTargets": []}}
+        )()
+
+
+@pytest.mark.parametrize("status", ["DRAINING", "INACTIVE"])
+def test_a_service_that_is_not_active_is_an_error_and_nothing_is_sent(tmp_path: Path, status: str) -> None:
+    desired = write(tmp_path / "d", "x", service_spec=f"taskDefinition: {FAMILY}:2")
+    [service] = [r for r in desired.resources if r.kind == "ECSService"]
+    ecs = DrainingEcs(status)
+    reconciler = ECSServiceReconciler()
+    observed = reconciler.observe([service], desired, StubClients(ecs), NOW)
+    plan = reconciler.diff(service, observed["api"], NOW)
+    assert plan.actions == ()
+    assert plan.error is not None
+    assert status in plan.error
+    assert ecs.updates == []
