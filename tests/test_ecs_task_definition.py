@@ -286,7 +286,8 @@ def test_keep_revisions_deregisters_nothing_when_the_services_cannot_be_read() -
     assert "no revision is deregistered: cannot read the services" in plan.notes
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Each example is a fresh moto account and up to nine passes: 30 examples, in either profile.
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     preexisting=st.lists(st.sampled_from("abcd"), max_size=3),
     commits=st.lists(st.sampled_from("abcdef"), min_size=1, max_size=6),
