@@ -111,7 +111,8 @@ def test_plan_shows_the_revision_it_would_register_and_the_service_it_would_move
     planned, _ = observe_and_diff(write(tmp_path / "d", "api:v1"), default_reconcilers(), clients, NOW)
     plans = {(r.kind, r.name): plan for _, r, plan in planned}
     [register] = plans[("ECSTaskDefinition", "api")].actions
-    assert register.after["images"] == ["api:v1"]
+    assert register.after["revision"] == f"{FAMILY}:(new)"
+    assert "api:v1" in register.reason
     [move] = plans[("ECSService", "api")].actions
     assert move.after["taskDefinition"].startswith(f"{FAMILY}:(the revision ECSTaskDefinition api registers")
     assert clients.log.count()["RegisterTaskDefinition"] == clients.log.count()["UpdateService"] == 0

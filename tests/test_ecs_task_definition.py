@@ -184,8 +184,9 @@ def test_registers_once_tagged_and_a_new_process_finds_it_by_its_tag(clients: Co
     plans = one_pass(ECSTaskDefinitionReconciler(), clients, resource)
     [action] = plans["api"].actions
     assert action.action == TaskDefinitionAction.REGISTER
-    assert action.before == {"revision": f"{FAMILY}:1"}
-    assert action.after == {"digest": digest_of(definition()), "images": ["nginx:1"]}
+    assert action.before == {"revision": f"{FAMILY}:1", "digest": None}
+    assert action.after == {"revision": f"{FAMILY}:(new)", "digest": digest_of(definition())}
+    assert action.reason.endswith(f"(digest {digest_of(definition())[:12]}; nginx:1)")
     assert active(clients) == [f"{FAMILY}:1", f"{FAMILY}:2"]
     described = clients.client("ecs").describe_task_definition(taskDefinition=f"{FAMILY}:2", include=["TAGS"])
     assert {t["key"]: t["value"] for t in described["tags"]} == {

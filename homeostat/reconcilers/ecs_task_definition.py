@@ -145,20 +145,24 @@ def diff_task_definition(name: str, spec: TaskDefinitionSpec, live: FamilyObserv
     in_force = holding(live.revisions, digest)
     actions: list[Action] = []
     notes: list[str] = []
-    newest = live.revisions[0].name if live.revisions else None
+    newest = live.revisions[0] if live.revisions else None
     if in_force:
         notes.append(f"{in_force[0].name} holds the declared content (digest {digest[:12]})")
     else:
+        images = ", ".join(_images(definition)) or "no image"
         actions.append(
             Action(
                 kind=Kind.ECS_TASK_DEFINITION,
                 name=name,
                 action=TaskDefinitionAction.REGISTER,
                 target=spec.family,
-                before={"revision": newest},
-                after={"digest": digest, "images": _images(definition)},
+                before={
+                    "revision": newest.name if newest else None,
+                    "digest": newest.digest if newest else None,
+                },
+                after={"revision": f"{spec.family}:(new)", "digest": digest},
                 reason=f"no ACTIVE revision of {spec.family} holds the declared content "
-                f"(digest {digest[:12]})",
+                f"(digest {digest[:12]}; {images})",
                 params={"family": spec.family, "definition": definition, "digest": digest},
             )
         )
