@@ -187,3 +187,15 @@ def test_a_service_that_is_not_active_is_an_error_and_nothing_is_sent(tmp_path: 
     assert plan.error is not None
     assert status in plan.error
     assert ecs.updates == []
+
+
+def test_both_ecs_kinds_of_one_wiring_share_one_catalog_and_a_new_wiring_starts_empty() -> None:
+    """Each revision is described once per process: one catalog for both kinds of a wiring, and no
+    module-level cache (a second wiring, a test or a process, gets its own)."""
+    first, second = default_reconcilers(), default_reconcilers()
+    catalogs = [
+        {type(r).__name__: r.catalog for r in wiring if hasattr(r, "catalog")} for wiring in (first, second)
+    ]
+    assert set(catalogs[0]) == {"ECSTaskDefinitionReconciler", "ECSServiceReconciler"}
+    assert catalogs[0]["ECSTaskDefinitionReconciler"] is catalogs[0]["ECSServiceReconciler"]
+    assert catalogs[0]["ECSServiceReconciler"] is not catalogs[1]["ECSServiceReconciler"]

@@ -28,7 +28,7 @@ T = TypeVar("T")
 Permissions = tuple[str, ...]
 
 
-class Wiring:
+class Shared:
     """One process wiring (`registry.default_reconcilers`): what reconcilers that remember
     across passes share, one value per type, created on first use. A cache lives here, not in
     a module, so each wiring (a process, a test) starts empty."""
@@ -36,7 +36,7 @@ class Wiring:
     def __init__(self) -> None:
         self._shared: dict[Callable[[], Any], Any] = {}
 
-    def shared(self, kind: Callable[[], T]) -> T:
+    def get(self, kind: Callable[[], T]) -> T:
         """The wiring's one value made by `kind` (a class taking no arguments)."""
         if kind not in self._shared:
             self._shared[kind] = kind()
@@ -71,7 +71,7 @@ class KindDescriptor(Generic[M]):
     gauges: tuple[GaugeSpec, ...] = ()
     checks: tuple[CrossCheck, ...] = ()
     alarm_rules: Contribute | None = None
-    make_reconciler: Callable[[Wiring], Reconciler[M, Any]] | None = None
+    make_reconciler: Callable[[Shared], Reconciler[M, Any]] | None = None
     after: tuple[Kind, ...] = ()
     resolve: Resolve | None = None
 

@@ -28,7 +28,7 @@ from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
-from homeostat.reconcilers.descriptor import KindDescriptor, Wiring
+from homeostat.reconcilers.descriptor import KindDescriptor, Shared
 from homeostat.reconcilers.task_definitions import RevisionCatalog, TaskDefinitionSpec, digest_of, holding
 
 DESCRIBE_SERVICES_BATCH = 10
@@ -460,8 +460,8 @@ def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestEr
     ]
 
 
-def _reconciler(wiring: Wiring) -> ECSServiceReconciler:
-    return ECSServiceReconciler(wiring.shared(RevisionCatalog))
+def _reconciler(shared: Shared) -> ECSServiceReconciler:
+    return ECSServiceReconciler(shared.get(RevisionCatalog))
 
 
 def same_service_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError]:

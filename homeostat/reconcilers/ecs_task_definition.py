@@ -28,7 +28,7 @@ from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import Attachments, Locate
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
-from homeostat.reconcilers.descriptor import KindDescriptor, Wiring
+from homeostat.reconcilers.descriptor import KindDescriptor, Shared
 from homeostat.reconcilers.task_definitions import (
     DIGEST_TAG,
     MANAGED_TAG,
@@ -298,8 +298,8 @@ class ECSTaskDefinitionReconciler:
         return []
 
 
-def _reconciler(wiring: Wiring) -> ECSTaskDefinitionReconciler:
-    return ECSTaskDefinitionReconciler(wiring.shared(RevisionCatalog))
+def _reconciler(shared: Shared) -> ECSTaskDefinitionReconciler:
+    return ECSTaskDefinitionReconciler(shared.get(RevisionCatalog))
 
 
 DESCRIPTOR = KindDescriptor(

@@ -29,7 +29,7 @@ from homeostat.reconcilers import (
 from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarms import AlarmReconciler
 from homeostat.reconcilers.base import AnyReconciler
-from homeostat.reconcilers.descriptor import KindDescriptor, Wiring
+from homeostat.reconcilers.descriptor import KindDescriptor, Shared
 
 Registry = Sequence[KindDescriptor[Any]]
 
@@ -94,13 +94,13 @@ def default_reconcilers(registry: Registry = KINDS) -> tuple[AnyReconciler, ...]
     (it remembers its last listing) placed at the first kind contributing alarm rules,
     planning for every such kind. One call per process wiring: `run`, `plan`, `demo`."""
     reconcilers: list[AnyReconciler] = []
-    wiring = Wiring()
+    shared = Shared()
     contributors = {d.kind: d.alarm_rules for d in in_pass_order(registry) if d.alarm_rules is not None}
     alarms = AlarmReconciler(contributors) if contributors else None
     for descriptor in in_pass_order(registry):
         if alarms is not None and descriptor.kind in contributors and alarms not in reconcilers:
             reconcilers.append(alarms)
-        own = descriptor.make_reconciler(wiring) if descriptor.make_reconciler else descriptor.reconciler
+        own = descriptor.make_reconciler(shared) if descriptor.make_reconciler else descriptor.reconciler
         if own is not None:
             reconcilers.append(own)
     return tuple(reconcilers)

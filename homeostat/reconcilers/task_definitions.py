@@ -110,7 +110,7 @@ class RevisionInfo:
 class RevisionCatalog:
     """Every ACTIVE revision of a family with its tags; each revision described once per process.
 
-    One catalog per process wiring, shared by both ECS kinds' reconcilers (`Wiring.shared`),
+    One catalog per process wiring, shared by both ECS kinds' reconcilers (`Shared.get`),
     so that the revision ECSTaskDefinition registered is known to ECSService without a
     describe. The lock guards the dictionary only, never an AWS call.
     """
