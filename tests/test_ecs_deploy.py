@@ -199,3 +199,29 @@ def test_both_ecs_kinds_of_one_wiring_share_one_catalog_and_a_new_wiring_starts_
     assert set(catalogs[0]) == {"ECSTaskDefinitionReconciler", "ECSServiceReconciler"}
     assert catalogs[0]["ECSTaskDefinitionReconciler"] is catalogs[0]["ECSServiceReconciler"]
     assert catalogs[0]["ECSServiceReconciler"] is not catalogs[1]["ECSServiceReconciler"]
+
+
+def test_the_demo_deploys_api_by_a_commit_of_its_image_and_then_reverts_it(tmp_path: Path) -> None:
+    """The demo's move edits the example task definition file: a new digest, then the old one again."""
+    import shutil
+    import threading
+
+    from homeostat.operator.demo import Chaos
+    from homeostat.reconcilers.task_definitions import digest_of
+    from tests.conftest import EXAMPLES
+
+    shutil.copytree(EXAMPLES, tmp_path / "d")
+
+    def digest() -> str:
+        [td] = [
+            r for r in load_directory(tmp_path / "d", kinds=kind_table()) if r.kind == "ECSTaskDefinition"
+        ]
+        return digest_of(td.manifest.spec.content())
+
+    chaos = Chaos("http://127.0.0.1:1", threading.Event(), tmp_path / "d")
+    original = digest()
+    chaos.deploy_api()
+    deployed = digest()
+    chaos.deploy_api()
+    assert deployed != original
+    assert digest() == original

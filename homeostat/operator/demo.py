@@ -216,7 +216,7 @@ class Chaos:
         self.random = random.Random(7)  # noqa: S311 - picks demo drift, not secrets
 
     def run(self) -> None:
-        moves = [self.scale_down, self.add_window, self.roll_back, self.silence_alarm]
+        moves = [self.scale_down, self.deploy_api, self.add_window, self.roll_back, self.silence_alarm]
         step = 0
         while not self.stop.wait(DRIFT_EVERY_SECONDS):
             try:
@@ -229,6 +229,16 @@ class Chaos:
         count = self.random.choice([0, 1])
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-api", desiredCount=count)
         say(f"PERSON  scaled {CLUSTER}-api down to {count} tasks by hand in the console")
+
+    def deploy_api(self) -> None:
+        """A deployment by commit of a new image tag, and next time its revert: homeostat registers
+        v1.2.4 and moves api to it, then finds v1.2.3's revision by its digest and registers nothing."""
+        path = self.desired / "api-task-definition.json"
+        text = path.read_text()
+        old, new = ("v1.2.3", "v1.2.4") if "api:v1.2.3" in text else ("v1.2.4", "v1.2.3")
+        path.write_text(text.replace(f"api:{old}", f"api:{new}"))
+        what = "reverted api to image" if new == "v1.2.3" else "committed a new api image"
+        say(f"PERSON  {what} {new} in api-task-definition.json")
 
     def roll_back(self) -> None:
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", taskDefinition=f"{CLUSTER}-web:16")
