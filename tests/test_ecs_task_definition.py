@@ -157,6 +157,20 @@ def test_a_missing_definition_file_is_a_validation_error(tmp_path: Path) -> None
     ]
 
 
+def test_two_task_definitions_of_one_family_are_an_error_at_the_second(tmp_path: Path) -> None:
+    directory = write_directory(tmp_path, json.dumps(definition()))
+    (directory / "web.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: ECSTaskDefinition\nmetadata: {name: web}\n"
+        f"spec: {{family: {FAMILY}, definition: {{containerDefinitions: []}}}}\n"
+    )
+    with pytest.raises(InvalidDesiredState) as caught:
+        load_directory(directory, kinds=kind_table())
+    assert [str(e) for e in caught.value.errors] == [
+        f"web.yaml:1: spec.family: ECSTaskDefinition 'web' declares family '{FAMILY}', as does "
+        "ECSTaskDefinition 'api' (api.yaml:1)"
+    ]
+
+
 def test_definition_and_definition_file_are_exclusive_and_family_and_tags_are_refused() -> None:
     with pytest.raises(ValueError, match="exactly one of definition or definitionFile"):
         task_definition(definitionFile="a.json", definition=definition())

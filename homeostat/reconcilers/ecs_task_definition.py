@@ -25,7 +25,7 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
 from homeostat.desired_state.reading import ATTACHMENT_SUFFIXES
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
-from homeostat.desired_state.validation import Attachments, Locate
+from homeostat.desired_state.validation import Attachments, Locate, where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared
@@ -298,6 +298,29 @@ class ECSTaskDefinitionReconciler:
         return []
 
 
+def same_family_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+    """Two ECSTaskDefinition manifests for one family would register each other's content in
+    turn and move their services back and forth: an error at the second, naming the first."""
+    errors: list[ManifestError] = []
+    first_seen: dict[str, Resource[Any]] = {}
+    for resource in resources:
+        if resource.kind != Kind.ECS_TASK_DEFINITION:
+            continue
+        family = resource.manifest.spec.family
+        first = first_seen.setdefault(family, resource)
+        if first is not resource:
+            errors.append(
+                ManifestError(
+                    resource.source.file,
+                    resource.source.line,
+                    "spec.family",
+                    f"ECSTaskDefinition {resource.name!r} declares family {family!r}, as does "
+                    f"ECSTaskDefinition {first.name!r} ({where(first)})",
+                )
+            )
+    return errors
+
+
 def _reconciler(shared: Shared) -> ECSTaskDefinitionReconciler:
     return ECSTaskDefinitionReconciler(shared.get(RevisionCatalog))
 
@@ -310,6 +333,7 @@ DESCRIPTOR = KindDescriptor(
     reconciler=None,
     make_reconciler=_reconciler,
     resolve=resolve_definition_file,
+    checks=(same_family_twice,),
     actions={
         # iam:PassRole: registering a definition that names a task or execution role passes it to ECS.
         TaskDefinitionAction.REGISTER: ("ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"),
