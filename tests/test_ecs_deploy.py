@@ -7,9 +7,10 @@ service that is not ACTIVE is an error and nothing is sent: moto keeps every ser
 until it is deleted, so DRAINING is a stubbed DescribeServices response.
 """
 
+import itertools
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,14 @@ def running(clients: CountingClients) -> str:
     return str(item["taskDefinition"]).rsplit("/", 1)[-1]
 
 
+PASSES = itertools.count(1)
+
+
 def one_pass(desired: DesiredState, clients: CountingClients, store: HistoryStore, reconcilers: Any) -> Any:
-    executor = Executor(store, None, structlog.get_logger(), lambda: NOW)
-    return run_pass(desired, reconcilers, clients, executor, clock=lambda: NOW, dry_run=False)
+    """One pass at an instant of its own (the catalog keeps a family's listing for one pass)."""
+    now = NOW + timedelta(seconds=next(PASSES))
+    executor = Executor(store, None, structlog.get_logger(), lambda: now)
+    return run_pass(desired, reconcilers, clients, executor, clock=lambda: now, dry_run=False)
 
 
 def test_one_pass_registers_and_moves_the_service_and_a_revert_registers_nothing(
@@ -79,6 +85,10 @@ def test_one_pass_registers_and_moves_the_service_and_a_revert_registers_nothing
         ("ECSService", State.FIXED),
     ]
     assert running(clients) == f"{FAMILY}:2"
+    # The service found the revision registered in its pass without a listing or a describe of its own.
+    first = clients.log.count()
+    assert (first["ListTaskDefinitions"], first["DescribeTaskDefinition"]) == (1, 1)  # :1, by hand
+    assert (first["RegisterTaskDefinition"], first["UpdateService"]) == (1, 1)
     v2 = one_pass(write(tmp_path / "d", "api:v2"), clients, store, reconcilers)
     assert [s.state for s in v2.statuses] == [State.FIXED, State.FIXED]
     assert running(clients) == f"{FAMILY}:3"
@@ -91,6 +101,7 @@ def test_one_pass_registers_and_moves_the_service_and_a_revert_registers_nothing
     calls = clients.log.count()
     assert calls["RegisterTaskDefinition"] == 0
     assert calls["DescribeTaskDefinition"] == 0  # every revision was described once, in earlier passes
+    assert calls["ListTaskDefinitions"] == 1  # one listing of the family per pass, for both kinds
     [update] = clients.log.of("UpdateService")
     assert update["taskDefinition"].endswith(f":task-definition/{FAMILY}:2")
     [move] = [r for r in reverted.records if r.kind == "ECSService"]

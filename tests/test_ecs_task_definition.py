@@ -7,9 +7,10 @@ revision once per process, and with keepRevisions deregisters only homeostat's o
 revisions beyond the newest N that no service of the observed clusters runs.
 """
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,17 @@ def clients(counting_clients: CountingClients) -> Iterator[CountingClients]:
         yield counting_clients
 
 
+PASSES = itertools.count(1)
+
+
 def one_pass(
     reconciler: ECSTaskDefinitionReconciler, clients: CountingClients, *resources: Resource[Any]
 ) -> dict[str, Any]:
-    """Observe, diff and apply every action of the task definitions, as the executor would."""
+    """Observe, diff and apply every action of the task definitions, as the executor would, in a
+    pass of its own (a new start instant: the catalog keeps a family's listing for one pass)."""
     desired = state(*resources)
     mine = [r for r in resources if isinstance(r.manifest, ECSTaskDefinition)]
-    observed = reconciler.observe(mine, desired, clients, NOW)
+    observed = reconciler.observe(mine, desired, clients, NOW + timedelta(seconds=next(PASSES)))
     plans = {r.name: reconciler.diff(r, observed[r.name], NOW) for r in mine}
     actions = [a for p in plans.values() for a in p.actions]
     results = reconciler.apply(actions, clients) if actions else []

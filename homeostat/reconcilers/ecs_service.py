@@ -286,7 +286,7 @@ class ECSServiceReconciler:
         results: dict[str, ServiceObservation | ObserveError] = {}
         targets, target_error = self._scalable_targets(resources, aws)
         ecs = aws.client("ecs")
-        declared = self._declared(resources, desired, ecs)
+        declared = self._declared(resources, desired, ecs, now)
         for cluster, members in by_cluster.items():
             live: dict[str, dict[str, Any]] = {}
             failures: dict[str, str] = {}
@@ -326,11 +326,11 @@ class ECSServiceReconciler:
         return results
 
     def _declared(
-        self, resources: Sequence[Resource[ECSService]], desired: DesiredState, ecs: Any
+        self, resources: Sequence[Resource[ECSService]], desired: DesiredState, ecs: Any, now: datetime
     ) -> dict[str, DeclaredRevision | ObserveError]:
         """Per ECSTaskDefinition named by a `taskDefinitionFrom`: the revisions holding its declared
-        content. Each family is listed once; the pass runs this kind after ECSTaskDefinition's,
-        so a revision registered in this pass is found (and known to the shared catalog)."""
+        content. The pass runs this kind after ECSTaskDefinition's, so the family's listing of
+        this pass (shared catalog), with the revision registered in it, is already known."""
         named = {r.manifest.spec.taskDefinitionFrom for r in resources} - {None}
         found: dict[str, DeclaredRevision | ObserveError] = {}
         listed: dict[str, Any] = {}
@@ -341,7 +341,7 @@ class ECSServiceReconciler:
             digest = digest_of(spec.content())
             try:
                 if spec.family not in listed:
-                    listed[spec.family] = self.catalog.active_revisions(ecs, spec.family)
+                    listed[spec.family] = self.catalog.active_revisions(ecs, spec.family, now)
             except aws_errors() as exc:
                 listed[spec.family] = ObserveError(
                     f"cannot list the revisions of {spec.family}: {describe_error(exc)}"

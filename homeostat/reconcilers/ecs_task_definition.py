@@ -227,7 +227,7 @@ class ECSTaskDefinitionReconciler:
         for family, members in by_family.items():
             try:
                 observed: FamilyObservation | ObserveError = FamilyObservation(
-                    self.catalog.active_revisions(ecs, family), in_use, in_use_error
+                    self.catalog.active_revisions(ecs, family, now), in_use, in_use_error
                 )
             except aws_errors() as exc:
                 observed = ObserveError(f"family {family}: {describe_error(exc)}")
@@ -273,6 +273,7 @@ class ECSTaskDefinitionReconciler:
                     aws.client("ecs").deregister_task_definition(
                         taskDefinition=action.params["taskDefinition"]
                     )
+                    self.catalog.deregistered(action.params["taskDefinition"])
                 else:
                     raise ValueError(f"unknown action {action.action}")
             except aws_errors() as exc:
@@ -292,7 +293,7 @@ class ECSTaskDefinitionReconciler:
         )
         arn = response.get("taskDefinition", {}).get("taskDefinitionArn")
         if arn:
-            self.catalog.remember(str(arn), digest, True)
+            self.catalog.registered(str(arn), digest)
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         return []

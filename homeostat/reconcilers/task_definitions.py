@@ -16,6 +16,7 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field, StrictInt, model_validator
@@ -108,31 +109,48 @@ class RevisionInfo:
 
 
 class RevisionCatalog:
-    """Every ACTIVE revision of a family with its tags; each revision described once per process.
+    """Every ACTIVE revision of a family with its tags; each revision described once per process,
+    each family listed once per pass.
 
-    One catalog per process wiring, shared by both ECS kinds' reconcilers (`Shared.get`),
-    so that the revision ECSTaskDefinition registered is known to ECSService without a
-    describe. The lock guards the dictionary only, never an AWS call.
+    One catalog per process wiring, shared by both ECS kinds' reconcilers (`Shared.get`).
+    Tags are kept by ARN (a revision never changes). The listing of a family is kept for the
+    pass it was made in (the pass's start instant, which every kind's observe receives), with
+    what ECSTaskDefinition registered or deregistered since: so ECSService, which runs after it
+    in the pass, needs no second listing and no describe of the revision just registered. The
+    lock guards the dictionaries only, never an AWS call.
     """
 
     def __init__(self) -> None:
         self._tags: dict[str, tuple[str | None, bool]] = {}
+        self._listed: dict[str, tuple[datetime, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
-    def remember(self, arn: str, digest: str | None, managed: bool) -> None:
+    def registered(self, arn: str, digest: str) -> None:
+        """A revision homeostat just registered: its tags, and a place in this pass's listing."""
+        family = family_and_number(arn)[0]
         with self._lock:
-            self._tags[arn] = (digest, managed)
+            self._tags[arn] = (digest, True)
+            if family in self._listed:
+                at, arns = self._listed[family]
+                self._listed[family] = (at, (arn, *arns))
+
+    def deregistered(self, arn: str) -> None:
+        family = family_and_number(arn)[0]
+        with self._lock:
+            if family in self._listed:
+                at, arns = self._listed[family]
+                self._listed[family] = (at, tuple(a for a in arns if a != arn))
 
     def _known(self, arn: str) -> tuple[str | None, bool] | None:
         with self._lock:
             return self._tags.get(arn)
 
-    def active_revisions(self, ecs: Any, family: str) -> tuple[RevisionInfo, ...]:
-        """The family's ACTIVE revisions, newest first. Raises the AWS errors (`aws_errors()`).
-
-        ListTaskDefinitions matches a family *prefix*: revisions of other families are dropped.
-        """
-        arns = [
+    def _listing(self, ecs: Any, family: str, at: datetime) -> tuple[str, ...]:
+        with self._lock:
+            cached = self._listed.get(family)
+        if cached is not None and cached[0] == at:
+            return cached[1]
+        arns = tuple(
             arn
             for page in pages(
                 ecs.list_task_definitions,
@@ -144,15 +162,26 @@ class RevisionCatalog:
             )
             for arn in page.get("taskDefinitionArns", [])
             if family_and_number(arn)[0] == family
-        ]
+        )
+        with self._lock:
+            self._listed[family] = (at, arns)
+        return arns
+
+    def active_revisions(self, ecs: Any, family: str, at: datetime) -> tuple[RevisionInfo, ...]:
+        """The family's ACTIVE revisions, newest first, as listed in the pass started `at`.
+        Raises the AWS errors (`aws_errors()`).
+
+        ListTaskDefinitions matches a family *prefix*: revisions of other families are dropped.
+        """
         found = []
-        for arn in arns:
+        for arn in self._listing(ecs, family, at):
             known = self._known(arn)
             if known is None:
                 response = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
                 tags = {t.get("key"): t.get("value") for t in response.get("tags", [])}
                 known = (tags.get(DIGEST_TAG), tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1])
-                self.remember(arn, *known)
+                with self._lock:
+                    self._tags[arn] = known
             found.append(RevisionInfo(arn, family_and_number(arn)[1], known[0], known[1]))
         return tuple(sorted(found, key=lambda r: r.number, reverse=True))
 
