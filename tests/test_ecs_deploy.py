@@ -236,3 +236,34 @@ def test_the_demo_deploys_api_by_a_commit_of_its_image_and_then_reverts_it(tmp_p
     chaos.deploy_api()
     assert deployed != original
     assert digest() == original
+
+
+def test_a_failed_registration_moves_nothing_but_the_count_drift_is_still_fixed(
+    clients: CountingClients, tmp_path: Path
+) -> None:
+    """AWS (here botocore) refuses the definition: the service is not moved to a guessed revision,
+    its move is refused as not sent, and its count drift is fixed by its own UpdateService."""
+    desired = write(tmp_path / "d", "api:v1")
+    (tmp_path / "d" / "api.json").write_text(
+        json.dumps({"containerDefinitions": [{"name": "api", "image": "x", "memory": 128}], "noSuchKey": 1})
+    )
+    desired = load_directory(tmp_path / "d", kinds=kind_table())
+    clients.client("ecs").update_service(cluster=CLUSTER, service="api", desiredCount=3)
+    clients.log.calls.clear()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+
+    report = one_pass(desired, clients, store, default_reconcilers())
+
+    assert [(s.kind, s.state) for s in report.statuses] == [
+        ("ECSTaskDefinition", State.ERROR),
+        ("ECSService", State.ERROR),
+    ]
+    [update] = clients.log.of("UpdateService")
+    assert update == {"cluster": CLUSTER, "service": "api", "desiredCount": 1}
+    assert running(clients) == f"{FAMILY}:1"
+    outcomes = [(r.kind, str(r.outcome), (r.error or "")[:30]) for r in report.records]
+    assert outcomes == [
+        ("ECSTaskDefinition", "failed", "ParamValidationError: Paramete"),
+        ("ECSService", "applied", ""),
+        ("ECSService", "failed", "not sent: ECSTaskDefinition ap"),
+    ]

@@ -181,6 +181,27 @@ def not_active(
     return None
 
 
+def _awaited_move(
+    name: str, spec: ECSServiceSpec, live: ServiceObservation, declared: DeclaredRevision
+) -> Action:
+    """The move to a revision not registered yet (`plan`, a dry run, a registration that failed in
+    this pass): shown, never sent (apply refuses it). Its own action, so that the service's other
+    drift (its count) is still fixed while the task definition cannot be registered."""
+    return Action(
+        kind=Kind.ECS_SERVICE,
+        name=name,
+        action=ECSAction.UPDATE_SERVICE,
+        target=f"{cluster_name(spec.cluster)}/{spec.service}",
+        before={"taskDefinition": live.task_definition},
+        after={
+            "taskDefinition": f"{declared.family}:(the revision ECSTaskDefinition {declared.source} "
+            f"registers, digest {declared.digest[:12]})"
+        },
+        reason=f"deploy: ECSTaskDefinition {declared.source} declares new content",
+        params={"unregistered": declared.source},
+    )
+
+
 def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> tuple[Action, ...]:
     """Pure: the actions that bring one observed service to its spec."""
     actions: list[Action] = []
@@ -201,22 +222,13 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
         after["taskDefinition"] = spec.taskDefinition
         params["taskDefinition"] = spec.taskDefinition
     declared = live.declared
-    if (
-        spec.taskDefinitionFrom is not None
-        and declared is not None
-        and live.task_definition not in declared.arns
-    ):
-        before["taskDefinition"] = live.task_definition
+    awaited = None
+    if declared is not None and live.task_definition not in declared.arns:
         if declared.arns:
+            before["taskDefinition"] = live.task_definition
             after["taskDefinition"] = params["taskDefinition"] = declared.arns[0]
         else:
-            # Not registered yet (plan, a dry run, or a registration that failed this pass): shown,
-            # never sent (apply refuses an action without its revision).
-            after["taskDefinition"] = (
-                f"{declared.family}:(the revision ECSTaskDefinition {declared.source} registers, "
-                f"digest {declared.digest[:12]})"
-            )
-            params["unregistered"] = declared.source
+            awaited = _awaited_move(name, spec, live, declared)
     target = f"{cluster_name(spec.cluster)}/{spec.service}"
     conflict = None
     if count_conflict:
@@ -265,6 +277,8 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
                     },
                 )
             )
+    if awaited is not None:
+        actions.append(awaited)
     if conflict is not None:
         # Nothing of a conflicted resource is changed: report every action as conflicted.
         actions = [a if a.conflict else dataclasses.replace(a, conflict=conflict) for a in actions]
