@@ -212,7 +212,7 @@ def test_validate_prints_file_line_per_error(tmp_path: Path, capsys: pytest.Capt
 def test_validate_examples_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     """The examples validate cleanly."""
     assert main(["validate", str(EXAMPLES)]) == 0
-    assert "valid: 7 resources" in capsys.readouterr().out
+    assert "valid: 8 resources" in capsys.readouterr().out
 
 
 def test_schema_prints_a_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
