@@ -327,3 +327,15 @@ def test_registrations_equal_the_distinct_digests_not_already_active(
         for image in commits:
             one_pass(reconciler, counting_clients, task_definition(definition=definition(image)))
         assert counting_clients.log.count()["RegisterTaskDefinition"] == len(set(commits) - set(preexisting))
+
+
+def test_an_uncommitted_definition_file_edit_makes_the_git_revision_dirty(tmp_path: Path) -> None:
+    """The JSON file counts like a manifest for the dirty flag (it is read with the revision)."""
+    from tests.test_gitops_git import commit_all, new_repo
+
+    repo = new_repo(tmp_path / "repo")
+    directory = write_directory(repo, json.dumps(definition()))
+    commit = commit_all(repo, "api")[:12]
+    assert load_directory(directory, kinds=kind_table()).revision == commit
+    (directory / "defs" / "api.json").write_text(json.dumps(definition("nginx:2")))
+    assert load_directory(directory, kinds=kind_table()).revision.startswith(f"{commit}-dirty.")
