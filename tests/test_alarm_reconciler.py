@@ -82,10 +82,10 @@ def test_window_silences_250_metric_and_composite_alarms_in_calls_of_at_most_100
     assert set(actions_enabled(cloudwatch, "prod-").values()) == {False}
     assert names_per_call(aws, "DisableAlarmActions") == [100, 100, 50]
     assert {(a.kind, a.name, a.reason) for a in result.actions} == {
-        (Kind.MAINTENANCE_WINDOW, "sunday", "maintenance window sunday started")
+        (Kind("MaintenanceWindow"), "sunday", "maintenance window sunday started")
     }
     assert sorted(a.target for a in result.actions) == sorted(METRIC + COMPOSITE)
-    assert result.plan(Kind.ALARM_ACTIONS, "production-alarms").actions == ()
+    assert result.plan(Kind("AlarmActions"), "production-alarms").actions == ()
 
 
 def test_after_the_window_ends_every_alarm_is_re_enabled_as_the_window_ended(
@@ -104,7 +104,7 @@ def test_after_the_window_ends_every_alarm_is_re_enabled_as_the_window_ended(
     assert set(actions_enabled(cloudwatch, "prod-").values()) == {True}
     assert names_per_call(aws, "EnableAlarmActions") == [100, 100, 50]
     assert {(a.kind, a.name, a.action, a.reason) for a in result.actions} == {
-        (Kind.ALARM_ACTIONS, "production-alarms", "enable_alarm_actions", "maintenance window sunday ended")
+        (Kind("AlarmActions"), "production-alarms", "enable_alarm_actions", "maintenance window sunday ended")
     }
 
 
@@ -122,7 +122,7 @@ def test_alarms_disabled_before_a_restart_are_re_enabled_without_having_seen_the
 
     assert set(actions_enabled(cloudwatch, "prod-").values()) == {True}
     assert {(a.kind, a.reason) for a in result.actions} == {
-        (Kind.MAINTENANCE_WINDOW, "maintenance window sunday ended")
+        (Kind("MaintenanceWindow"), "maintenance window sunday ended")
     }
 
 
@@ -194,8 +194,8 @@ def test_alarms_disabled_by_hand_outside_a_window_are_restored_as_drift(
     result = reconcile(desired, aws, wednesday, reconcilers=reconcilers)
 
     assert [(a.kind, a.target, a.action, a.reason) for a in result.actions] == [
-        (Kind.ALARM_ACTIONS, COMPOSITE[1], "enable_alarm_actions", "drift"),
-        (Kind.ALARM_ACTIONS, METRIC[3], "enable_alarm_actions", "drift"),
+        (Kind("AlarmActions"), COMPOSITE[1], "enable_alarm_actions", "drift"),
+        (Kind("AlarmActions"), METRIC[3], "enable_alarm_actions", "drift"),
     ]
     assert set(actions_enabled(cloudwatch, "prod-").values()) == {True}
     aws.log.calls.clear()
@@ -220,7 +220,7 @@ def test_actions_disabled_by_hand_after_the_pass_at_the_windows_end_are_drift(
     later = reconcile(desired, aws, END + timedelta(minutes=10), reconcilers=reconcilers)
 
     assert [(a.kind, a.name, a.target, a.reason) for a in later.actions] == [
-        (Kind.ALARM_ACTIONS, "production-alarms", METRIC[1], "drift")
+        (Kind("AlarmActions"), "production-alarms", METRIC[1], "drift")
     ]
 
 
@@ -232,7 +232,7 @@ def test_a_first_pass_days_after_a_window_re_enables_what_it_left_off_as_the_win
     put_alarms(cloudwatch, METRIC[:2], enabled=False)
     result = reconcile(runbook(tmp_path), aws, END + timedelta(days=3))
     assert {(a.kind, a.reason) for a in result.actions} == {
-        (Kind.ALARM_ACTIONS, "maintenance window sunday ended")
+        (Kind("AlarmActions"), "maintenance window sunday ended")
     }
 
 
@@ -264,7 +264,7 @@ def test_a_suspended_alarm_actions_freezes_only_alarms_no_live_window_selects(
     )
     result = reconcile(desired, aws, datetime(2027, 3, 10, tzinfo=UTC))
     assert [(a.kind, a.name, a.target) for a in result.actions] == [
-        (Kind.MAINTENANCE_WINDOW, "sunday", "prod-a")
+        (Kind("MaintenanceWindow"), "sunday", "prod-a")
     ]
     assert actions_enabled(cloudwatch, "prod-a") == {"prod-a": True}
     assert actions_enabled(cloudwatch, "ops-b") == {"ops-b": False}
@@ -287,8 +287,8 @@ def test_alarm_actions_naming_a_missing_alarm_is_an_error_of_that_resource_only(
         },
     )
     result = reconcile(desired, aws, START)
-    assert result.plan(Kind.ALARM_ACTIONS, "api").error == "alarm(s) not found: api-typo"
-    assert result.plan(Kind.ALARM_ACTIONS, "web").error is None
+    assert result.plan(Kind("AlarmActions"), "api").error == "alarm(s) not found: api-typo"
+    assert result.plan(Kind("AlarmActions"), "web").error is None
     assert actions_enabled(cloudwatch, "") == {"api-5xx": True, "web-5xx": True}
 
 
@@ -301,7 +301,7 @@ def test_window_plan_notes_its_next_edges_and_the_alarms_it_would_silence(
     """Before a window, its plan says when it starts and ends and which alarms it would silence."""
     put_alarms(aws.client("cloudwatch"), ["prod-a", "prod-b"])
     result = reconcile(runbook(tmp_path), aws, START - timedelta(hours=1), apply=False)
-    plan = result.plan(Kind.MAINTENANCE_WINDOW, "sunday")
+    plan = result.plan(Kind("MaintenanceWindow"), "sunday")
     assert plan.notes == (
         "next start 2027-03-07T02:00:00Z, end 2027-03-07T06:00:00Z",
         "would silence 2 alarm(s): prod-a, prod-b",
@@ -316,9 +316,9 @@ def test_plans_report_window_activity_and_managed_alarm_counts(aws: RecordingCli
         ("alarms_managed", (("state", "enabled"),), 0),
         ("alarms_managed", (("state", "disabled"),), 2),
     ]
-    window = result.plan(Kind.MAINTENANCE_WINDOW, "sunday").measurements
+    window = result.plan(Kind("MaintenanceWindow"), "sunday").measurements
     assert as_tuples(window) == [("maintenance_window_active", (("name", "sunday"),), 1), *managed]
-    assert as_tuples(result.plan(Kind.ALARM_ACTIONS, "production-alarms").measurements) == managed
+    assert as_tuples(result.plan(Kind("AlarmActions"), "production-alarms").measurements) == managed
 
 
 def as_tuples(measurements: tuple[Measurement, ...]) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -403,7 +403,7 @@ def test_listing_asks_for_pages_of_100_and_follows_next_token(tmp_path: Path) ->
     with aws.stubber:
         result = reconcile(two_prefixes(tmp_path), aws, START, apply=False)
     aws.stubber.assert_no_pending_responses()
-    assert sorted(a.target for a in result.plan(Kind.ALARM_ACTIONS, "prod").actions) == first
+    assert sorted(a.target for a in result.plan(Kind("AlarmActions"), "prod").actions) == first
 
 
 def test_a_listing_that_fails_part_way_changes_nothing_for_its_selector(tmp_path: Path) -> None:
@@ -416,13 +416,13 @@ def test_a_listing_that_fails_part_way_changes_nothing_for_its_selector(tmp_path
     aws.stubber.add_response("describe_alarms", page(["stage-a"], False), query("stage-"))
     with aws.stubber:
         result = reconcile(two_prefixes(tmp_path), aws, START, apply=False)
-    prod = result.plan(Kind.ALARM_ACTIONS, "prod")
+    prod = result.plan(Kind("AlarmActions"), "prod")
     assert prod.actions == ()
     assert prod.error is not None
     assert "Throttling" in prod.error
     assert "fail closed" in prod.error
     assert prod.measurements == ()
-    assert [a.target for a in result.plan(Kind.ALARM_ACTIONS, "stage").actions] == ["stage-a"]
+    assert [a.target for a in result.plan(Kind("AlarmActions"), "stage").actions] == ["stage-a"]
 
 
 def test_a_failed_re_enable_retried_by_the_next_pass_still_names_the_window(tmp_path: Path) -> None:
@@ -447,9 +447,9 @@ def test_a_failed_enable_call_fails_every_action_of_its_batch() -> None:
     """When an EnableAlarmActions call fails, each alarm in it gets that error; other batches succeed."""
     aws = StubbedClients()
     actions = [
-        Action(Kind.ALARM_ACTIONS, "prod", AlarmAction.ENABLE, f"a-{i:03d}", {}, {}, "drift")
+        Action(Kind("AlarmActions"), "prod", AlarmAction.ENABLE, f"a-{i:03d}", {}, {}, "drift")
         for i in range(150)
-    ] + [Action(Kind.ALARM_ACTIONS, "prod", AlarmAction.DISABLE, "b", {}, {}, "drift")]
+    ] + [Action(Kind("AlarmActions"), "prod", AlarmAction.DISABLE, "b", {}, {}, "drift")]
     aws.stubber.add_response("disable_alarm_actions", {}, {"AlarmNames": ["b"]})
     aws.stubber.add_client_error("enable_alarm_actions", service_error_code="Throttling")
     aws.stubber.add_response(
@@ -504,7 +504,7 @@ def test_a_window_naming_a_missing_alarm_notes_it_and_still_silences_the_rest(
     desired = write_desired(
         tmp_path, {"window.yaml": one_off_window_yaml("db", START, END, "alarmNames: [db-cpu, db-typo]")}
     )
-    plan = reconcile(desired, aws, START).plan(Kind.MAINTENANCE_WINDOW, "db")
+    plan = reconcile(desired, aws, START).plan(Kind("MaintenanceWindow"), "db")
     assert plan.error is None
     assert "alarm(s) not found: db-typo" in plan.notes
     assert [a.target for a in plan.actions] == ["db-cpu"]

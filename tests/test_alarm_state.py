@@ -110,14 +110,14 @@ def test_rule_1_an_active_window_silences_even_an_alarm_an_alarm_actions_enables
     """While a window silencing an alarm is active, its actions are off and the window decides."""
     decided = effective_state(["prod-cpu"], {"sunday"}, [PROD_ON], [SUNDAY])
     assert decided["prod-cpu"] == Decision(
-        "prod-cpu", False, Kind.MAINTENANCE_WINDOW, "sunday", Rule.WINDOW_SILENCES
+        "prod-cpu", False, Kind("MaintenanceWindow"), "sunday", Rule.WINDOW_SILENCES
     )
 
 
 def test_rule_2_outside_windows_the_alarm_actions_value_holds() -> None:
     """With no active window silencing it, an AlarmActions resource decides its alarms."""
     decided = effective_state(["prod-cpu"], set(), [PROD_ON], [SUNDAY])
-    assert decided["prod-cpu"] == Decision("prod-cpu", True, Kind.ALARM_ACTIONS, "prod", Rule.ALARM_ACTIONS)
+    assert decided["prod-cpu"] == Decision("prod-cpu", True, Kind("AlarmActions"), "prod", Rule.ALARM_ACTIONS)
 
 
 def test_rule_2_can_keep_an_alarm_off_after_a_window() -> None:
@@ -132,7 +132,7 @@ def test_rule_3_an_alarm_only_windows_select_is_re_enabled_by_the_window() -> No
     """An alarm no AlarmActions selects is turned back on by the window once it is inactive."""
     decided = effective_state(["db-cpu"], set(), [PROD_ON], [SUNDAY, DB_ONLY])
     assert decided["db-cpu"] == Decision(
-        "db-cpu", True, Kind.MAINTENANCE_WINDOW, "db-maintenance", Rule.WINDOW_REENABLES
+        "db-cpu", True, Kind("MaintenanceWindow"), "db-maintenance", Rule.WINDOW_REENABLES
     )
 
 
@@ -168,7 +168,7 @@ def test_silencing_says_the_window_started() -> None:
     found = rules([PROD_ON], [SUNDAY])
     now = datetime(2027, 3, 7, 3, tzinfo=UTC)
     decided = found.decide(["prod-a"], now)
-    [change] = changes_of(found, Kind.MAINTENANCE_WINDOW, "sunday", decided, {"prod-a": True}, now)
+    [change] = changes_of(found, Kind("MaintenanceWindow"), "sunday", decided, {"prod-a": True}, now)
     assert (change.decision.alarm, change.action, change.reason) == (
         "prod-a",
         "disable_alarm_actions",
@@ -180,7 +180,7 @@ def test_silencing_says_the_window_started() -> None:
 def test_re_enabling_after_a_window_ended_says_the_window_ended(responsible: str) -> None:
     """The first pass after the end enabling an alarm the window had silenced names the window."""
     actions = [PROD_ON] if responsible == "alarm-actions" else []
-    resource = ("prod", Kind.ALARM_ACTIONS) if actions else ("sunday", Kind.MAINTENANCE_WINDOW)
+    resource = ("prod", Kind("AlarmActions")) if actions else ("sunday", Kind("MaintenanceWindow"))
     now = SUNDAY_END + timedelta(seconds=1)
     found = rules(actions, [SUNDAY])
     decided = found.decide(["prod-a"], now)
@@ -195,7 +195,7 @@ def test_an_alarm_disabled_after_a_pass_saw_the_window_end_is_restored_as_drift(
     found = rules([PROD_ON], [SUNDAY])
     decided = found.decide(["prod-a"], now)
     since = SUNDAY_END  # the pass at the window's end
-    [change] = changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, now, since)
+    [change] = changes_of(found, Kind("AlarmActions"), "prod", decided, {"prod-a": False}, now, since)
     assert (change.action, change.reason) == ("enable_alarm_actions", "drift")
 
 
@@ -207,7 +207,7 @@ def test_the_ended_window_named_is_the_one_whose_end_changed_the_alarm() -> None
     found = rules([PROD_ON], [early, late])
     now = datetime(2027, 3, 7, 8, 0, 1, tzinfo=UTC)
     decided = found.decide(["prod-a"], now)
-    [change] = changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, now)
+    [change] = changes_of(found, Kind("AlarmActions"), "prod", decided, {"prod-a": False}, now)
     assert change.reason == "maintenance window b-late ended"
 
 
@@ -217,7 +217,7 @@ def test_re_enabling_an_alarm_no_window_silenced_at_its_end_is_drift() -> None:
     found = rules([PROD_ON], [db_window])
     now = SUNDAY_END + timedelta(seconds=1)
     decided = found.decide(["prod-a"], now)
-    [change] = changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": False}, now)
+    [change] = changes_of(found, Kind("AlarmActions"), "prod", decided, {"prod-a": False}, now)
     assert change.reason == "drift"
 
 
@@ -227,7 +227,7 @@ def test_disabling_by_an_alarm_actions_is_drift() -> None:
     found = rules([off], [SUNDAY])
     now = SUNDAY_END + timedelta(seconds=1)
     decided = found.decide(["prod-a"], now)
-    [change] = changes_of(found, Kind.ALARM_ACTIONS, "muted", decided, {"prod-a": True}, now)
+    [change] = changes_of(found, Kind("AlarmActions"), "muted", decided, {"prod-a": True}, now)
     assert (change.action, change.reason) == ("disable_alarm_actions", "drift")
 
 
@@ -236,14 +236,14 @@ def test_alarms_already_in_their_effective_state_need_no_change() -> None:
     found = rules([PROD_ON], [SUNDAY])
     now = datetime(2027, 3, 8, tzinfo=UTC)
     decided = found.decide(["prod-a"], now)
-    assert changes_of(found, Kind.ALARM_ACTIONS, "prod", decided, {"prod-a": True}, now) == []
+    assert changes_of(found, Kind("AlarmActions"), "prod", decided, {"prod-a": True}, now) == []
 
 
 def test_a_suspended_resource_decides_only_alarms_no_live_resource_decides() -> None:
     """A suspended AlarmActions freezes the alarms nobody live selects; it is neither counted nor listed."""
     frozen = alarm_actions("frozen", ["ops-a"], False, suspend=True)
     found = rules([frozen, PROD_ON], [SUNDAY])
-    assert found.suspended == {(Kind.ALARM_ACTIONS, "frozen")}
+    assert found.suspended == {(Kind("AlarmActions"), "frozen")}
     decided = found.decide(["ops-a", "prod-b"], datetime(2027, 3, 8, tzinfo=UTC))
     assert decided["ops-a"].resource == "frozen"
     assert managed_counts(decided, found.suspended) == {"enabled": 1, "disabled": 0}
@@ -259,7 +259,7 @@ def test_a_live_window_reenables_after_maintenance_what_a_suspended_or_dry_run_a
     during = effective_state(["prod-a"], {"sunday"}, [paused], [SUNDAY])
     after = effective_state(["prod-a"], set(), [paused], [SUNDAY])
     assert (during["prod-a"].actions_enabled, during["prod-a"].resource) == (False, "sunday")
-    assert (after["prod-a"].actions_enabled, after["prod-a"].kind) == (True, Kind.MAINTENANCE_WINDOW)
+    assert (after["prod-a"].actions_enabled, after["prod-a"].kind) == (True, Kind("MaintenanceWindow"))
 
 
 def test_a_suspended_active_window_does_not_shadow_a_live_one() -> None:
@@ -323,13 +323,13 @@ def test_effective_state_follows_the_four_rules_in_order(
             w.metadata.name for w in windows if any(s.selects(alarm) for s in w.spec.silenceAlarms)
         )
         if silencers:
-            expected = Decision(alarm, False, Kind.MAINTENANCE_WINDOW, silencers[0], Rule.WINDOW_SILENCES)
+            expected = Decision(alarm, False, Kind("MaintenanceWindow"), silencers[0], Rule.WINDOW_SILENCES)
         elif selecting_actions:
             name, enabled = selecting_actions[0]
-            expected = Decision(alarm, enabled, Kind.ALARM_ACTIONS, name, Rule.ALARM_ACTIONS)
+            expected = Decision(alarm, enabled, Kind("AlarmActions"), name, Rule.ALARM_ACTIONS)
         elif selecting_windows:
             expected = Decision(
-                alarm, True, Kind.MAINTENANCE_WINDOW, selecting_windows[0], Rule.WINDOW_REENABLES
+                alarm, True, Kind("MaintenanceWindow"), selecting_windows[0], Rule.WINDOW_REENABLES
             )
         else:
             assert alarm not in decided
@@ -346,10 +346,10 @@ def test_each_alarm_is_decided_alone_and_by_a_resource_that_selects_it(
     alarms, active, actions, windows = scenario
     decided = effective_state(alarms, active, actions, windows)
     selectors_of: dict[tuple[Kind, str], list[AlarmSelector]] = {
-        (Kind.ALARM_ACTIONS, a.metadata.name): [a.spec] for a in actions
+        (Kind("AlarmActions"), a.metadata.name): [a.spec] for a in actions
     }
     selectors_of.update(
-        {(Kind.MAINTENANCE_WINDOW, w.metadata.name): list(w.spec.silenceAlarms) for w in windows}
+        {(Kind("MaintenanceWindow"), w.metadata.name): list(w.spec.silenceAlarms) for w in windows}
     )
     for alarm, decision in decided.items():
         assert effective_state([alarm], active, actions, windows) == {alarm: decision}

@@ -373,7 +373,7 @@ def test_observe_reads_every_cluster_in_one_call_and_apply_restores_the_declared
 
 def test_a_failed_modify_is_that_action_s_error() -> None:
     action = Action(
-        kind=Kind.AURORA_CLUSTER,
+        kind=Kind("AuroraCluster"),
         name="aurora",
         action=AuroraClusterAction.MODIFY_DB_CLUSTER,
         target=CLUSTER,

@@ -191,7 +191,7 @@ def test_autoscaled_count_is_noted_not_changed() -> None:
 
 def test_reconciler_kind_and_wake_times() -> None:
     """The ECS reconciler handles ECSService and never needs a timed pass."""
-    assert RECONCILER.kinds == (Kind.ECS_SERVICE,)
+    assert RECONCILER.kinds == (Kind("ECSService"),)
     desired = DesiredState(Revision("r"), Path(), (resource(desiredCount=1),))
     assert RECONCILER.wake_times(desired, NOW) == []
 
@@ -272,5 +272,5 @@ def test_plans_are_minimal(spec: ECSServiceSpec, live: ServiceObservation) -> No
         assert action.before != action.after
         if action.action == ECSAction.UPDATE_SERVICE:
             assert all(action.before[k] != action.after[k] for k in action.after)
-        assert action.kind == Kind.ECS_SERVICE
+        assert action.kind == Kind("ECSService")
         assert action.name == "api"

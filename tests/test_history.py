@@ -178,7 +178,7 @@ def test_records_of_conflicts_say_why() -> None:
     """A conflicted action's record has outcome conflict, the conflict in its own field and the
     plain reason (conflicts stay structured in every view)."""
     action = Action(
-        kind=Kind.ECS_SERVICE,
+        kind=Kind("ECSService"),
         name="worker",
         action="update_service",
         target="prod/worker",

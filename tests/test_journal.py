@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 29, 6, tzinfo=UTC)
 
 def alarm_action(name: str) -> Action:
     return Action(
-        kind=Kind.ALARM_ACTIONS,
+        kind=Kind("AlarmActions"),
         name="prod",
         action="enable_alarm_actions",
         target=name,
@@ -38,7 +38,7 @@ def alarm_action(name: str) -> Action:
 class JournalReadingReconciler:
     """Reads the history from inside apply, i.e. while the AWS call is in flight."""
 
-    kinds = (Kind.ALARM_ACTIONS,)
+    kinds = (Kind("AlarmActions"),)
 
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
@@ -123,7 +123,7 @@ def test_the_resource_of_an_interrupted_row_is_observed_again_by_the_first_pass(
     re-sends what is still needed (the interrupted call may or may not have reached AWS)."""
     store.add([ActionRecord.of(alarm_action("db-alarm"), Outcome.PENDING, time=NOW, revision="r1")])
     mark_interrupted(store, structlog.get_logger())
-    alarms = FakeKind(Kind.ALARM_ACTIONS)
+    alarms = FakeKind(Kind("AlarmActions"))
     clock = FakeClock(NOW)
     run_pass(
         desired_state(tmp_path, services=[], alarms=["db"]),
@@ -142,7 +142,7 @@ def test_an_interrupted_row_never_stands_for_a_recorded_finding(store: HistorySt
     """Findings are recorded once, ever, deduplicated by identity: an interrupted row with the same
     identity is not that record, so the finding is still written."""
     finding = Finding(
-        Kind.SNAPSHOT_RETENTION, "prod", "create_snapshot", "p-20261129-0300", "slot missed", "late"
+        Kind("SnapshotRetention"), "prod", "create_snapshot", "p-20261129-0300", "slot missed", "late"
     )
     executor = Executor(store, None, structlog.get_logger(), lambda: NOW)
     twin = ActionRecord(
@@ -215,7 +215,7 @@ def test_run_once_marks_leftover_pending_rows_interrupted_and_reconciles_their_r
     (state / "api.yaml").write_text(SERVICE)
     url = f"sqlite:///{tmp_path / 'history.db'}"
     killed = Action(
-        Kind.ECS_SERVICE,
+        Kind("ECSService"),
         "api",
         "update_service",
         "prod/api",

@@ -16,7 +16,7 @@ from homeostat.desired_state.loading import load_directory, manifest_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState, ManifestError
 from homeostat.reconcilers.ecs_service import ECSService
 from homeostat.reconcilers.maintenance_window import MaintenanceWindow
-from homeostat.reconcilers.registry import kind_table
+from homeostat.reconcilers.registry import KINDS, kind_table
 
 from .conftest import EXAMPLES
 
@@ -530,8 +530,8 @@ def test_the_invalid_revision_is_known(tmp_path: Path) -> None:
 def test_examples_are_valid_and_cover_every_kind() -> None:
     """examples/desired-state is a valid desired state holding every kind."""
     desired = load_directory(EXAMPLES, kinds=kind_table())
-    assert {r.kind for r in desired.resources} == set(Kind)
-    services = {r.name: r.manifest for r in desired.of_kind(Kind.ECS_SERVICE)}
+    assert {r.kind for r in desired.resources} == {d.kind for d in KINDS}
+    services = {r.name: r.manifest for r in desired.of_kind(Kind("ECSService"))}
     assert set(services) == {"api", "web", "worker"}
     worker = services["worker"]
     assert isinstance(worker, ECSService)

@@ -33,7 +33,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 def action(name: str, *, conflict: str | None = None) -> Action:
     return Action(
-        kind=Kind.ECS_SERVICE,
+        kind=Kind("ECSService"),
         name=name,
         action="update_service",
         target=f"c/{name}",
@@ -45,7 +45,7 @@ def action(name: str, *, conflict: str | None = None) -> Action:
 
 
 class FakeReconciler:
-    kinds = (Kind.ECS_SERVICE,)
+    kinds = (Kind("ECSService"),)
 
     def __init__(self, fail: set[str]) -> None:
         self.fail = fail
@@ -158,31 +158,31 @@ def test_lease_refuses_a_second_holder_and_is_free_after_release(tmp_path: Path)
 @pytest.mark.parametrize(
     ("plan", "outcomes", "dry_run", "state"),
     [
-        pytest.param(Plan(Kind.ECS_SERVICE, "a"), [], False, State.IN_SYNC, id="no-actions-in-sync"),
-        pytest.param(Plan(Kind.ECS_SERVICE, "a", error="gone"), [], False, State.ERROR, id="observe-error"),
+        pytest.param(Plan(Kind("ECSService"), "a"), [], False, State.IN_SYNC, id="no-actions-in-sync"),
+        pytest.param(Plan(Kind("ECSService"), "a", error="gone"), [], False, State.ERROR, id="observe-error"),
         pytest.param(
-            Plan(Kind.ECS_SERVICE, "a", (action("a"),)),
+            Plan(Kind("ECSService"), "a", (action("a"),)),
             [Outcome.APPLIED],
             False,
             State.FIXED,
             id="applied-fixed",
         ),
         pytest.param(
-            Plan(Kind.ECS_SERVICE, "a", (action("a"),)),
+            Plan(Kind("ECSService"), "a", (action("a"),)),
             [Outcome.FAILED],
             False,
             State.ERROR,
             id="failed-error",
         ),
         pytest.param(
-            Plan(Kind.ECS_SERVICE, "a", (action("a"),)),
+            Plan(Kind("ECSService"), "a", (action("a"),)),
             [Outcome.DRY_RUN],
             True,
             State.DRIFTED,
             id="dry-run-drifted",
         ),
         pytest.param(
-            Plan(Kind.ECS_SERVICE, "a", (action("a", conflict="x"),)),
+            Plan(Kind("ECSService"), "a", (action("a", conflict="x"),)),
             [Outcome.CONFLICT],
             False,
             State.CONFLICT,
@@ -204,7 +204,7 @@ def test_classify_names_the_state_of_a_resource_after_its_actions(
 class FlakyObserver:
     """An ECSService reconciler whose observe fails while `failing` is set, counting calls."""
 
-    kinds = (Kind.ECS_SERVICE,)
+    kinds = (Kind("ECSService"),)
 
     def __init__(self) -> None:
         self.failing = True
@@ -216,8 +216,8 @@ class FlakyObserver:
 
     def diff(self, resource: Any, observed: object, now: datetime) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(Kind.ECS_SERVICE, resource.name, error=observed.message)
-        return Plan(Kind.ECS_SERVICE, resource.name)
+            return Plan(Kind("ECSService"), resource.name, error=observed.message)
+        return Plan(Kind("ECSService"), resource.name)
 
     def apply(self, actions: Any, aws: Any) -> list[ApplyResult]:
         return []
@@ -357,7 +357,7 @@ class MeasuringReconciler(FlakyObserver):
 
     def diff(self, resource: Any, observed: object, now: datetime) -> Plan:
         return Plan(
-            Kind.ECS_SERVICE,
+            Kind("ECSService"),
             resource.name,
             measurements=(Measurement(OWNED, {"name": resource.name}, 3.0),),
         )

@@ -117,8 +117,10 @@ def test_a_blocked_kind_does_not_delay_another_kinds_apply(tmp_path: Path, store
     after the other, the alarm call would wait for ECS's retries."""
     alarm_applied = threading.Event()
     released_by_alarm: list[bool] = []
-    ecs = FakeKind(Kind.ECS_SERVICE, on_observe=lambda: released_by_alarm.append(alarm_applied.wait(TIMEOUT)))
-    alarms = FakeKind(Kind.ALARM_ACTIONS, on_apply=lambda _a: alarm_applied.set())
+    ecs = FakeKind(
+        Kind("ECSService"), on_observe=lambda: released_by_alarm.append(alarm_applied.wait(TIMEOUT))
+    )
+    alarms = FakeKind(Kind("AlarmActions"), on_apply=lambda _a: alarm_applied.set())
     clock = FakeClock(T0)
     executor = Executor(store, None, structlog.get_logger(), clock)
     report = run_pass(
@@ -143,8 +145,8 @@ def test_statuses_keep_registry_order_whatever_order_the_kinds_finish_in(
 ) -> None:
     """The first kind finishes last; the report still lists it first (status and report order)."""
     second_done = threading.Event()
-    first = FakeKind(Kind.ALARM_ACTIONS, on_observe=lambda: second_done.wait(TIMEOUT) or None)
-    second = FakeKind(Kind.ECS_SERVICE, on_apply=lambda _a: second_done.set())
+    first = FakeKind(Kind("AlarmActions"), on_observe=lambda: second_done.wait(TIMEOUT) or None)
+    second = FakeKind(Kind("ECSService"), on_apply=lambda _a: second_done.set())
     clock = FakeClock(T0)
     report = run_pass(
         desired_state(tmp_path, services=["api", "web"], alarms=["db"]),
@@ -167,7 +169,7 @@ def test_a_kind_decides_with_the_time_read_after_its_observe_returned(
     """An observe that takes 5 s across a window edge: the diff sees the instant after it, not
     the pass's start, so the edge is decided with the time the action is applied at."""
     clock = FakeClock(T0)
-    slow = FakeKind(Kind.ALARM_ACTIONS, on_observe=lambda: clock.advance(5))
+    slow = FakeKind(Kind("AlarmActions"), on_observe=lambda: clock.advance(5))
     report = run_pass(
         desired_state(tmp_path, services=[], alarms=["db"]),
         (slow,),  # type: ignore[arg-type]
@@ -195,7 +197,7 @@ def test_an_exception_in_one_resources_apply_does_not_stop_the_next(
         if actions[0].name == "api":
             raise error
 
-    ecs = FakeKind(Kind.ECS_SERVICE, on_apply=explode)
+    ecs = FakeKind(Kind("ECSService"), on_apply=explode)
     clock = FakeClock(T0)
     report = run_pass(
         desired_state(tmp_path, services=["api", "web"]),
@@ -228,7 +230,7 @@ def test_a_history_failure_in_one_kind_fails_the_pass_after_the_other_kinds_ran(
             return False
 
     clock = FakeClock(T0)
-    ecs, alarms = FakeKind(Kind.ECS_SERVICE), FakeKind(Kind.ALARM_ACTIONS)
+    ecs, alarms = FakeKind(Kind("ECSService")), FakeKind(Kind("AlarmActions"))
     executor = Executor(BrokenHistory(), None, structlog.get_logger(), clock)  # type: ignore[arg-type]
     with pytest.raises(OSError, match="disk full"):
         run_pass(
@@ -275,8 +277,8 @@ def test_a_kind_declared_after_another_starts_once_that_kinds_worker_finished(
         seen_at_observe.append(td_applied.is_set())
         service_observed.set()
 
-    task_definitions = FakeKind(Kind.ECS_TASK_DEFINITION, on_apply=block_until_service_observed)
-    services = FakeKind(Kind.ECS_SERVICE, on_observe=observe_service)
+    task_definitions = FakeKind(Kind("ECSTaskDefinition"), on_apply=block_until_service_observed)
+    services = FakeKind(Kind("ECSService"), on_observe=observe_service)
     clock = FakeClock(T0)
     report = run_pass(
         _with_task_definition(tmp_path),
@@ -301,7 +303,7 @@ def test_a_dependency_must_come_earlier_in_the_pass_order() -> None:
     from homeostat.reconcilers import ecs_service, ecs_task_definition
     from homeostat.reconcilers.registry import dependencies
 
-    assert dependencies() == {Kind.ECS_SERVICE: (Kind.ECS_TASK_DEFINITION,)}
-    backwards = replace(ecs_task_definition.DESCRIPTOR, after=(Kind.ECS_SERVICE,))
+    assert dependencies() == {Kind("ECSService"): (Kind("ECSTaskDefinition"),)}
+    backwards = replace(ecs_task_definition.DESCRIPTOR, after=(Kind("ECSService"),))
     with pytest.raises(ValueError, match="not earlier in the pass order"):
         dependencies((backwards, ecs_service.DESCRIPTOR))

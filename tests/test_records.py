@@ -24,7 +24,7 @@ from tests.conftest import HISTORY_JSON_FIELDS
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 CONFLICTED = Action(
-    kind=Kind.ECS_SERVICE,
+    kind=Kind("ECSService"),
     name="worker",
     action="update_service",
     target="prod/worker",
@@ -74,7 +74,7 @@ def test_history_row_json_and_log_line_carry_the_same_fields_and_values() -> Non
 def test_plan_json_actions_are_the_record_view_of_the_action() -> None:
     """A `plan --json` action is the record fields an action already has, valued exactly as the
     record that executing it writes (kind and name are its resource's)."""
-    document = plan_json("r1", [Plan(Kind.ECS_SERVICE, "worker", actions=(CONFLICTED,))], [])
+    document = plan_json("r1", [Plan(Kind("ECSService"), "worker", actions=(CONFLICTED,))], [])
     (planned,) = document["resources"][0]["actions"]
     assert set(PLAN_ACTION_FIELDS) < set(RECORD_FIELDS)
     assert tuple(planned) == PLAN_ACTION_FIELDS
@@ -95,7 +95,7 @@ def test_values_print_as_json_true_false_null_in_every_view() -> None:
 def test_events_become_records_with_their_plain_reasons() -> None:
     """Findings, revision rejections and unmanaged resources are typed events with one record each."""
     finding = event_record(
-        Finding(Kind.SNAPSHOT_RETENTION, "prod", "create_snapshot", "p-1", "slot missed", "too late"),
+        Finding(Kind("SnapshotRetention"), "prod", "create_snapshot", "p-1", "slot missed", "too late"),
         time=NOW,
         revision="r1",
     )

@@ -77,12 +77,12 @@ def seed(names: dict[str, int]) -> Any:
 
 
 def status(name: str, state: State, *measurements: Measurement) -> ResourceStatus:
-    plan = Plan(Kind.ECS_SERVICE, name, measurements=measurements)
-    return ResourceStatus(Kind.ECS_SERVICE, name, state, "", NOW, plan)
+    plan = Plan(Kind("ECSService"), name, measurements=measurements)
+    return ResourceStatus(Kind("ECSService"), name, state, "", NOW, plan)
 
 
 def report(*statuses: ResourceStatus) -> PassReport:
-    return PassReport("r", NOW, list(statuses), {Kind.ECS_SERVICE: 0.5})
+    return PassReport("r", NOW, list(statuses), {Kind("ECSService"): 0.5})
 
 
 def test_the_reporter_removes_exactly_the_series_a_removed_resource_set() -> None:
@@ -99,7 +99,7 @@ def test_the_reporter_removes_exactly_the_series_a_removed_resource_set() -> Non
     assert (
         registry.get_sample_value("homeostat_reconcile_duration_seconds_count", {"kind": "ECSService"}) == 1
     )
-    reporter.keep_only({(Kind.ECS_SERVICE, "a")})
+    reporter.keep_only({(Kind("ECSService"), "a")})
     assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "b"}) is None
     assert (
         registry.get_sample_value("homeostat_resource_in_sync", {"kind": "ECSService", "name": "b"}) is None
@@ -124,7 +124,7 @@ def test_a_series_two_resources_report_stays_until_the_last_of_them_is_gone() ->
     reporter = Reporter(Metrics(registry, gauges()))
     shared = Measurement(OWNED, {"name": "shared"}, 2.0)
     reporter.pass_reported(report(status("a", State.IN_SYNC, shared), status("b", State.IN_SYNC, shared)))
-    reporter.keep_only({(Kind.ECS_SERVICE, "b")})
+    reporter.keep_only({(Kind("ECSService"), "b")})
     assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "shared"}) == 2.0
     reporter.keep_only(set())
     assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "shared"}) is None
@@ -316,7 +316,7 @@ def test_a_stopping_session_refuses_reads_but_not_mutations() -> None:
 class SlowObserver:
     """An ECSService reconciler whose observe reads AWS once per resource; SIGTERM comes after 3 reads."""
 
-    kinds = (Kind.ECS_SERVICE,)
+    kinds = (Kind("ECSService"),)
 
     def __init__(self) -> None:
         self.loop: Loop | None = None
@@ -334,8 +334,8 @@ class SlowObserver:
 
     def diff(self, resource: Any, observed: object, now: datetime) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(Kind.ECS_SERVICE, resource.name, error=observed.message)
-        return Plan(Kind.ECS_SERVICE, resource.name)
+            return Plan(Kind("ECSService"), resource.name, error=observed.message)
+        return Plan(Kind("ECSService"), resource.name)
 
     def apply(self, actions: Any, aws: Any) -> list[ApplyResult]:
         return []

@@ -1,6 +1,5 @@
-"""Closed vocabularies and identifier types shared by every layer above."""
+"""Identifier types shared by every layer above."""
 
-from enum import StrEnum
 from typing import NewType
 
 Revision = NewType("Revision", str)
@@ -11,14 +10,14 @@ AlarmName = NewType("AlarmName", str)
 API_VERSION = "homeostat/v1"
 
 
-class Kind(StrEnum):
-    """The manifest kinds, spelled as in `kind:` (contract strings): the closed vocabulary every
-    layer shares. Each has exactly one descriptor in `homeostat.reconcilers.registry` (a
-    meta-test checks it), which says everything else about the kind."""
+class Kind(str):
+    """A manifest kind, spelled as in `kind:` (e.g. "ECSService").
 
-    ECS_SERVICE = "ECSService"
-    ECS_TASK_DEFINITION = "ECSTaskDefinition"
-    SNAPSHOT_RETENTION = "SnapshotRetention"
-    ALARM_ACTIONS = "AlarmActions"
-    MAINTENANCE_WINDOW = "MaintenanceWindow"
-    AURORA_CLUSTER = "AuroraCluster"
+    Open on purpose: each kind module declares its own (`KIND = Kind("ECSService")`) and
+    `homeostat.reconcilers.registry` lists the kinds, so adding a kind is one module and one
+    registry line; nothing else enumerates them (the loader is handed the registry's table).
+    A `str` subclass rather than a NewType so that a kind reads as a kind in `repr`s and
+    signatures while comparing, hashing and serialising as its plain spelling.
+    """
+
+    __slots__ = ()

@@ -81,7 +81,7 @@ def parse_document(
     if kind is None:
         return None, [ManifestError(file, line, "kind", "required field is missing")]
     if not isinstance(kind, str) or kind not in kinds.models:
-        known = ", ".join(k.value for k in Kind if k in kinds.models)
+        known = ", ".join(kinds.models)
         return None, [
             ManifestError(
                 file,

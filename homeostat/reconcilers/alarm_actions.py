@@ -22,6 +22,8 @@ from homeostat.reconcilers.alarm_state import AlarmPolicy
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
 from homeostat.reconcilers.descriptor import KindDescriptor
 
+KIND = Kind("AlarmActions")
+
 EXAMPLE = """\
 apiVersion: homeostat/v1
 kind: AlarmActions
@@ -48,7 +50,7 @@ class AlarmActions(ManifestBase):
           actionsEnabled: true
     """
 
-    kind: Literal[Kind.ALARM_ACTIONS]
+    kind: Literal["AlarmActions"]
     spec: AlarmActionsSpec
 
 
@@ -56,7 +58,7 @@ def policy_of(resource: Resource[AlarmActions]) -> AlarmPolicy:
     """The alarm policy one AlarmActions contributes. Pure."""
     spec = resource.manifest.spec
     return AlarmPolicy(
-        Kind.ALARM_ACTIONS,
+        KIND,
         resource.name,
         spec,
         spec.actionsEnabled,
@@ -70,7 +72,7 @@ def conflicting_values(resources: Sequence[Resource[Any]]) -> list[ManifestError
     actionsEnabled: an error at the second, naming the first it conflicts with. Linear:
     each declaration is looked up in indexes of the earlier ones of the other value."""
     errors: list[ManifestError] = []
-    declared: list[Resource[AlarmActions]] = [r for r in resources if r.kind == Kind.ALARM_ACTIONS]
+    declared: list[Resource[AlarmActions]] = [r for r in resources if r.kind == KIND]
     prefixes = {True: PrefixIndex(), False: PrefixIndex()}  # by actionsEnabled
     names = {True: PrefixIndex(), False: PrefixIndex()}
     for index, resource in enumerate(declared):
@@ -104,7 +106,7 @@ def conflicting_values(resources: Sequence[Resource[Any]]) -> list[ManifestError
 
 
 DESCRIPTOR = KindDescriptor(
-    kind=Kind.ALARM_ACTIONS,
+    kind=KIND,
     model=AlarmActions,
     order=20,
     example=EXAMPLE,

@@ -35,6 +35,8 @@ from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error
 from homeostat.reconcilers.descriptor import KindDescriptor
 from homeostat.reconcilers.rds_clusters import describe_clusters
 
+KIND = Kind("AuroraCluster")
+
 AVAILABLE_STATUS = "available"
 MIN_CAPACITY = "serverlessV2Scaling.minCapacity"
 MAX_CAPACITY = "serverlessV2Scaling.maxCapacity"
@@ -134,7 +136,7 @@ class AuroraCluster(ManifestBase):
           deletionProtection: true
     """
 
-    kind: Literal[Kind.AURORA_CLUSTER]
+    kind: Literal["AuroraCluster"]
     spec: AuroraClusterSpec
 
 
@@ -266,7 +268,7 @@ def plan_cluster(name: str, spec: AuroraClusterSpec, live: ClusterObservation) -
         verb = "differ" if len(drift) > 1 else "differs"
         actions = (
             Action(
-                kind=Kind.AURORA_CLUSTER,
+                kind=KIND,
                 name=name,
                 action=AuroraClusterAction.MODIFY_DB_CLUSTER,
                 target=spec.dbClusterIdentifier,
@@ -276,13 +278,11 @@ def plan_cluster(name: str, spec: AuroraClusterSpec, live: ClusterObservation) -
                 params=modify_params(spec, drift),
             ),
         )
-    return Plan(
-        Kind.AURORA_CLUSTER, name, actions=actions, notes=tuple(notes), measurements=tuple(measurements)
-    )
+    return Plan(KIND, name, actions=actions, notes=tuple(notes), measurements=tuple(measurements))
 
 
 class AuroraClusterReconciler:
-    kinds = (Kind.AURORA_CLUSTER,)
+    kinds = (KIND,)
 
     def observe(
         self,
@@ -313,7 +313,7 @@ class AuroraClusterReconciler:
         self, resource: Resource[AuroraCluster], observed: ClusterObservation | ObserveError, now: datetime
     ) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(Kind.AURORA_CLUSTER, resource.name, error=observed.message)
+            return Plan(KIND, resource.name, error=observed.message)
         return plan_cluster(resource.name, resource.manifest.spec, observed)
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
@@ -339,7 +339,7 @@ def same_cluster_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError
     errors: list[ManifestError] = []
     first_seen: dict[str, Resource[AuroraCluster]] = {}
     for resource in resources:
-        if resource.kind != Kind.AURORA_CLUSTER:
+        if resource.kind != KIND:
             continue
         cluster = resource.manifest.spec.dbClusterIdentifier
         first = first_seen.setdefault(cluster.lower(), resource)
@@ -357,7 +357,7 @@ def same_cluster_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError
 
 
 DESCRIPTOR = KindDescriptor(
-    kind=Kind.AURORA_CLUSTER,
+    kind=KIND,
     model=AuroraCluster,
     order=50,
     example=EXAMPLE,

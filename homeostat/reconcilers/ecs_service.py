@@ -31,6 +31,8 @@ from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_e
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared
 from homeostat.reconcilers.task_definitions import RevisionCatalog, TaskDefinitionSpec, digest_of, holding
 
+KIND = Kind("ECSService")
+
 DESCRIBE_SERVICES_BATCH = 10
 SCALABLE_TARGETS_BATCH = 50
 SCALABLE_DIMENSION = "ecs:service:DesiredCount"
@@ -116,7 +118,7 @@ class ECSService(ManifestBase):
           taskDefinition: omnirapeutic-production-api:42
     """
 
-    kind: Literal[Kind.ECS_SERVICE]
+    kind: Literal["ECSService"]
     spec: ECSServiceSpec
 
 
@@ -188,7 +190,7 @@ def _awaited_move(
     this pass): shown, never sent (apply refuses it). Its own action, so that the service's other
     drift (its count) is still fixed while the task definition cannot be registered."""
     return Action(
-        kind=Kind.ECS_SERVICE,
+        kind=KIND,
         name=name,
         action=ECSAction.UPDATE_SERVICE,
         target=f"{cluster_name(spec.cluster)}/{spec.service}",
@@ -242,7 +244,7 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
         verb = "differ" if len(drifted) > 1 else "differs"
         actions.append(
             Action(
-                kind=Kind.ECS_SERVICE,
+                kind=KIND,
                 name=name,
                 action=ECSAction.UPDATE_SERVICE,
                 target=target,
@@ -260,7 +262,7 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
         if bounds != live.scalable_target:
             actions.append(
                 Action(
-                    kind=Kind.ECS_SERVICE,
+                    kind=KIND,
                     name=name,
                     action=ECSAction.UPDATE_SCALABLE_TARGET,
                     target=resource_id(spec),
@@ -286,7 +288,7 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
 
 
 class ECSServiceReconciler:
-    kinds = (Kind.ECS_SERVICE,)
+    kinds = (KIND,)
 
     def __init__(self, catalog: RevisionCatalog | None = None) -> None:
         self.catalog = catalog or RevisionCatalog()
@@ -348,7 +350,7 @@ class ECSServiceReconciler:
         named = {r.manifest.spec.taskDefinitionFrom for r in resources} - {None}
         found: dict[str, DeclaredRevision | ObserveError] = {}
         listed: dict[str, Any] = {}
-        for source in desired.of_kind(Kind.ECS_TASK_DEFINITION):
+        for source in desired.of_kind(Kind("ECSTaskDefinition")):
             spec = source.manifest.spec
             if source.name not in named or not isinstance(spec, TaskDefinitionSpec):
                 continue
@@ -402,12 +404,12 @@ class ECSServiceReconciler:
         self, resource: Resource[ECSService], observed: ServiceObservation | ObserveError, now: datetime
     ) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(Kind.ECS_SERVICE, resource.name, error=observed.message)
+            return Plan(KIND, resource.name, error=observed.message)
         spec = resource.manifest.spec
         notes: tuple[str, ...] = ()
         if spec.autoscaling is not None and observed.scalable_target is None:
             return Plan(
-                Kind.ECS_SERVICE,
+                KIND,
                 resource.name,
                 error=f"autoscaling is declared but {resource_id(spec)} has no scalable target; "
                 "homeostat does not create one",
@@ -415,7 +417,7 @@ class ECSServiceReconciler:
         if observed.scalable_target is not None and spec.desiredCount is None:
             notes = (f"desiredCount {observed.desired_count} is owned by Application Auto Scaling",)
         return Plan(
-            Kind.ECS_SERVICE,
+            KIND,
             resource.name,
             actions=diff_service(resource.name, spec, observed),
             notes=notes,
@@ -458,7 +460,7 @@ class ECSServiceReconciler:
 
 def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
     """A `taskDefinitionFrom` must name an ECSTaskDefinition of the same desired state."""
-    declared = {r.name for r in resources if r.kind == Kind.ECS_TASK_DEFINITION}
+    declared = {r.name for r in resources if r.kind == Kind("ECSTaskDefinition")}
     return [
         ManifestError(
             resource.source.file,
@@ -468,7 +470,7 @@ def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestEr
             f"{resource.manifest.spec.taskDefinitionFrom!r}, which is not declared",
         )
         for resource in resources
-        if resource.kind == Kind.ECS_SERVICE
+        if resource.kind == KIND
         and resource.manifest.spec.taskDefinitionFrom is not None
         and resource.manifest.spec.taskDefinitionFrom not in declared
     ]
@@ -483,7 +485,7 @@ def same_service_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError
     errors: list[ManifestError] = []
     first_seen: dict[tuple[str, str], Resource[ECSService]] = {}
     for resource in resources:
-        if resource.kind != Kind.ECS_SERVICE:
+        if resource.kind != KIND:
             continue
         spec = resource.manifest.spec
         cluster = cluster_name(spec.cluster)
@@ -502,13 +504,13 @@ def same_service_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError
 
 
 DESCRIPTOR = KindDescriptor(
-    kind=Kind.ECS_SERVICE,
+    kind=KIND,
     model=ECSService,
     order=10,
     example=EXAMPLE,
     reconciler=None,
     make_reconciler=_reconciler,
-    after=(Kind.ECS_TASK_DEFINITION,),
+    after=(Kind("ECSTaskDefinition"),),
     actions={
         ECSAction.UPDATE_SERVICE: ("ecs:UpdateService",),
         ECSAction.UPDATE_SCALABLE_TARGET: ("application-autoscaling:RegisterScalableTarget",),

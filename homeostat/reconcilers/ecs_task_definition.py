@@ -39,6 +39,8 @@ from homeostat.reconcilers.task_definitions import (
     holding,
 )
 
+KIND = Kind("ECSTaskDefinition")
+
 DESCRIBE_SERVICES_BATCH = 10
 EXAMPLE = """\
 apiVersion: homeostat/v1
@@ -77,7 +79,7 @@ class ECSTaskDefinition(ManifestBase):
           keepRevisions: 10
     """
 
-    kind: Literal[Kind.ECS_TASK_DEFINITION]
+    kind: Literal["ECSTaskDefinition"]
     spec: TaskDefinitionSpec
 
 
@@ -152,7 +154,7 @@ def diff_task_definition(name: str, spec: TaskDefinitionSpec, live: FamilyObserv
         images = ", ".join(_images(definition)) or "no image"
         actions.append(
             Action(
-                kind=Kind.ECS_TASK_DEFINITION,
+                kind=KIND,
                 name=name,
                 action=TaskDefinitionAction.REGISTER,
                 target=spec.family,
@@ -168,7 +170,7 @@ def diff_task_definition(name: str, spec: TaskDefinitionSpec, live: FamilyObserv
         )
     if spec.keepRevisions is not None:
         actions.extend(_trim(name, spec, live, {r.arn for r in in_force}, notes))
-    return Plan(Kind.ECS_TASK_DEFINITION, name, actions=tuple(actions), notes=tuple(notes))
+    return Plan(KIND, name, actions=tuple(actions), notes=tuple(notes))
 
 
 def _trim(
@@ -189,7 +191,7 @@ def _trim(
             continue
         actions.append(
             Action(
-                kind=Kind.ECS_TASK_DEFINITION,
+                kind=KIND,
                 name=name,
                 action=TaskDefinitionAction.DEREGISTER,
                 target=revision.name,
@@ -203,7 +205,7 @@ def _trim(
 
 
 class ECSTaskDefinitionReconciler:
-    kinds = (Kind.ECS_TASK_DEFINITION,)
+    kinds = (KIND,)
 
     def __init__(self, catalog: RevisionCatalog | None = None) -> None:
         self.catalog = catalog or RevisionCatalog()
@@ -239,7 +241,7 @@ class ECSTaskDefinitionReconciler:
     def _in_use(desired: DesiredState, ecs: Any) -> tuple[frozenset[str] | None, str | None]:
         """Every task definition a service (managed or not) of the observed clusters runs, in any
         of its deployments. Fails closed: an error means nothing is deregistered."""
-        clusters = sorted({str(r.manifest.spec.cluster) for r in desired.of_kind(Kind.ECS_SERVICE)})
+        clusters = sorted({str(r.manifest.spec.cluster) for r in desired.of_kind(Kind("ECSService"))})
         running: set[str] = set()
         try:
             for cluster in clusters:
@@ -260,7 +262,7 @@ class ECSTaskDefinitionReconciler:
         self, resource: Resource[ECSTaskDefinition], observed: FamilyObservation | ObserveError, now: datetime
     ) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(Kind.ECS_TASK_DEFINITION, resource.name, error=observed.message)
+            return Plan(KIND, resource.name, error=observed.message)
         return diff_task_definition(resource.name, resource.manifest.spec, observed)
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
@@ -305,7 +307,7 @@ def same_family_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError]
     errors: list[ManifestError] = []
     first_seen: dict[str, Resource[Any]] = {}
     for resource in resources:
-        if resource.kind != Kind.ECS_TASK_DEFINITION:
+        if resource.kind != KIND:
             continue
         family = resource.manifest.spec.family
         first = first_seen.setdefault(family, resource)
@@ -327,7 +329,7 @@ def _reconciler(shared: Shared) -> ECSTaskDefinitionReconciler:
 
 
 DESCRIPTOR = KindDescriptor(
-    kind=Kind.ECS_TASK_DEFINITION,
+    kind=KIND,
     model=ECSTaskDefinition,
     order=5,
     example=EXAMPLE,

@@ -31,6 +31,8 @@ from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, 
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.descriptor import KindDescriptor
 
+KIND = Kind("MaintenanceWindow")
+
 WINDOW_ACTIVE = GaugeSpec("maintenance_window_active", "1 while the maintenance window is active.", ("name",))
 EXAMPLE = """\
 apiVersion: homeostat/v1
@@ -99,7 +101,7 @@ class MaintenanceWindow(ManifestBase):
             - alarmNamePrefix: omnirapeutic-production
     """
 
-    kind: Literal[Kind.MAINTENANCE_WINDOW]
+    kind: Literal["MaintenanceWindow"]
     spec: MaintenanceWindowSpec
 
 
@@ -107,7 +109,7 @@ def window_of(resource: Resource[MaintenanceWindow]) -> AlarmWindow:
     """The alarm window one MaintenanceWindow contributes. Pure."""
     spec = resource.manifest.spec
     return AlarmWindow(
-        Kind.MAINTENANCE_WINDOW,
+        KIND,
         resource.name,
         spec.silenceAlarms,
         spec,
@@ -131,7 +133,7 @@ def timing_note(spec: MaintenanceWindowSpec, now: datetime) -> str:
 class MaintenanceWindowReconciler:
     """The window's own plan: timing and gauge. It observes nothing and applies nothing."""
 
-    kinds = (Kind.MAINTENANCE_WINDOW,)
+    kinds = (KIND,)
 
     def observe(
         self, resources: Sequence[Resource[Any]], desired: DesiredState, aws: AwsClients, now: datetime
@@ -144,7 +146,7 @@ class MaintenanceWindowReconciler:
         spec = resource.manifest.spec
         active = edges(spec, now).active
         return Plan(
-            Kind.MAINTENANCE_WINDOW,
+            KIND,
             resource.name,
             error=observed.message if isinstance(observed, ObserveError) else None,
             notes=(timing_note(spec, now),),
@@ -156,14 +158,14 @@ class MaintenanceWindowReconciler:
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         instants: set[datetime] = set()
-        for resource in desired.of_kind(Kind.MAINTENANCE_WINDOW):
+        for resource in desired.of_kind(KIND):
             if not resource.manifest.spec.suspend:
                 instants.update(wake_instants(resource.manifest.spec, now))
         return sorted(instants)
 
 
 DESCRIPTOR = KindDescriptor(
-    kind=Kind.MAINTENANCE_WINDOW,
+    kind=KIND,
     model=MaintenanceWindow,
     order=30,
     example=EXAMPLE,

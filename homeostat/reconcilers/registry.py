@@ -2,8 +2,8 @@
 
 Adding a kind is one kind module (its model, reconciler, actions with their IAM
 permissions, gauges, cross-document checks, documented example and pass order, in one
-`KindDescriptor`), one line in `KINDS` below and its `kind:` spelling in
-`identifiers.Kind`. Derived here: the loader's kind table, the schema's models, the
+`KindDescriptor`, whose `kind` the module declares as `KIND = Kind("...")`) and one line
+in `KINDS` below. Derived here: the loader's kind table, the schema's models, the
 metric declarations, the reconcilers in pass order (with the one alarm reconciler for
 every kind that contributes alarm rules) and the kind modules the import-linter
 independence contract must list. `tests/test_kinds_meta.py` walks this registry.
@@ -33,12 +33,13 @@ from homeostat.reconcilers.descriptor import KindDescriptor, Shared
 
 Registry = Sequence[KindDescriptor[Any]]
 
+# The line order is the order of `homeostat schema`; the pass order is each descriptor's `order`.
 KINDS: Registry = (
-    ecs_task_definition.DESCRIPTOR,
     ecs_service.DESCRIPTOR,
+    ecs_task_definition.DESCRIPTOR,
+    snapshot_retention.DESCRIPTOR,
     alarm_actions.DESCRIPTOR,
     maintenance_window.DESCRIPTOR,
-    snapshot_retention.DESCRIPTOR,
     aurora_cluster.DESCRIPTOR,
 )
 
@@ -73,9 +74,8 @@ def dependencies(registry: Registry = KINDS) -> Mapping[Kind, tuple[Kind, ...]]:
 
 
 def schema_models(registry: Registry = KINDS) -> list[type[ManifestBase]]:
-    """The kind models for `homeostat schema`, in the Kind vocabulary's order (a stable schema)."""
-    order = {kind: index for index, kind in enumerate(Kind)}
-    return [d.model for d in sorted(registry, key=lambda d: order.get(d.kind, len(order)))]
+    """The kind models for `homeostat schema`, in the registry's line order (a stable schema)."""
+    return [d.model for d in registry]
 
 
 def gauges(registry: Registry = KINDS) -> tuple[GaugeSpec, ...]:

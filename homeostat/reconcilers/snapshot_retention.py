@@ -63,6 +63,8 @@ from homeostat.reconcilers.snapshot_policy import (
     slot_snapshot_id,
 )
 
+KIND = Kind("SnapshotRetention")
+
 MANAGED_BY_TAG = "managed-by"
 MANAGED_BY_VALUE = "homeostat"
 RESOURCE_TAG = "homeostat-resource"
@@ -145,7 +147,7 @@ class SnapshotRetention(ManifestBase):
           protect: ["omnirapeutic-emergency-*"]
     """
 
-    kind: Literal[Kind.SNAPSHOT_RETENTION]
+    kind: Literal["SnapshotRetention"]
     spec: SnapshotRetentionSpec
 
 
@@ -163,7 +165,7 @@ def rules_of(spec: SnapshotRetentionSpec) -> RetentionRules:
 def deletion_action(name: str, deletion: Deletion) -> Action:
     snapshot = deletion.snapshot
     return Action(
-        kind=Kind.SNAPSHOT_RETENTION,
+        kind=KIND,
         name=name,
         action=SnapshotAction.DELETE_SNAPSHOT,
         target=snapshot.identifier,
@@ -184,7 +186,7 @@ def creation_action(name: str, spec: SnapshotRetentionSpec, slot: SlotDecision) 
         f"within startingDeadline {human_duration(spec.startingDeadline)}"
     )
     return Action(
-        kind=Kind.SNAPSHOT_RETENTION,
+        kind=KIND,
         name=name,
         action=SnapshotAction.CREATE_SNAPSHOT,
         target=slot.snapshot_id,
@@ -256,7 +258,7 @@ def plan_snapshots(name: str, spec: SnapshotRetentionSpec, observed: ClusterSnap
         actions.append(creation_action(name, spec, slot))
     notes.extend(slot_notes(spec, slot))
     return Plan(
-        Kind.SNAPSHOT_RETENTION,
+        KIND,
         name,
         actions=tuple(actions),
         error=error,
@@ -273,7 +275,7 @@ def missed_slot_findings(name: str, spec: SnapshotRetentionSpec, slot: SlotDecis
         return ()
     return (
         Finding(
-            kind=Kind.SNAPSHOT_RETENTION,
+            kind=KIND,
             name=name,
             action=SnapshotAction.CREATE_SNAPSHOT,
             target=slot_snapshot_id(spec.snapshotPrefix, slot.slot),
@@ -284,7 +286,7 @@ def missed_slot_findings(name: str, spec: SnapshotRetentionSpec, slot: SlotDecis
 
 
 class SnapshotRetentionReconciler:
-    kinds = (Kind.SNAPSHOT_RETENTION,)
+    kinds = (KIND,)
 
     def observe(
         self,
@@ -321,7 +323,7 @@ class SnapshotRetentionReconciler:
         self, resource: Resource[SnapshotRetention], observed: ClusterSnapshots | ObserveError, now: datetime
     ) -> Plan:
         if isinstance(observed, ObserveError):
-            return Plan(Kind.SNAPSHOT_RETENTION, resource.name, error=observed.message)
+            return Plan(KIND, resource.name, error=observed.message)
         return plan_snapshots(resource.name, resource.manifest.spec, observed, now)
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
@@ -362,7 +364,7 @@ class SnapshotRetentionReconciler:
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         """The next schedule slot of each scheduled, unsuspended resource."""
         instants: set[datetime] = set()
-        for resource in desired.of_kind(Kind.SNAPSHOT_RETENTION):
+        for resource in desired.of_kind(KIND):
             spec: SnapshotRetentionSpec = resource.manifest.spec
             if spec.schedule is not None and not spec.suspend:
                 instants.add(next_fire(spec.schedule, spec.timeZone, now))
@@ -376,7 +378,7 @@ def overlapping_prefixes(resources: Sequence[Resource[Any]]) -> list[ManifestErr
     and region (the second cluster's snapshot could never be created). Case-insensitive, as RDS
     stores identifiers in lower case. Linear: each prefix is looked up among the earlier ones."""
     errors: list[ManifestError] = []
-    owners: list[Resource[SnapshotRetention]] = [r for r in resources if r.kind == Kind.SNAPSHOT_RETENTION]
+    owners: list[Resource[SnapshotRetention]] = [r for r in resources if r.kind == KIND]
     earlier = PrefixIndex()
     for index, right in enumerate(owners):
         prefix = right.manifest.spec.snapshotPrefix
@@ -399,7 +401,7 @@ def overlapping_prefixes(resources: Sequence[Resource[Any]]) -> list[ManifestErr
 
 
 DESCRIPTOR = KindDescriptor(
-    kind=Kind.SNAPSHOT_RETENTION,
+    kind=KIND,
     model=SnapshotRetention,
     order=40,
     example=EXAMPLE,
