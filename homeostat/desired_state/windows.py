@@ -145,6 +145,13 @@ def edges(spec: Timing, now: datetime) -> Edges:
     return Edges(False, start, _run_end(spec, start, start + HORIZON))
 
 
+def current_start(spec: Timing, now: datetime) -> datetime | None:
+    """The start of the occurrence active at `now`, or None while inactive. Pure."""
+    _require_aware(now)
+    latest = _latest_start(spec, now)
+    return latest if latest is not None and now < latest + _duration(spec) else None
+
+
 def last_end(spec: Timing, now: datetime) -> datetime | None:
     """The latest instant at or before `now` at which the window switched off; None while active. Pure.
 

@@ -1,4 +1,4 @@
-"""The commands behind `homeostat`: validate, schema, plan, run, history, demo.
+"""The commands behind `homeostat`: validate, schema, plan, run, history, status, demo.
 
 Imported by `cli.main` only once the options parsed, inside its Ctrl-C
 guard. The heavy libraries (boto3, SQLAlchemy, APScheduler,
@@ -168,6 +168,12 @@ def cmd_history(settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_status(settings: Settings) -> int:
+    from homeostat.operator.status_view import cmd_status as show_status
+
+    return show_status(settings)
+
+
 def cmd_demo(settings: Settings) -> int:
     from homeostat.operator.demo import run_demo
 
@@ -180,6 +186,7 @@ COMMANDS = {
     "plan": cmd_plan,
     "run": cmd_run,
     "history": cmd_history,
+    "status": cmd_status,
     "demo": cmd_demo,
 }
 

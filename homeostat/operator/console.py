@@ -10,7 +10,7 @@ observed, never from AWS calls of this command.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -108,32 +108,38 @@ def _health_tables(health: Mapping[str, Any], *, wide: bool) -> list[Table]:
     return tables
 
 
-def print_status(document: Mapping[str, Any], console: Console, *, wide: bool = False) -> None:
+def status_renderables(document: Mapping[str, Any], *, wide: bool = False) -> list[RenderableType]:
     """Every table of `homeostat status`, in the order an on-call engineer reads them."""
     revision = document.get("revision") or "none"
-    header = Text.assemble(
-        ("revision ", ""),
-        (str(revision), "bold"),
-        (f" · last pass {document.get('lastPass') or 'none yet'}", ""),
-    )
-    console.print(header)
+    parts: list[RenderableType] = [
+        Text.assemble(
+            ("revision ", ""),
+            (str(revision), "bold"),
+            (f" · last pass {document.get('lastPass') or 'none yet'}", ""),
+        )
+    ]
     if not document.get("valid", False):
         rejected = document.get("rejectedRevision")
-        console.print(
+        parts.append(
             Text(
                 f"desired state INVALID: revision {rejected} rejected; {revision} stays in force",
                 style="bold red",
             )
         )
-        for error in document.get("rejectedErrors") or ():
-            console.print(Text(f"  {error}", style="red"))
+        parts.extend(Text(f"  {error}", style="red") for error in document.get("rejectedErrors") or ())
     resources = list(document.get("resources") or ())
-    console.print(resources_table(resources, title="Resources", wide=wide))
+    parts.append(resources_table(resources, title="Resources", wide=wide))
     held = [r for r in resources if r.get("state") in {"Suspended", "Fighting"}]
     if held:
-        console.print(resources_table(held, title="Held (suspended, fighting)", wide=wide))
+        parts.append(resources_table(held, title="Held (suspended, fighting)", wide=wide))
     schedule = _schedule_table(document, wide=wide)
     if schedule is not None:
-        console.print(schedule)
-    for table in _health_tables(document.get("health") or {}, wide=wide):
-        console.print(table)
+        parts.append(schedule)
+    parts.extend(_health_tables(document.get("health") or {}, wide=wide))
+    return parts
+
+
+def print_status(document: Mapping[str, Any], console: Console, *, wide: bool = False) -> None:
+    """`status_renderables`, printed."""
+    for part in status_renderables(document, wide=wide):
+        console.print(part)

@@ -14,9 +14,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from homeostat import __version__
 from homeostat.operator.execution import mark_interrupted
+from homeostat.operator.history import HistoryQuery
 from homeostat.operator.http import StatusServer
 from homeostat.operator.lease import LeaseHeld
 from homeostat.operator.loop import Loop
@@ -53,7 +57,9 @@ class Daemon:
         """Take the single-writer lease and start the endpoints, watcher and scheduler."""
         take_lease(self.runtime)
         try:
-            self.server = StatusServer(self.settings.listen_address, self.runtime.registry, self.loop.status)
+            self.server = StatusServer(
+                self.settings.listen_address, self.runtime.registry, self.loop.status, self.history_rows
+            )
         except (OSError, OverflowError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise StartupError(f"cannot listen on {self.settings.listen}: {reason}") from exc
@@ -71,6 +77,18 @@ class Daemon:
             resync=self.settings.resync,
             dry_run=self.settings.dry_run,
         )
+
+    def history_rows(self, limit: int) -> list[dict[str, Any]]:
+        """The page's newest history rows, newest first. A database that fails to answer leaves
+        the page without them (logged), rather than without the rest of what it shows."""
+        if self.runtime.history is None:
+            return []
+        try:
+            records = self.runtime.history.query(HistoryQuery(limit=limit))
+        except SQLAlchemyError as exc:
+            self.runtime.log.warning("page_history_failed", error=str(exc).splitlines()[0])
+            return []
+        return [record.to_json() for record in reversed(records)]
 
     def serve(self) -> int:
         self.runtime.requests.add(PassReason.STARTUP)

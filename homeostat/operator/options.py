@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 from homeostat.desired_state.durations import parse_duration
 
 USAGE_EXIT = 1
-# Upper bounds of whole-number options (others: 1,000,000): --resync at most a day.
-INT_LIMITS = {"resync": 86_400, "limit": 1_000_000}
+# Upper bounds of whole-number options (others: 1,000,000): --resync at most a day, --watch an hour.
+INT_LIMITS = {"resync": 86_400, "limit": 1_000_000, "watch": 3_600}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -115,6 +115,11 @@ PER_COMMAND: dict[str, tuple[Option, ...]] = {
         Option("limit", ("--limit",), OptionKind.INT, 100, "at most this many rows (the newest)"),
         Option("json", ("--json",), OptionKind.BOOL, False, "one JSON object per line"),
     ),
+    "status": (
+        Option("json", ("--json",), OptionKind.BOOL, False, "print the daemon's /status document"),
+        Option("watch", ("--watch",), OptionKind.INT, None, "redraw every this many seconds"),
+        Option("wide", ("--wide",), OptionKind.BOOL, False, "full values: never cut a column"),
+    ),
     "schema": (),
     "demo": (
         Option("duration", ("--duration",), OptionKind.DURATION, None, "stop after this long (e.g. 90s)"),
@@ -125,6 +130,7 @@ COMMAND_HELP = {
     "plan": "print what would change; exit 0 in sync, 2 drift, 1 error",
     "validate": "check manifests without AWS",
     "history": "print the action history",
+    "status": "show what the running daemon sees (its /status on --listen)",
     "schema": "print the JSON Schema of the manifests",
     "demo": "run against an embedded local AWS with visible drift being fixed",
 }
@@ -221,6 +227,8 @@ class Settings:
     revision: str | None = None
     limit: int = 100
     duration: timedelta | None = None
+    watch: int | None = None
+    wide: bool = False
     paths: tuple[Path, ...] = ()
 
     @property

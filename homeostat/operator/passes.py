@@ -72,6 +72,9 @@ class ResourceStatus:
             "inSync": self.in_sync,
             "message": self.message,
             "lastReconcile": rfc3339(self.last_reconcile) if self.last_reconcile else None,
+            "facts": dict(self.plan.facts) if self.plan is not None else {},
+            # A bounded hold's {until, reason} (contract section 5); null until holds exist.
+            "suspension": None,
         }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.clock import rfc3339, seconds_text
+from homeostat.operator.overview import overview
 from homeostat.operator.passes import ResourceStatus
 
 
@@ -95,4 +96,5 @@ class LoopStatus:
                 "lastPass": _iso(self.last_pass_time),
                 "inPass": self.in_pass,
                 "resources": [r.to_json() for r in resources],
+                **overview(resources),
             }

@@ -86,7 +86,14 @@ class Plan:
     """The diff of one resource: actions to take, or why it cannot be reconciled.
 
     `notes` are facts worth showing in `plan` and status (next slot, what a
-    window would silence) that are not changes.
+    window would silence) that are not changes, as sentences. `facts` are the same
+    kind of thing as data: a flat mapping of JSON values (strings, numbers, booleans,
+    null, lists of those; instants as RFC 3339 UTC strings) taken from what observe
+    already read, for the views that tabulate them (`/status`'s `windows`, `slots` and
+    `health`, the page, `homeostat status`). Keys a kind may set (docs/commands.md):
+    ECSService `running`, `desired`, `rollout`, `taskDefinition`; SnapshotRetention
+    `cluster`, `clusterStatus`, `newestSnapshotAgeSeconds`, `nextSlot`;
+    MaintenanceWindow `active`, `start`, `end`; the alarm kinds `alarmsInAlarm`.
     """
 
     kind: Kind
@@ -96,6 +103,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     measurements: tuple[Measurement, ...] = ()
     findings: tuple[Finding, ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def in_sync(self) -> bool:

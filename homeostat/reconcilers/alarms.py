@@ -191,7 +191,13 @@ def _policy_plan(policy: AlarmPolicy, observed: AlarmsObserved) -> Plan:
         error=f"alarm(s) not found: {', '.join(missing)}" if missing else None,
         notes=tuple(notes),
         measurements=observed.measurements(),
+        facts=in_alarm_facts(listing, selected),
     )
+
+
+def in_alarm_facts(listing: AlarmListing, selected: Sequence[AlarmName]) -> dict[str, Any]:
+    """The Plan facts of an alarm plan (see Plan): its selected alarms whose state is ALARM."""
+    return {"alarmsInAlarm": sorted(a for a in selected if listing.alarms[a].state == "ALARM")}
 
 
 def _window_plan(window: AlarmWindow, observed: AlarmsObserved, now: datetime) -> Plan:
@@ -212,4 +218,5 @@ def _window_plan(window: AlarmWindow, observed: AlarmsObserved, now: datetime) -
         actions=observed.actions_of(window.kind, window.name),
         notes=tuple(notes),
         measurements=observed.measurements(),
+        facts=in_alarm_facts(listing, selected),
     )

@@ -64,7 +64,8 @@ AnyReconciler = Reconciler[Any, Any]
 
 def merge_plans(plans: Sequence[Plan]) -> Plan:
     """One resource's plans from several reconcilers, as one plan: actions, notes,
-    measurements and findings in the given order; the first error wins. Pure."""
+    measurements and findings in the given order; the first error wins; facts are
+    joined, the first plan's value winning for a key two plans set. Pure."""
     first = plans[0]
     if len(plans) == 1:
         return first
@@ -76,4 +77,5 @@ def merge_plans(plans: Sequence[Plan]) -> Plan:
         notes=tuple(n for p in plans for n in p.notes),
         measurements=tuple(m for p in plans for m in p.measurements),
         findings=tuple(f for p in plans for f in p.findings),
+        facts={k: v for p in reversed(plans) for k, v in p.facts.items()},
     )

@@ -35,6 +35,7 @@ class ObservedAlarm:
     name: AlarmName
     actions_enabled: bool
     composite: bool
+    state: str | None = None  # StateValue (OK, ALARM, INSUFFICIENT_DATA): the health check's alarms in ALARM
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,8 @@ def _collect(response: Mapping[str, Any], into: dict[AlarmName, ObservedAlarm]) 
     for key, composite in (("MetricAlarms", False), ("CompositeAlarms", True)):
         for item in response.get(key, []):
             name = AlarmName(str(item["AlarmName"]))
-            into[name] = ObservedAlarm(name, bool(item.get("ActionsEnabled", True)), composite)
+            state = str(item["StateValue"]) if item.get("StateValue") else None
+            into[name] = ObservedAlarm(name, bool(item.get("ActionsEnabled", True)), composite, state)
 
 
 def _paged(cloudwatch: Any, **query: Any) -> dict[AlarmName, ObservedAlarm]:

@@ -141,7 +141,9 @@ class DeclaredRevision:
 
 @dataclass(frozen=True, slots=True)
 class ServiceObservation:
-    """What AWS says of one service (task definition as the full ARN)."""
+    """What AWS says of one service (task definition as the full ARN); the running count and
+    the PRIMARY deployment's rollout state are read from the same DescribeServices answer, for
+    the morning health check."""
 
     cluster: str
     service: str
@@ -149,6 +151,27 @@ class ServiceObservation:
     task_definition: str
     scalable_target: ScalableTarget | None
     declared: DeclaredRevision | None = None
+    running_count: int | None = None
+    rollout: str | None = None
+
+
+def primary_rollout(item: Mapping[str, Any]) -> str | None:
+    """The rolloutState of the service's PRIMARY deployment (None when AWS gives none)."""
+    for deployment in item.get("deployments") or ():
+        if deployment.get("status") == "PRIMARY":
+            state = deployment.get("rolloutState")
+            return str(state) if state else None
+    return None
+
+
+def service_facts(observed: ServiceObservation) -> dict[str, Any]:
+    """The Plan facts of a service (see Plan): tasks and rollout, as observed."""
+    return {
+        "running": observed.running_count,
+        "desired": observed.desired_count,
+        "rollout": observed.rollout,
+        "taskDefinition": observed.task_definition,
+    }
 
 
 def cluster_name(cluster: str) -> str:
@@ -338,6 +361,8 @@ class ECSServiceReconciler:
                         task_definition=str(item["taskDefinition"]),
                         scalable_target=targets.get(resource_id(spec)),
                         declared=wanted,
+                        running_count=int(item.get("runningCount", 0)),
+                        rollout=primary_rollout(item),
                     )
         return results
 
@@ -421,6 +446,7 @@ class ECSServiceReconciler:
             resource.name,
             actions=diff_service(resource.name, spec, observed),
             notes=notes,
+            facts=service_facts(observed),
         )
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:

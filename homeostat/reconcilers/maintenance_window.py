@@ -24,7 +24,7 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.instants import rfc3339
 from homeostat.desired_state.models import AlarmSelector, ManifestBase, SpecBase
 from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.desired_state.windows import edges, wake_instants
+from homeostat.desired_state.windows import current_start, edges, wake_instants
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import AlarmWindow
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
@@ -122,6 +122,17 @@ def _rfc3339(instant: datetime | None) -> str:
     return "never" if instant is None else rfc3339(instant, "seconds")
 
 
+def window_facts(spec: MaintenanceWindowSpec, now: datetime) -> dict[str, Any]:
+    """The Plan facts of a window (see Plan): the occurrence active now, else the next one. Pure."""
+    found = edges(spec, now)
+    start = current_start(spec, now) if found.active else found.next_start
+    return {
+        "active": found.active,
+        "start": None if start is None else rfc3339(start, "seconds"),
+        "end": None if found.next_end is None else rfc3339(found.next_end, "seconds"),
+    }
+
+
 def timing_note(spec: MaintenanceWindowSpec, now: datetime) -> str:
     """`active until E, next start S` or `next start S, end E`. Pure."""
     found = edges(spec, now)
@@ -151,6 +162,7 @@ class MaintenanceWindowReconciler:
             error=observed.message if isinstance(observed, ObserveError) else None,
             notes=(timing_note(spec, now),),
             measurements=(Measurement(WINDOW_ACTIVE, {"name": resource.name}, 1 if active else 0),),
+            facts=window_facts(spec, now),
         )
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:

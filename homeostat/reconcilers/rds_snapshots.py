@@ -24,11 +24,13 @@ PAGE_SIZE = 100  # DescribeDBClusterSnapshots accepts 20-100
 @dataclass(frozen=True, slots=True)
 class ClusterSnapshots:
     """The manual snapshots of one existing cluster; `listing_error` set when the
-    listing failed or was cut short, in which case `snapshots` may be partial."""
+    listing failed or was cut short, in which case `snapshots` may be partial.
+    `cluster_status` is the cluster's Status from the DescribeDBClusters that checked it exists."""
 
     cluster: DBClusterId
     snapshots: tuple[ObservedSnapshot, ...]
     listing_error: str | None = None
+    cluster_status: str | None = None
 
 
 def _aware(value: Any) -> datetime | None:
@@ -74,9 +76,12 @@ def list_cluster_snapshots(rds: Any, cluster: str) -> ClusterSnapshots:
     return ClusterSnapshots(DBClusterId(cluster), tuple(found))
 
 
-def existing_clusters(rds: Any, clusters: Sequence[str]) -> set[str]:
-    """Lower-cased identifiers of the named clusters that exist (raises on AWS errors)."""
-    return set(describe_clusters(rds, clusters))
+def existing_clusters(rds: Any, clusters: Sequence[str]) -> dict[str, str | None]:
+    """The Status of each named cluster that exists, by lower-cased identifier (raises on AWS errors)."""
+    return {
+        name: str(item["Status"]) if item.get("Status") else None
+        for name, item in describe_clusters(rds, clusters).items()
+    }
 
 
 def other_owner(rds: Any, action: Action) -> str | None:

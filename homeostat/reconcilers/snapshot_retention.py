@@ -17,6 +17,7 @@ snapshot of that name that already exists answers AlreadyExists, which
 counts as done).
 """
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -232,6 +233,7 @@ def plan_snapshots(name: str, spec: SnapshotRetentionSpec, observed: ClusterSnap
     notes: list[str] = []
     measurements: tuple[Measurement, ...] = ()
     error: str | None = None
+    age: float | None = None
     if observed.listing_error is not None:
         error = f"{observed.listing_error}; no snapshot deleted this pass (fail closed)"
     else:
@@ -257,6 +259,12 @@ def plan_snapshots(name: str, spec: SnapshotRetentionSpec, observed: ClusterSnap
     if slot.state == SlotState.DUE:
         actions.append(creation_action(name, spec, slot))
     notes.extend(slot_notes(spec, slot))
+    facts = {
+        "cluster": spec.dbClusterIdentifier,
+        "clusterStatus": observed.cluster_status,
+        "newestSnapshotAgeSeconds": None if age is None else round(age),
+        "nextSlot": None if slot.next_slot is None else rfc3339(slot.next_slot, "seconds"),
+    }
     return Plan(
         KIND,
         name,
@@ -265,6 +273,7 @@ def plan_snapshots(name: str, spec: SnapshotRetentionSpec, observed: ClusterSnap
         notes=tuple(notes),
         measurements=measurements,
         findings=missed_slot_findings(name, spec, slot),
+        facts=facts,
     )
 
 
@@ -314,7 +323,9 @@ class SnapshotRetentionReconciler:
                         f"DB cluster {resource.manifest.spec.dbClusterIdentifier} not found"
                     )
                 continue
-            listing = list_cluster_snapshots(rds, cluster)
+            listing = dataclasses.replace(
+                list_cluster_snapshots(rds, cluster), cluster_status=present[cluster]
+            )
             for resource in members:
                 results[resource.name] = listing
         return results
