@@ -47,6 +47,7 @@ e2e: $(STAMP)
 	./deploy/prometheus/ensure-prometheus.sh
 	./tests/ensure-postgresql.sh
 	./deploy/grafana/ensure-typecheck.sh
+	./tests/ensure-chromium.sh
 	HYPOTHESIS_PROFILE=full $(BIN)/pytest -q -m "e2e or hypothesis"
 
 test: check e2e
