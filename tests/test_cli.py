@@ -52,6 +52,8 @@ ENV_CASES: list[tuple[str, str, str, str, Any]] = [
     ("history", "HOMEOSTAT_REVISION", "abc", "revision", "abc"),
     ("history", "HOMEOSTAT_LIMIT", "5", "limit", 5),
     ("history", "HOMEOSTAT_JSON", "on", "json", True),
+    ("history", "HOMEOSTAT_FOLLOW", "1", "follow", True),
+    ("history", "HOMEOSTAT_KIND", "snapshotretention", "kind", "SnapshotRetention"),
     ("status", "HOMEOSTAT_WATCH", "2", "watch", 2),
     ("status", "HOMEOSTAT_WIDE", "true", "wide", True),
 ]

@@ -3,7 +3,8 @@
 from html.parser import HTMLParser
 from typing import Any
 
-from homeostat.operator.page import PAGE_HISTORY_ROWS, change_text, render_page
+from homeostat.operator.page import PAGE_HISTORY_ROWS, render_page
+from homeostat.operator.values import change_text
 
 
 class _Collect(HTMLParser):

@@ -10,6 +10,10 @@ AlarmName = NewType("AlarmName", str)
 API_VERSION = "homeostat/v1"
 
 
+# The pseudo-kind of the desired-state directory itself: the history rows of its rejected revisions.
+DESIRED_STATE_KIND = "DesiredState"
+
+
 class Kind(str):
     """A manifest kind, spelled as in `kind:` (e.g. "ECSService").
 

@@ -8,6 +8,7 @@ gets its parts from the one wiring (`wiring.build_runtime`); every failure
 the user can cause ends in a CommandError: one line, a non-zero exit.
 """
 
+import dataclasses
 import json
 import sys
 import time
@@ -23,6 +24,7 @@ from homeostat.reconcilers.registry import kind_table
 
 if TYPE_CHECKING:
     from homeostat.operator.history import HistoryStore
+    from homeostat.operator.records import ActionRecord
 
 
 def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
@@ -72,17 +74,44 @@ def cmd_plan(settings: Settings) -> int:
     from homeostat.operator.wiring import build_runtime
 
     desired = load_or_fail(settings)
+    if not desired.resources:
+        print(
+            f"homeostat: warning: no manifests in {settings.desired_state}: nothing is managed",
+            file=sys.stderr,
+        )
     runtime = build_runtime(settings, read_only=True)
+    # Every resource is observed and diffed (an alarm policy's plan depends on every window),
+    # then --kind/--name choose which plans are shown and decide the exit code.
     planned, skipped = observe_and_diff(desired, runtime.reconcilers, runtime.aws, runtime.clock())
-    plans = [plan for _, _, plan in planned]
+    plans = [plan for _, _, plan in planned if selected(settings, plan.kind, plan.name)]
+    skipped = [status for status in skipped if selected(settings, status.kind, status.name)]
+    if (settings.kind or settings.name) and not plans and not skipped:
+        raise CommandError(f"no resource matches{_filter_text(settings)} in {settings.desired_state}")
     document = plan_json(desired.revision, plans, skipped)
     # The exit code is decided before anything is printed: a reader that leaves early
     # (`plan | head -1`) must not change what it means.
     code = EXIT_DRIFT if not document["inSync"] else EXIT_OK
     if any(p.error for p in plans):
         code = EXIT_ERROR
-    emit(json.dumps(document, indent=2, sort_keys=True) if settings.json else plan_text(document))
+    emit(
+        json.dumps(document, indent=2, sort_keys=True)
+        if settings.json
+        else plan_text(document, wide=settings.wide)
+    )
     return code
+
+
+def selected(settings: Settings, kind: str, name: str) -> bool:
+    """Whether `plan --kind/--name` show this resource (the kind is canonical already)."""
+    return (settings.kind is None or kind == settings.kind) and (
+        settings.name is None or name == settings.name
+    )
+
+
+def _filter_text(settings: Settings) -> str:
+    return (f" --kind {settings.kind}" if settings.kind else "") + (
+        f" --name {settings.name}" if settings.name else ""
+    )
 
 
 def cmd_run_once(settings: Settings) -> int:
@@ -144,28 +173,58 @@ def open_existing_history(url: str) -> "HistoryStore":
 
 def cmd_history(settings: Settings) -> int:
     from homeostat.operator.history import HistoryQuery
-    from homeostat.operator.output import history_text
 
     history = open_existing_history(settings.history)
     try:
         since = utc_now() - settings.since if settings.since is not None else None
-        records = history.query(
-            HistoryQuery(
-                since=since,
-                kind=settings.kind,
-                name=settings.name,
-                revision=settings.revision,
-                limit=settings.limit,
-            )
+        query = HistoryQuery(
+            since=since,
+            kind=settings.kind,
+            name=settings.name,
+            revision=settings.revision,
+            limit=settings.limit,
         )
+        records = history.query(query)
+        printed = _print_history(settings, records, first=True)
+        while settings.follow:  # until Ctrl-C (cli.main: exit 130)
+            time.sleep(FOLLOW_POLL_SECONDS)
+            newest = records[-1].time if records else since
+            fresh = history.query(dataclasses.replace(query, since=newest, limit=1_000_000))
+            seen = {_row_key(r) for r in records}
+            new = [r for r in fresh if _row_key(r) not in seen]
+            if new:
+                records = [*records, *new]
+                printed = _print_history(settings, new, first=not printed) or printed
     finally:
         history.close()
+    return EXIT_OK
+
+
+# `history --follow` asks the database this often (a poll: SQLite has no notifications).
+FOLLOW_POLL_SECONDS = 2.0
+
+
+def _row_key(record: "ActionRecord") -> tuple[object, ...]:
+    """A row as --follow tells rows apart: a journal row that completes (pending, then applied)
+    shows again with its outcome."""
+    return (record.time, record.kind, record.name, record.action, record.target, record.outcome)
+
+
+def _print_history(settings: Settings, records: "list[ActionRecord]", *, first: bool) -> bool:
+    """Print rows (the table header only before the first); whether anything was printed."""
+    from homeostat.operator.console import terminal_console
+    from homeostat.operator.output import history_table
+
     if settings.json:
         if records:
             emit("\n".join(json.dumps(record.to_json(), sort_keys=True) for record in records))
-    else:
-        emit(history_text(records))
-    return EXIT_OK
+        return bool(records)
+    if not records:
+        if first and not settings.follow:
+            emit("no history rows match")
+        return False
+    terminal_console().print(history_table(records, wide=settings.wide, header=first))
+    return True
 
 
 def cmd_status(settings: Settings) -> int:

@@ -15,8 +15,18 @@ from rich.table import Table
 from rich.text import Text
 
 from homeostat.operator.page import state_style
+from homeostat.operator.values import value_text
 
 _STYLES = {"bad": "bold red", "warn": "yellow", "good": "green", "": ""}
+# Off a terminal (a file, a pipe to grep) nothing is cut: rows are as wide as their values.
+PIPE_WIDTH = 10_000
+
+
+def terminal_console() -> Console:
+    """stdout as rich sees it: fitted to a terminal's width, coloured only on a terminal and
+    never under NO_COLOR (rich's own rules); whole rows off a terminal."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPE_WIDTH)
 
 
 def _state(state: str) -> Text:
@@ -39,12 +49,12 @@ def resources_table(resources: Sequence[Mapping[str, Any]], *, title: str, wide:
         message = str(r.get("message") or "")
         if hold:
             message = f"{message} (held until {hold.get('until')}: {hold.get('reason')})"
-        table.add_row(
-            str(r.get("kind", "")),
-            str(r.get("name", "")),
+        table.add_row(  # Text, never markup: names and messages come from manifests and AWS
+            Text(str(r.get("kind", ""))),
+            Text(str(r.get("name", ""))),
             _state(str(r.get("state", ""))),
-            str(r.get("lastReconcile") or "-"),
-            message,
+            Text(str(r.get("lastReconcile") or "-")),
+            Text(message),
         )
     return table
 
@@ -67,7 +77,7 @@ def _schedule_table(document: Mapping[str, Any], *, wide: bool) -> Table | None:
         return None
     table = _table("Windows and slots", ("WHAT", "NAME", "WHEN", "START", "END"), wide=wide)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
@@ -80,10 +90,10 @@ def _health_tables(health: Mapping[str, Any], *, wide: bool) -> list[Table]:
             running, desired = s.get("running"), s.get("desired")
             style = "" if running == desired else "yellow"
             table.add_row(
-                str(s.get("name")),
-                Text(str(running), style=style),
-                str(desired),
-                str(s.get("rollout") or "-"),
+                Text(str(s.get("name"))),
+                Text(value_text(running), style=style),
+                Text(value_text(desired)),
+                Text(str(s.get("rollout") or "-")),
             )
         tables.append(table)
     clusters = health.get("clusters") or ()
@@ -92,9 +102,9 @@ def _health_tables(health: Mapping[str, Any], *, wide: bool) -> list[Table]:
         for c in clusters:
             status = str(c.get("status") or "-")
             table.add_row(
-                str(c.get("name")),
+                Text(str(c.get("name"))),
                 Text(status, style="" if status == "available" else "yellow"),
-                str(c.get("newestSnapshotAge") or "-"),
+                Text(str(c.get("newestSnapshotAge") or "-")),
             )
         tables.append(table)
     alarms = health.get("alarmsInAlarm")

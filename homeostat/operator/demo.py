@@ -30,6 +30,7 @@ from homeostat.operator.clock import rfc3339, time_of_day, utc_now
 from homeostat.operator.daemon import Daemon, run_daemon
 from homeostat.operator.local_aws import LocalAws
 from homeostat.operator.options import Settings
+from homeostat.operator.values import change_text
 from homeostat.operator.wiring import StartupError, build_runtime
 
 CLUSTER = "omnirapeutic-production"
@@ -85,10 +86,7 @@ def _plain(event: MutableMapping[str, Any]) -> str | None:
     """A plain-words line for the log events a person watching the demo cares about."""
     name = event.get("event")
     if name == "action":
-        changes = ", ".join(
-            f"{k} {_short(event['before'].get(k))} -> {_short(event['after'].get(k))}"
-            for k in sorted(set(event["before"]) | set(event["after"]))
-        )
+        changes = change_text(event["before"], event["after"])
         verb = {"applied": "APPLIED", "failed": "FAILED", "dry_run": "WOULD APPLY", "conflict": "CONFLICT"}[
             event["outcome"]
         ]
@@ -110,13 +108,6 @@ def _plain(event: MutableMapping[str, Any]) -> str | None:
             f"{event['error']}"
         )
     return None
-
-
-def _short(value: object) -> object:
-    """Task definition ARNs read better as family:revision."""
-    if isinstance(value, str) and ":task-definition/" in value:
-        return value.rsplit("/", 1)[-1]
-    return value
 
 
 def _narrate_logs() -> None:

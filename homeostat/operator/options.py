@@ -47,6 +47,7 @@ class OptionKind(StrEnum):
     PATH = "path"
     DURATION = "duration"
     CHOICE = "choice"
+    KIND = "kind"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +106,22 @@ SHARED = (
 )
 PER_COMMAND: dict[str, tuple[Option, ...]] = {
     "run": (Option("once", ("--once",), OptionKind.BOOL, False, "one full pass, then exit"),),
-    "plan": (Option("json", ("--json",), OptionKind.BOOL, False, "machine-readable output"),),
+    "plan": (
+        Option("json", ("--json",), OptionKind.BOOL, False, "machine-readable output"),
+        Option("kind", ("--kind",), OptionKind.KIND, None, "only resources of this kind"),
+        Option("name", ("--name",), OptionKind.STR, None, "only resources of this name"),
+        Option("wide", ("--wide",), OptionKind.BOOL, False, "full values (task definition ARNs)"),
+    ),
     "validate": (),
     "history": (
         Option("since", ("--since",), OptionKind.DURATION, None, "only rows newer than this (e.g. 24h)"),
-        Option("kind", ("--kind",), OptionKind.STR, None, "only this kind"),
+        Option("kind", ("--kind",), OptionKind.KIND, None, "only this kind (any letter case)"),
         Option("name", ("--name",), OptionKind.STR, None, "only this resource name"),
         Option("revision", ("--revision",), OptionKind.STR, None, "only rows of this revision (prefix)"),
         Option("limit", ("--limit",), OptionKind.INT, 100, "at most this many rows (the newest)"),
         Option("json", ("--json",), OptionKind.BOOL, False, "one JSON object per line"),
+        Option("wide", ("--wide",), OptionKind.BOOL, False, "cut nothing: full values, ARNs and revisions"),
+        Option("follow", ("--follow", "-f"), OptionKind.BOOL, False, "keep printing new rows until Ctrl-C"),
     ),
     "status": (
         Option("json", ("--json",), OptionKind.BOOL, False, "print the daemon's /status document"),
@@ -125,6 +133,13 @@ PER_COMMAND: dict[str, tuple[Option, ...]] = {
         Option("duration", ("--duration",), OptionKind.DURATION, None, "stop after this long (e.g. 90s)"),
     ),
 }
+# Flags that take a value (a following `-1h` is that value, not an option).
+_VALUE_FLAGS = frozenset(
+    flag
+    for option in (*SHARED, *(o for options in PER_COMMAND.values() for o in options))
+    if option.kind != OptionKind.BOOL
+    for flag in option.flags
+)
 COMMAND_HELP = {
     "run": "run the daemon (or one pass with --once)",
     "plan": "print what would change; exit 0 in sync, 2 drift, 1 error",
@@ -195,10 +210,9 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
     if option.kind == OptionKind.PATH:
         return Path(str(raw))
     if option.kind == OptionKind.DURATION:
-        try:
-            return parse_duration(str(raw))
-        except ValueError as exc:
-            raise UsageError(f"{source}: {exc}") from None
+        return _duration(str(raw), source)
+    if option.kind == OptionKind.KIND:
+        return canonical_kind(str(raw), source)
     if option.kind == OptionKind.CHOICE and str(raw) not in option.choices:
         raise UsageError(f"{source}: expected one of {', '.join(option.choices)}, got {raw!r}")
     if option.dest == "listen" and (
@@ -207,6 +221,41 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
     ):
         raise UsageError(f"{source}: expected HOST:PORT with a port from 0 to 65535, got {raw!r}")
     return raw
+
+
+def _duration(text: str, source: str) -> timedelta:
+    if text.startswith("-"):
+        raise UsageError(f"{source}: a duration is positive (e.g. 24h for the last day), got {text!r}")
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def canonical_kind(text: str, source: str) -> str:
+    """A kind as `kind:` spells it, whatever the letter case; an unknown kind is a usage error
+    naming the kinds (a filter that silently matches nothing looks like an empty history)."""
+    # Imported here: the registry loads every kind module (pydantic), which --help must not pay for.
+    from homeostat.desired_state.identifiers import DESIRED_STATE_KIND
+    from homeostat.reconcilers.registry import KINDS
+
+    known = [str(d.kind) for d in KINDS] + [DESIRED_STATE_KIND]
+    for kind in known:
+        if kind.lower() == text.strip().lower():
+            return kind
+    raise UsageError(f"{source}: unknown kind {text!r}; the kinds are {', '.join(known)}")
+
+
+def _negative_values_attached(argv: list[str]) -> list[str]:
+    """`--since -1h` as `--since=-1h`: argparse takes a value that starts with `-` for an
+    option and says "expected one argument"; attached, it reaches the option's own check."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in _VALUE_FLAGS and re.fullmatch(r"-[0-9].*", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +270,7 @@ class Settings:
     log_format: str | None
     once: bool = False
     json: bool = False
+    follow: bool = False
     since: timedelta | None = None
     kind: str | None = None
     name: str | None = None
@@ -241,7 +291,7 @@ def parse_settings(argv: list[str], environ: dict[str, str] | None = None) -> Se
     """Settings for the command, or None when only --version/--help was asked."""
     env = os.environ if environ is None else environ
     parser = build_parser()
-    namespace = vars(parser.parse_args(argv))
+    namespace = vars(parser.parse_args(_negative_values_attached(argv)))
     if namespace.pop("version", False):
         return None
     command = namespace.get("command")

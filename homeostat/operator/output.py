@@ -1,26 +1,25 @@
-"""Human and machine renderings of plans, reports and history rows."""
+"""Human and machine renderings of plans, reports and history rows.
 
-import json
+Values in the human views go through `values.value_text`/`change_text` (one rendering
+everywhere); the machine views keep the stored values whole.
+"""
+
+import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.passes import ResourceStatus
 from homeostat.operator.records import ACTION_FIELDS, ActionRecord, action_view
+from homeostat.operator.values import change_text, value_text
 from homeostat.reconcilers.actions import Action, Plan
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 PLAN_FORMAT_VERSION = 1
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def change_text(action: Action | ActionRecord) -> str:
-    keys = sorted(set(action.before) | set(action.after))
-    return ", ".join(
-        f"{k}: {_compact(action.before.get(k))} -> {_compact(action.after.get(k))}" for k in keys
-    )
+# A revision in the human history table: enough of it to tell revisions apart (full with --wide).
+SHORT_REVISION = 12
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -80,18 +79,16 @@ def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceSt
     }
 
 
-def plan_text(document: dict[str, Any]) -> str:
+def plan_text(document: dict[str, Any], *, wide: bool = False) -> str:
     rows: list[list[str]] = [["KIND", "NAME", "ACTION", "TARGET", "CHANGE", "REASON"]]
     notes: list[str] = []
     for resource in document["resources"]:
         for action in resource["actions"]:
             label = action["action"] + (" (CONFLICT)" if action["conflict"] else "")
             reason = action["reason"] + (f"; {action['conflict']}" if action["conflict"] else "")
-            change = ", ".join(
-                f"{k}: {_compact(action['before'].get(k))} -> {_compact(action['after'].get(k))}"
-                for k in sorted(set(action["before"]) | set(action["after"]))
-            )
-            rows.append([resource["kind"], resource["name"], label, action["target"], change, reason])
+            change = change_text(action["before"], action["after"], wide=wide)
+            target = value_text(action["target"], wide=wide)
+            rows.append([resource["kind"], resource["name"], label, target, change, reason])
         if resource["error"]:
             rows.append([resource["kind"], resource["name"], "(error)", "-", "-", resource["error"]])
         for note in resource["notes"]:
@@ -109,26 +106,49 @@ def plan_text(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def history_text(records: Sequence[ActionRecord]) -> str:
-    if not records:
-        return "no history rows match"
-    rows = [["TIME", "KIND", "NAME", "ACTION", "OUTCOME", "CHANGE", "REASON", "REVISION"]]
+def history_table(records: Sequence[ActionRecord], *, wide: bool, header: bool = True) -> "Table":
+    """The history rows as a table rich fits to the terminal: identifying columns are cut with
+    an ellipsis, change and reason fold; `wide` cuts nothing and prints full ARNs and revisions."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
+    for column in ("TIME", "KIND", "NAME", "ACTION", "TARGET", "OUTCOME"):
+        table.add_column(column, no_wrap=True, overflow="fold" if wide else "ellipsis")
+    table.add_column("CHANGE", overflow="fold", ratio=2)
+    table.add_column("REASON", overflow="fold", ratio=3)
+    table.add_column("REVISION", no_wrap=True, overflow="fold" if wide else "ellipsis")
     for r in records:
         reason = r.reason + (f"; conflict: {r.conflict}" if r.conflict else "")
         reason += f" (error: {r.error})" if r.error else ""
-        rows.append(
-            [
-                rfc3339(r.time, timespec="seconds"),
-                r.kind,
-                r.name,
-                r.action,
-                str(r.outcome),
-                change_text(r),
-                reason,
-                r.revision,
-            ]
+        outcome = str(r.outcome)
+        bad = outcome in {"failed", "conflict", "interrupted"}
+        # Text, never markup: names and reasons come from manifests and AWS.
+        table.add_row(
+            Text(rfc3339(r.time, timespec="seconds")),
+            Text(r.kind),
+            Text(r.name),
+            Text(r.action),
+            Text(value_text(r.target, wide=wide)),
+            Text(outcome, style="red" if bad else "green" if outcome == "applied" else ""),
+            Text(change_text(r.before, r.after, wide=wide)),
+            Text(reason),
+            Text(r.revision if wide else r.revision[:SHORT_REVISION]),
         )
-    return _table(rows)
+    return table
+
+
+def history_text(records: Sequence[ActionRecord], *, wide: bool = False, width: int | None = None) -> str:
+    """The history table as text: fitted to `width`, or whole rows when None (off a terminal)."""
+    if not records:
+        return "no history rows match"
+    from rich.console import Console
+
+    from homeostat.operator.console import PIPE_WIDTH
+
+    out = io.StringIO()
+    Console(file=out, width=width or PIPE_WIDTH, color_system=None).print(history_table(records, wide=wide))
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def report_text(statuses: Sequence[ResourceStatus]) -> str:

@@ -7,10 +7,11 @@ browser refreshes it (`<meta http-equiv="refresh">`). Every value that comes fro
 text, never markup.
 """
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
+
+from homeostat.operator.values import change_text, value_text
 
 PAGE_HISTORY_ROWS = 50
 # States shown in red, amber or green; anything else is shown plain.
@@ -34,16 +35,9 @@ ul.errors{margin:.3rem 0 0 1.2rem;padding:0;font-family:ui-monospace,monospace;f
 """
 
 
-def _text(value: Any) -> str:
-    """A value as every view prints it: strings plain, everything else as JSON (true/false/null)."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def _cell(value: Any, css: str = "") -> str:
     attribute = f' class="{css}"' if css else ""
-    return f"<td{attribute}>{escape(_text(value)) if value is not None else ''}</td>"
+    return f"<td{attribute}>{escape(value_text(value)) if value is not None else ''}</td>"
 
 
 def state_style(state: str) -> str:
@@ -61,17 +55,6 @@ def _table(headers: Sequence[str], rows: Iterable[str], empty: str) -> str:
         return f'<p class="empty">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def change_text(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """`field: before -> after` for each changed field; a value that goes away is `deleted`."""
-    parts = []
-    for key in sorted(set(before) | set(after)):
-        if key in before and (key not in after or after[key] is None) and before[key] is not None:
-            parts.append(f"{key}: {_text(before[key])} deleted")
-        else:
-            parts.append(f"{key}: {_text(before.get(key))} -> {_text(after.get(key))}")
-    return ", ".join(parts)
 
 
 def _banner(status: Mapping[str, Any]) -> str:

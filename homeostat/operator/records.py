@@ -15,11 +15,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from homeostat.desired_state.identifiers import DESIRED_STATE_KIND
 from homeostat.operator.clock import rfc3339
 from homeostat.reconcilers.actions import Action, Finding, Outcome
-
-# The pseudo-kind of the desired-state directory itself (its rejected revisions).
-DESIRED_STATE_KIND = "DesiredState"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,16 +48,16 @@ def fetch_status(listen: str, timeout: float = STATUS_TIMEOUT_SECONDS) -> dict[s
 
 
 def cmd_status(settings: Settings) -> int:
-    from rich.console import Console, Group
+    from rich.console import Group
     from rich.live import Live
     from rich.text import Text
 
-    from homeostat.operator.console import print_status, status_renderables
+    from homeostat.operator.console import print_status, status_renderables, terminal_console
 
     if settings.json:
         emit(json.dumps(fetch_status(settings.listen), indent=2, sort_keys=True))
         return EXIT_OK
-    console = Console()
+    console = terminal_console()
     if settings.watch is None:
         print_status(fetch_status(settings.listen), console, wide=settings.wide)
         return EXIT_OK
