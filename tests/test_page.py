@@ -155,3 +155,25 @@ def test_values_print_as_json_and_a_value_that_goes_away_is_deleted() -> None:
     assert change_text({"actionsEnabled": True}, {"actionsEnabled": False}) == "actionsEnabled: true -> false"
     assert change_text({"snapshot": "s-1"}, {"snapshot": None}) == "snapshot: s-1 deleted"
     assert change_text({}, {"snapshot": "s-2"}) == "snapshot: null -> s-2"
+
+
+def test_the_morning_health_check_is_on_the_page() -> None:
+    health = {
+        "services": [{"name": "api", "running": 3, "desired": 4, "rollout": "IN_PROGRESS"}],
+        "clusters": [{"name": "omnirapeutic-production", "status": "available", "newestSnapshotAge": "5h"}],
+        "alarmsInAlarm": ["<b>prod-api-5xx-rate</b>"],
+    }
+    page = render_page(status(health=health), [], refresh_seconds=10)
+    seen = parsed(page)
+    text = "".join(seen.text)
+    assert "IN_PROGRESS" in text
+    assert "omnirapeutic-production" in text
+    assert "5h" in text
+    assert "<b>prod-api-5xx-rate</b>" in text  # an alarm name is text, not markup
+    assert "b" not in seen.tags
+
+
+def test_instants_are_shown_to_the_second() -> None:
+    page = render_page(status(lastPass="2026-12-01T08:00:31.951184Z"), [], refresh_seconds=10)
+    assert "2026-12-01T08:00:31Z" in page
+    assert "951184" not in page

@@ -7,6 +7,7 @@ browser refreshes it (`<meta http-equiv="refresh">`). Every value that comes fro
 text, never markup.
 """
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
@@ -25,7 +26,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5re
 h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 .meta{color:#555;margin:0 0 1rem}.meta code{background:#eee;padding:0 .3rem;border-radius:3px}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
-th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;vertical-align:top}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;vertical-align:top;
+  overflow-wrap:anywhere}
 th{background:#f0f0f0;font-weight:600}td.nw{white-space:nowrap}
 .state{font-weight:600;border-radius:3px;padding:0 .35rem;white-space:nowrap}
 .bad{background:#fde2e1;color:#a1130b}.warn{background:#fff1cc;color:#7a5500}.good{background:#dff5e3;color:#146c2e}
@@ -33,6 +35,13 @@ th{background:#f0f0f0;font-weight:600}td.nw{white-space:nowrap}
 .banner.good{border:1px solid #9fd9ab}.empty{color:#777;font-style:italic}
 ul.errors{margin:.3rem 0 0 1.2rem;padding:0;font-family:ui-monospace,monospace;font-size:.85rem}
 """
+
+
+def instant_text(value: Any) -> Any:
+    """An RFC 3339 instant to the second, as people read it (`/status` keeps the fraction)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", value):
+        return value.split(".", 1)[0] + "Z"
+    return value
 
 
 def _cell(value: Any, css: str = "") -> str:
@@ -82,7 +91,7 @@ def _resource_rows(resources: Sequence[Mapping[str, Any]]) -> Iterable[str]:
             + _cell(r.get("kind"))
             + _cell(r.get("name"), "nw")
             + _state(str(r.get("state", "")))
-            + _cell(r.get("lastReconcile"), "nw")
+            + _cell(instant_text(r.get("lastReconcile")), "nw")
             + _cell(message)
             + "</tr>"
         )
@@ -100,7 +109,7 @@ def _history_rows(rows: Sequence[Mapping[str, Any]]) -> Iterable[str]:
         )
         yield (
             "<tr>"
-            + _cell(row.get("time"), "nw")
+            + _cell(instant_text(row.get("time")), "nw")
             + _cell(f"{row.get('kind')}/{row.get('name')}", "nw")
             + _cell(row.get("action"))
             + _cell(row.get("target"))
@@ -135,6 +144,41 @@ def _schedule_rows(status: Mapping[str, Any]) -> Iterable[str]:
         )
 
 
+def _health(health: Mapping[str, Any]) -> list[str]:
+    """The runbook's morning health check, as the daemon observed it (no AWS call of the page)."""
+    services = [
+        "<tr>"
+        + _cell(s.get("name"), "nw")
+        + _cell(s.get("running"), "" if s.get("running") == s.get("desired") else "warn")
+        + _cell(s.get("desired"))
+        + _cell(s.get("rollout"))
+        + "</tr>"
+        for s in health.get("services") or ()
+    ]
+    clusters = [
+        "<tr>"
+        + _cell(c.get("name"), "nw")
+        + _cell(c.get("status"), "" if c.get("status") == "available" else "warn")
+        + _cell(c.get("newestSnapshotAge"))
+        + "</tr>"
+        for c in health.get("clusters") or ()
+    ]
+    alarms = health.get("alarmsInAlarm")
+    if alarms is None:
+        in_alarm = '<p class="empty">No managed alarms observed.</p>'
+    elif not alarms:
+        in_alarm = '<p><span class="state good">none</span> of the managed alarms is in ALARM.</p>'
+    else:
+        items = "".join(f'<li><span class="state bad">{escape(str(a))}</span></li>' for a in alarms)
+        in_alarm = f"<p>Managed alarms in ALARM:</p><ul>{items}</ul>"
+    return [
+        "<h2>Health check</h2>",
+        _table(("Service", "Running", "Desired", "Rollout"), services, "No services observed."),
+        _table(("Aurora cluster", "Status", "Newest snapshot age"), clusters, "No Aurora clusters observed."),
+        in_alarm,
+    ]
+
+
 def render_page(
     status: Mapping[str, Any], history: Sequence[Mapping[str, Any]], *, refresh_seconds: int
 ) -> str:
@@ -148,6 +192,7 @@ def render_page(
             _resource_rows(resources),
             "No resources reconciled yet.",
         ),
+        *_health(status.get("health") or {}),
         "<h2>Held: suspended and fighting</h2>",
         _table(
             ("Kind", "Name", "State", "Since", "Message"),
@@ -167,7 +212,7 @@ def render_page(
             "No history rows yet.",
         ),
     ]
-    last = status.get("lastPass") or "no pass yet"
+    last = instant_text(status.get("lastPass")) or "no pass yet"
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
