@@ -37,7 +37,7 @@ spec:
 
 ENV_CASES: list[tuple[str, str, str, str, Any]] = [
     ("plan", "HOMEOSTAT_DESIRED_STATE", "/srv/state", "desired_state", Path("/srv/state")),
-    ("plan", "HOMEOSTAT_HISTORY", "sqlite:////var/h.db", "history", "sqlite:////var/h.db"),
+    ("history", "HOMEOSTAT_HISTORY", "sqlite:////var/h.db", "history", "sqlite:////var/h.db"),
     ("run", "HOMEOSTAT_LISTEN", "0.0.0.0:9000", "listen", "0.0.0.0:9000"),
     ("run", "HOMEOSTAT_RESYNC", "30", "resync", 30),
     ("run", "HOMEOSTAT_DRY_RUN", "true", "dry_run", True),

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
     directory = settings.desired_state
     try:
-        return load_directory(directory, kinds=kind_table())
+        desired = load_directory(directory, kinds=kind_table())
     except InvalidDesiredState as exc:
         for error in exc.errors:
             prefix = directory_hint if directory_hint is not None else str(directory)
@@ -41,6 +41,9 @@ def load_or_fail(settings: Settings, directory_hint: str | None = None) -> Desir
             what = f"{error.field}: {error.message}" if error.field else error.message
             print(f"{line}: {what}", file=sys.stderr)
         raise CommandError("", EXIT_ERROR) from exc
+    if not desired.resources:  # plan, run --once: a typo in --desired-state must not look "in sync"
+        print(f"homeostat: warning: no manifests in {directory}: nothing is managed", file=sys.stderr)
+    return desired
 
 
 def cmd_validate(settings: Settings) -> int:
@@ -233,6 +236,16 @@ def cmd_status(settings: Settings) -> int:
     return show_status(settings)
 
 
+def cmd_completion(settings: Settings) -> int:
+    """The shell completion script shtab derives from the parser: it cannot fall behind the options."""
+    import shtab
+
+    from homeostat.operator.options import build_parser
+
+    emit(shtab.complete(build_parser(), shell=str(settings.shell)).rstrip("\n"))
+    return EXIT_OK
+
+
 def cmd_demo(settings: Settings) -> int:
     from homeostat.operator.demo import run_demo
 
@@ -246,6 +259,7 @@ COMMANDS = {
     "run": cmd_run,
     "history": cmd_history,
     "status": cmd_status,
+    "completion": cmd_completion,
     "demo": cmd_demo,
 }
 

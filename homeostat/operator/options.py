@@ -129,6 +129,7 @@ PER_COMMAND: dict[str, tuple[Option, ...]] = {
         Option("wide", ("--wide",), OptionKind.BOOL, False, "full values: never cut a column"),
     ),
     "schema": (),
+    "completion": (),
     "demo": (
         Option("duration", ("--duration",), OptionKind.DURATION, None, "stop after this long (e.g. 90s)"),
     ),
@@ -142,49 +143,101 @@ _VALUE_FLAGS = frozenset(
 )
 COMMAND_HELP = {
     "run": "run the daemon (or one pass with --once)",
-    "plan": "print what would change; exit 0 in sync, 2 drift, 1 error",
-    "validate": "check manifests without AWS",
+    "plan": "print what would change; exit 0 in sync, 2 drift, 1 error or conflict",
+    "validate": "check manifests without AWS; exit 0 valid, 1 invalid",
     "history": "print the action history",
     "status": "show what the running daemon sees (its /status on --listen)",
     "schema": "print the JSON Schema of the manifests",
     "demo": "run against an embedded local AWS with visible drift being fixed",
+    "completion": "print a shell completion script (bash or zsh)",
 }
+# The shared options each command uses: only these are listed in its --help, read from the
+# environment and checked (a stray bad HOMEOSTAT_LISTEN is none of `schema`'s business).
+USES: dict[str, tuple[str, ...]] = {
+    "run": tuple(o.dest for o in SHARED),
+    "plan": ("desired_state", "region", "log_format"),
+    "validate": ("desired_state",),
+    "history": ("history",),
+    "status": ("listen",),
+    "schema": (),
+    "demo": ("history", "listen", "resync", "dry_run"),
+    "completion": (),
+}
+EXAMPLES = {
+    "run": "homeostat run --desired-state ./desired-state --region eu-west-1\n"
+    "  homeostat run --once --dry-run",
+    "plan": "homeostat plan --desired-state ./desired-state\n"
+    "  homeostat plan --kind ECSService --name api --json",
+    "validate": "homeostat validate ./desired-state\n  homeostat validate services.yaml alarms.yaml",
+    "history": "homeostat history --since 24h --kind ecsservice\n  homeostat history --follow",
+    "status": "homeostat status --listen 127.0.0.1:9464\n  homeostat status --watch 5",
+    "schema": "homeostat schema > homeostat.schema.json",
+    "demo": "homeostat demo --duration 90s",
+    "completion": "homeostat completion bash > ~/.local/share/bash-completion/completions/homeostat\n"
+    "  homeostat completion zsh > ~/.zfunc/_homeostat",
+}
+SHELLS = ("bash", "zsh")
 
 
-def _add(parser: argparse.ArgumentParser, option: Option) -> None:
-    help_text = f"{option.help} [env {option.env}]"
+def _help(option: Option) -> str:
+    default = option.default
+    shown = "" if default is None or isinstance(default, bool) else f" (default: {default})"
+    return f"{option.help}{shown} [env {option.env}]"
+
+
+def _add(parser: argparse._ActionsContainer, option: Option) -> None:  # a parser or a group
     if option.kind == OptionKind.BOOL:
         parser.add_argument(
             *option.flags,
             dest=option.dest,
             action="store_true",
             default=argparse.SUPPRESS,
-            help=help_text,
+            help=_help(option),
         )
     else:
         parser.add_argument(
             *option.flags,
             dest=option.dest,
             default=argparse.SUPPRESS,
-            help=help_text,
+            help=_help(option),
             metavar=option.dest.upper(),
         )
 
 
+def shared_of(command: str) -> tuple[Option, ...]:
+    """The shared options `command` uses, in their usual order."""
+    return tuple(o for o in SHARED if o.dest in USES[command])
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="homeostat", description="Keep AWS at the state declared in git.")
+    parser = Parser(
+        prog="homeostat",
+        description="Keep AWS at the state declared in git.",
+        epilog="'homeostat COMMAND --help' lists the options of a command, with an example.",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    before = parser.add_argument_group(
+        "options also accepted before the command (by the commands that use them)"
+    )
     for option in SHARED:
-        _add(parser, option)
+        _add(before, option)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name, options in PER_COMMAND.items():
-        sub = commands.add_parser(name, help=COMMAND_HELP[name], description=COMMAND_HELP[name])
-        for option in (*SHARED, *options):
+    for name, summary in COMMAND_HELP.items():
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for option in (*shared_of(name), *PER_COMMAND[name]):
             _add(sub, option)
         if name == "validate":
             sub.add_argument(
                 "path", nargs="*", default=[], help="files and directories (default: --desired-state)"
             )
+        if name == "completion":
+            sub.add_argument("shell", choices=SHELLS, help="the shell to complete for")
     return parser
 
 
@@ -280,6 +333,7 @@ class Settings:
     watch: int | None = None
     wide: bool = False
     paths: tuple[Path, ...] = ()
+    shell: str | None = None
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -296,9 +350,11 @@ def parse_settings(argv: list[str], environ: dict[str, str] | None = None) -> Se
         return None
     command = namespace.get("command")
     if not command:
-        raise UsageError("missing command: one of " + ", ".join(PER_COMMAND) + " (see 'homeostat --help')")
+        raise UsageError("missing command: one of " + ", ".join(COMMAND_HELP) + " (see 'homeostat --help')")
     values: dict[str, Any] = {"command": command}
-    for option in (*SHARED, *PER_COMMAND[command]):
+    for option in SHARED:  # the defaults of those it does not use: never read, never checked
+        values[option.dest] = option.default
+    for option in (*shared_of(command), *PER_COMMAND[command]):
         flag = option.flags[0]
         if option.dest in namespace:
             values[option.dest] = _convert(option, namespace[option.dest], flag)
@@ -308,4 +364,6 @@ def parse_settings(argv: list[str], environ: dict[str, str] | None = None) -> Se
             values[option.dest] = option.default
     if command == "validate":
         values["paths"] = tuple(Path(p) for p in namespace.get("path", ()))
+    if command == "completion":
+        values["shell"] = namespace["shell"]
     return Settings(**values)
