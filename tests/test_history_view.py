@@ -190,3 +190,14 @@ def test_plan_kind_and_name_show_only_the_matching_resources(
     assert "1 resources: 1 in sync" in only_web.stdout
     assert nothing.returncode == 1
     assert "no resource matches --name nope" in nothing.stderr
+
+
+def test_the_demo_hint_names_the_command_as_it_was_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from homeostat.operator import demo
+
+    monkeypatch.setattr(demo.shutil, "which", lambda _name: None)  # not on PATH
+    assert demo.command_hint(".venv/bin/homeostat") == ".venv/bin/homeostat"
+    monkeypatch.setattr(demo.shutil, "which", lambda _name: ".venv/bin/homeostat")
+    assert demo.command_hint(".venv/bin/homeostat") == "homeostat"
+    command_hint = demo.command_hint
+    assert command_hint("/x/homeostat/__main__.py").endswith(" -m homeostat")

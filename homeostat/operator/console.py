@@ -14,7 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from homeostat.operator.page import state_style
+from homeostat.operator.page import instant_text, state_style
 from homeostat.operator.values import value_text
 
 _STYLES = {"bad": "bold red", "warn": "yellow", "good": "green", "": ""}
@@ -34,7 +34,10 @@ def _state(state: str) -> Text:
 
 
 def _table(title: str, headers: Sequence[str], *, wide: bool) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", expand=False, box=None)
+    # min_width: a narrow table (one column of alarm names) must not fold its own title.
+    table = Table(
+        title=title, title_justify="left", title_style="bold", expand=False, box=None, min_width=len(title)
+    )
     for index, header in enumerate(headers):
         last = index == len(headers) - 1
         # The last column (a message) takes what is left and folds; the others never wrap.
@@ -53,7 +56,7 @@ def resources_table(resources: Sequence[Mapping[str, Any]], *, title: str, wide:
             Text(str(r.get("kind", ""))),
             Text(str(r.get("name", ""))),
             _state(str(r.get("state", ""))),
-            Text(str(r.get("lastReconcile") or "-")),
+            Text(str(instant_text(r.get("lastReconcile")) or "-")),
             Text(message),
         )
     return table
@@ -125,7 +128,7 @@ def status_renderables(document: Mapping[str, Any], *, wide: bool = False) -> li
         Text.assemble(
             ("revision ", ""),
             (str(revision), "bold"),
-            (f" · last pass {document.get('lastPass') or 'none yet'}", ""),
+            (f" · last pass {instant_text(document.get('lastPass')) or 'none yet'}", ""),
         )
     ]
     if not document.get("valid", False):

@@ -15,6 +15,7 @@ credentials into the wiring explicitly, and edits no environment variable.
 import random
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -254,12 +255,26 @@ class Chaos:
         say(f"PERSON  disabled the actions of alarm {alarm} and forgot to turn them back on")
 
 
+def command_hint(argv0: str | None = None) -> str:
+    """How to run this same homeostat from another shell: `homeostat` when that is the one on
+    PATH, else the path it was started by (`.venv/bin/homeostat` after `make demo`)."""
+    started = argv0 if argv0 is not None else sys.argv[0]
+    if Path(started).name != "homeostat":
+        return f"{sys.executable} -m homeostat"
+    on_path = shutil.which("homeostat")
+    if on_path is not None and Path(on_path).resolve() == Path(started).resolve():
+        return "homeostat"
+    return started
+
+
 def _introduce(settings: Settings, desired: Path) -> None:
     base = f"http://{settings.listen}"
     say(f"homeostat is running: resync every {settings.resync}s")
-    say(f"  metrics  {base}/metrics      status {base}/status")
+    say(f"  the page {base}/      metrics {base}/metrics      status {base}/status")
     say(f"  edit the desired state in {desired} (homeostat applies edits within 2 s)")
-    say(f"  history: homeostat history --history {settings.history}")
+    command = command_hint()
+    say(f"  what it sees: {command} status --listen {settings.listen}")
+    say(f"  history: {command} history --history {settings.history}")
     say(f"a person will make drift every {DRIFT_EVERY_SECONDS} s; press Ctrl-C to stop")
 
 

@@ -26,8 +26,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5re
 h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 .meta{color:#555;margin:0 0 1rem}.meta code{background:#eee;padding:0 .3rem;border-radius:3px}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
-th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;vertical-align:top;
-  overflow-wrap:anywhere}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;vertical-align:top}
+td.wrap{overflow-wrap:anywhere;min-width:8rem}table+table,table+p{margin-top:1rem}
 th{background:#f0f0f0;font-weight:600}td.nw{white-space:nowrap}
 .state{font-weight:600;border-radius:3px;padding:0 .35rem;white-space:nowrap}
 .bad{background:#fde2e1;color:#a1130b}.warn{background:#fff1cc;color:#7a5500}.good{background:#dff5e3;color:#146c2e}
@@ -88,11 +88,11 @@ def _resource_rows(resources: Sequence[Mapping[str, Any]]) -> Iterable[str]:
             message = f"{message} (held until {hold.get('until')}: {hold.get('reason')})"
         yield (
             "<tr>"
-            + _cell(r.get("kind"))
+            + _cell(r.get("kind"), "nw")
             + _cell(r.get("name"), "nw")
             + _state(str(r.get("state", "")))
             + _cell(instant_text(r.get("lastReconcile")), "nw")
-            + _cell(message)
+            + _cell(message, "wrap")
             + "</tr>"
         )
 
@@ -111,11 +111,11 @@ def _history_rows(rows: Sequence[Mapping[str, Any]]) -> Iterable[str]:
             "<tr>"
             + _cell(instant_text(row.get("time")), "nw")
             + _cell(f"{row.get('kind')}/{row.get('name')}", "nw")
-            + _cell(row.get("action"))
-            + _cell(row.get("target"))
+            + _cell(row.get("action"), "nw")
+            + _cell(row.get("target"), "wrap")
             + f'<td><span class="state {css}">{escape(outcome)}</span></td>'
-            + _cell(change_text(row.get("before") or {}, row.get("after") or {}))
-            + _cell(row.get("error") or row.get("reason"))
+            + _cell(change_text(row.get("before") or {}, row.get("after") or {}), "wrap")
+            + _cell(row.get("error") or row.get("reason"), "wrap")
             + "</tr>"
         )
 
