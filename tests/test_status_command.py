@@ -9,6 +9,7 @@ import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -173,3 +174,32 @@ def test_the_page_shows_no_history_when_the_daemon_has_none() -> None:
         assert "No history rows yet." in request(server, "/").text
     finally:
         server.stop()
+
+
+def test_one_health_row_per_cluster_whichever_kinds_name_it() -> None:
+    """A SnapshotRetention (snapshot age) and an AuroraCluster (status) of one cluster make one row."""
+    from homeostat.desired_state.identifiers import Kind
+    from homeostat.operator.overview import health
+    from homeostat.reconcilers.actions import Plan
+
+    def observed(kind: Kind, name: str, **facts: Any) -> ResourceStatus:
+        return ResourceStatus(kind, name, State.IN_SYNC, "", NOW, Plan(kind, name, facts=facts))
+
+    rows = health(
+        [
+            observed(
+                Kind.SNAPSHOT_RETENTION,
+                "a",
+                cluster="Prod",
+                clusterStatus=None,
+                newestSnapshotAgeSeconds=7200,
+            ),
+            observed(
+                Kind.SNAPSHOT_RETENTION, "b", cluster="prod", clusterStatus=None, newestSnapshotAgeSeconds=60
+            ),
+            observed(Kind.AURORA_CLUSTER, "c", cluster="prod", clusterStatus="modifying"),
+        ]
+    )["clusters"]
+    assert rows == [
+        {"name": "Prod", "status": "modifying", "newestSnapshotAgeSeconds": 60, "newestSnapshotAge": "1m"}
+    ]

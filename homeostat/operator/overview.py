@@ -46,25 +46,28 @@ def _age_text(seconds: Any) -> str | None:
 
 def health(statuses: Sequence[ResourceStatus]) -> dict[str, Any]:
     """The runbook's morning health check: tasks per service, Aurora clusters (status and the
-    newest snapshot's age; one row per cluster, the youngest snapshot any resource of it saw),
+    newest snapshot's age; one row per cluster whether a SnapshotRetention or an AuroraCluster
+    names it, with the youngest snapshot any resource of it saw),
     and the managed alarms now in ALARM (null when no alarm kind was observed)."""
     services = [
         {"name": name, "running": f.get("running"), "desired": f.get("desired"), "rollout": f.get("rollout")}
         for name, f in _facts(statuses, Kind.ECS_SERVICE)
     ]
     clusters: dict[str, dict[str, Any]] = {}
-    for _, f in _facts(statuses, Kind.SNAPSHOT_RETENTION):
-        cluster = str(f.get("cluster"))
-        age = f.get("newestSnapshotAgeSeconds")
-        known = clusters.get(cluster)
-        known_age = None if known is None else known["newestSnapshotAgeSeconds"]
-        if known is None or (age is not None and (known_age is None or age < known_age)):
-            clusters[cluster] = {
-                "name": cluster,
-                "status": f.get("clusterStatus"),
-                "newestSnapshotAgeSeconds": age,
-                "newestSnapshotAge": _age_text(age),
-            }
+    for kind in (Kind.SNAPSHOT_RETENTION, Kind.AURORA_CLUSTER):
+        for _, f in _facts(statuses, kind):
+            name = str(f.get("cluster"))
+            row = clusters.setdefault(
+                name.lower(), {"name": name, "status": None, "newestSnapshotAgeSeconds": None}
+            )
+            row["status"] = row["status"] or f.get("clusterStatus")
+            age = f.get("newestSnapshotAgeSeconds")
+            if age is not None and (
+                row["newestSnapshotAgeSeconds"] is None or age < row["newestSnapshotAgeSeconds"]
+            ):
+                row["newestSnapshotAgeSeconds"] = age
+    for row in clusters.values():
+        row["newestSnapshotAge"] = _age_text(row["newestSnapshotAgeSeconds"])
     alarm_facts = [
         s.plan.facts["alarmsInAlarm"]
         for s in statuses

@@ -278,7 +278,14 @@ def plan_cluster(name: str, spec: AuroraClusterSpec, live: ClusterObservation) -
                 params=modify_params(spec, drift),
             ),
         )
-    return Plan(KIND, name, actions=actions, notes=tuple(notes), measurements=tuple(measurements))
+    return Plan(
+        KIND,
+        name,
+        actions=actions,
+        notes=tuple(notes),
+        measurements=tuple(measurements),
+        facts={"cluster": spec.dbClusterIdentifier, "clusterStatus": live.status},  # the health check
+    )
 
 
 class AuroraClusterReconciler:
