@@ -92,8 +92,9 @@ class Plan:
     already read, for the views that tabulate them (`/status`'s `windows`, `slots` and
     `health`, the page, `homeostat status`). Keys a kind may set (docs/commands.md):
     ECSService `running`, `desired`, `rollout`, `taskDefinition`; SnapshotRetention
-    `cluster`, `clusterStatus`, `newestSnapshotAgeSeconds`, `nextSlot`;
-    MaintenanceWindow `active`, `start`, `end`; the alarm kinds `alarmsInAlarm`.
+    `cluster`, `clusterStatus`, `newestSnapshotAgeSeconds`, `nextSlot`; AuroraCluster
+    `cluster`, `clusterStatus`; MaintenanceWindow `active`, `start`, `end`; the alarm kinds
+    `alarmsInAlarm`.
     """
 
     kind: Kind
