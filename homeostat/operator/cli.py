@@ -55,8 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from homeostat import __version__
-    from homeostat.operator.options import USAGE_EXIT, UsageError, parse_settings
+    from homeostat.operator.options import LOGGING_COMMANDS, USAGE_EXIT, UsageError, parse_settings
 
     try:
         settings = parse_settings(argv)
@@ -64,13 +63,17 @@ def _main(argv: list[str]) -> int:
         print(f"homeostat: error: {exc}", file=sys.stderr)
         return USAGE_EXIT
     if settings is None:
+        from homeostat import __version__
+
         print(f"homeostat {__version__}")
         return EXIT_OK
     try:
         from homeostat.operator.commands import run_command
-        from homeostat.operator.logs import configure_logging
 
-        configure_logging(settings.log_format)
+        if settings.command in LOGGING_COMMANDS:  # the others log nothing: no structlog to load
+            from homeostat.operator.logs import configure_logging
+
+            configure_logging(settings.log_format)
         return run_command(settings)
     except CommandError as exc:
         if str(exc):

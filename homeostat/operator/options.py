@@ -15,8 +15,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
-from homeostat.desired_state.durations import parse_duration
-
 USAGE_EXIT = 1
 # Upper bounds of whole-number options (others: 1,000,000): --resync at most a day, --watch an hour.
 INT_LIMITS = {"resync": 86_400, "limit": 1_000_000, "watch": 3_600}
@@ -163,6 +161,8 @@ USES: dict[str, tuple[str, ...]] = {
     "demo": ("history", "listen", "resync", "dry_run"),
     "completion": (),
 }
+# The commands that log (structured events on stderr); the others print only their output.
+LOGGING_COMMANDS = frozenset({"run", "plan", "demo"})
 EXAMPLES = {
     "run": "homeostat run --desired-state ./desired-state --region eu-west-1\n"
     "  homeostat run --once --dry-run",
@@ -277,6 +277,9 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
 
 
 def _duration(text: str, source: str) -> timedelta:
+    # Imported here: durations loads pydantic (its Duration type), which --help must not pay for.
+    from homeostat.desired_state.durations import parse_duration
+
     if text.startswith("-"):
         raise UsageError(f"{source}: a duration is positive (e.g. 24h for the last day), got {text!r}")
     try:
