@@ -1,5 +1,6 @@
 """The operator's own parts: executor sinks, backoff, health, lease, pass classification."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -446,3 +447,16 @@ def test_wakes_request_due_retries_at_once_and_schedule_only_future_instants_wit
     assert [(job.args[0], job.trigger.run_date) for job in jobs] == [(PassReason.SCHEDULED, ahead)]
     scheduler.replace({}, NOW)
     assert scheduler.scheduler.get_jobs() == []
+
+
+def test_a_dry_run_status_names_each_action_and_its_target() -> None:
+    """Two alarms of one policy are told apart in `run --once --dry-run`'s status (issue 12)."""
+    first = replace(action("policy"), target="prod-api-5xx-rate", reason="drift")
+    second = replace(action("policy"), target="prod-api-latency-p99", reason="drift")
+    plan = Plan(Kind.ECS_SERVICE, "policy", (first, second))
+    records = [ActionRecord.of(a, Outcome.DRY_RUN, time=NOW, revision="r") for a in plan.actions]
+    state, message = classify(plan, records, dry_run=True)
+    assert state == State.DRIFTED
+    assert message == (
+        f"dry run: {first.action} prod-api-5xx-rate (drift); {first.action} prod-api-latency-p99 (drift)"
+    )

@@ -19,6 +19,7 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord
+from homeostat.operator.values import value_text
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import AnyReconciler, merge_plans
@@ -221,9 +222,9 @@ def classify(plan: Plan, records: Sequence[ActionRecord], *, dry_run: bool) -> t
     conflicts = [a.conflict for a in plan.actions if a.conflict]
     if conflicts:
         return State.CONFLICT, f"Conflict: {conflicts[0]}"
-    if dry_run:
-        return State.DRIFTED, "dry run: " + "; ".join(a.reason for a in plan.actions)
-    return State.FIXED, "fixed: " + "; ".join(a.reason for a in plan.actions)
+    # Each action named with its target: two alarms of one policy are two different changes.
+    done = "; ".join(f"{a.action} {value_text(a.target)} ({a.reason})" for a in plan.actions)
+    return (State.DRIFTED, f"dry run: {done}") if dry_run else (State.FIXED, f"fixed: {done}")
 
 
 @dataclass(frozen=True, slots=True)
