@@ -141,7 +141,7 @@ _VALUE_FLAGS = frozenset(
 )
 COMMAND_HELP = {
     "run": "run the daemon (or one pass with --once)",
-    "plan": "print what would change; exit 0 in sync, 2 drift, 1 error or conflict",
+    "plan": "print what would change; exit 0 in sync, 2 drift or conflict, 1 error",
     "validate": "check manifests without AWS; exit 0 valid, 1 invalid",
     "history": "print the action history",
     "status": "show what the running daemon sees (its /status on --listen)",
