@@ -202,3 +202,32 @@ def test_the_demo_hint_names_the_command_as_it_was_started(monkeypatch: pytest.M
     assert demo.command_hint(".venv/bin/homeostat") == "homeostat"
     command_hint = demo.command_hint
     assert command_hint("/x/homeostat/__main__.py").endswith(" -m homeostat")
+
+
+def test_history_is_coloured_on_a_terminal_only_and_never_under_no_color(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from homeostat.operator.output import history_table
+
+    store = HistoryStore(database)
+    records = store.query(HistoryQuery(limit=10))
+    store.close()
+
+    def printed(*, terminal: bool) -> str:
+        out = io.StringIO()
+        console = Console(
+            file=out, width=200, force_terminal=terminal, color_system="standard" if terminal else None
+        )
+        console.print(history_table(records, wide=False))
+        return out.getvalue()
+
+    colour = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|9[0-7])m")
+    assert colour.search(printed(terminal=True))
+    assert "\x1b[" not in printed(terminal=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour.search(printed(terminal=True))

@@ -203,3 +203,38 @@ def test_one_health_row_per_cluster_whichever_kinds_name_it() -> None:
     assert rows == [
         {"name": "Prod", "status": "modifying", "newestSnapshotAgeSeconds": 60, "newestSnapshotAge": "1m"}
     ]
+
+
+def test_watch_redraws_until_ctrl_c_which_exits_130(
+    server: StatusServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from homeostat.operator import status_view
+
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(status_view.time, "sleep", sleep)
+    result = run_main(capsys, "status", "--watch", "3", "--listen", listen_of(server))
+    assert result.returncode == 130
+    assert sleeps == [3, 3]  # drawn twice, asked a third time, then Ctrl-C
+    assert "sunday-maintenance" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_watch_shows_a_daemon_that_stops_answering_and_keeps_asking(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from homeostat.operator import status_view
+
+    def sleep(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(status_view.time, "sleep", sleep)
+    listen = f"127.0.0.1:{free_port()}"
+    result = run_main(capsys, "status", "--watch", "1", "--listen", listen)
+    assert result.returncode == 130
+    assert "no homeostat daemon answers" in result.stdout
