@@ -14,7 +14,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from homeostat.desired_state.identifiers import Kind
 from homeostat.operator import commands
 from homeostat.operator.cli import EXIT_INTERRUPTED
 from homeostat.operator.history import HistoryQuery, HistoryStore
@@ -22,6 +21,7 @@ from homeostat.operator.output import history_text
 from homeostat.operator.records import ActionRecord
 from homeostat.operator.values import change_text, value_text
 from homeostat.reconcilers.actions import Outcome
+from homeostat.reconcilers.registry import KINDS
 
 from .conftest import REGION, run_main
 
@@ -110,7 +110,7 @@ def test_an_unknown_kind_is_an_error_naming_the_kinds(
     result = run_main(capsys, "history", "--history", database, "--kind", "Bogus")
     assert result.returncode == 1
     assert "unknown kind 'Bogus'" in result.stderr
-    assert ", ".join([*map(str, Kind), "DesiredState"]) in result.stderr
+    assert ", ".join([*(str(d.kind) for d in KINDS), "DesiredState"]) in result.stderr
     lower = run_main(capsys, "history", "--history", database, "--kind", "maintenancewindow")
     assert (lower.returncode, lower.stderr) == (0, "")
 

@@ -453,7 +453,7 @@ def test_a_dry_run_status_names_each_action_and_its_target() -> None:
     """Two alarms of one policy are told apart in `run --once --dry-run`'s status (issue 12)."""
     first = replace(action("policy"), target="prod-api-5xx-rate", reason="drift")
     second = replace(action("policy"), target="prod-api-latency-p99", reason="drift")
-    plan = Plan(Kind.ECS_SERVICE, "policy", (first, second))
+    plan = Plan(Kind("ECSService"), "policy", (first, second))
     records = [ActionRecord.of(a, Outcome.DRY_RUN, time=NOW, revision="r") for a in plan.actions]
     state, message = classify(plan, records, dry_run=True)
     assert state == State.DRIFTED

@@ -188,16 +188,20 @@ def test_one_health_row_per_cluster_whichever_kinds_name_it() -> None:
     rows = health(
         [
             observed(
-                Kind.SNAPSHOT_RETENTION,
+                Kind("SnapshotRetention"),
                 "a",
                 cluster="Prod",
                 clusterStatus=None,
                 newestSnapshotAgeSeconds=7200,
             ),
             observed(
-                Kind.SNAPSHOT_RETENTION, "b", cluster="prod", clusterStatus=None, newestSnapshotAgeSeconds=60
+                Kind("SnapshotRetention"),
+                "b",
+                cluster="prod",
+                clusterStatus=None,
+                newestSnapshotAgeSeconds=60,
             ),
-            observed(Kind.AURORA_CLUSTER, "c", cluster="prod", clusterStatus="modifying"),
+            observed(Kind("AuroraCluster"), "c", cluster="prod", clusterStatus="modifying"),
         ]
     )["clusters"]
     assert rows == [

@@ -9,23 +9,21 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.passes import ResourceStatus
 from homeostat.reconcilers.snapshot_policy import human_duration
 
 
-def _facts(statuses: Sequence[ResourceStatus], kind: Kind) -> list[tuple[str, Mapping[str, Any]]]:
-    return [
-        (s.name, s.plan.facts) for s in statuses if s.kind == kind and s.plan is not None and s.plan.facts
-    ]
+def _facts(statuses: Sequence[ResourceStatus], key: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The facts of the resources whose plan set `key`. By key, not by kind: the kinds are an
+    open vocabulary (the registry's), the fact keys are this module's (Plan documents them)."""
+    return [(s.name, s.plan.facts) for s in statuses if s.plan is not None and key in s.plan.facts]
 
 
 def windows(statuses: Sequence[ResourceStatus]) -> list[dict[str, Any]]:
     """Every maintenance window: the occurrence active now, else the next one; active ones first."""
     found = [
         {"name": name, "active": bool(f.get("active")), "start": f.get("start"), "end": f.get("end")}
-        for name, f in _facts(statuses, Kind.MAINTENANCE_WINDOW)
-        if "active" in f
+        for name, f in _facts(statuses, "active")
     ]
     return sorted(found, key=lambda w: (not w["active"], w["start"] or "~", w["name"]))
 
@@ -34,8 +32,8 @@ def slots(statuses: Sequence[ResourceStatus]) -> list[dict[str, Any]]:
     """The next snapshot slot of every scheduled SnapshotRetention, soonest first."""
     found = [
         {"name": name, "cluster": f.get("cluster"), "at": f["nextSlot"]}
-        for name, f in _facts(statuses, Kind.SNAPSHOT_RETENTION)
-        if f.get("nextSlot")
+        for name, f in _facts(statuses, "nextSlot")
+        if f["nextSlot"]
     ]
     return sorted(found, key=lambda s: (s["at"], s["name"]))
 
@@ -51,28 +49,23 @@ def health(statuses: Sequence[ResourceStatus]) -> dict[str, Any]:
     and the managed alarms now in ALARM (null when no alarm kind was observed)."""
     services = [
         {"name": name, "running": f.get("running"), "desired": f.get("desired"), "rollout": f.get("rollout")}
-        for name, f in _facts(statuses, Kind.ECS_SERVICE)
+        for name, f in _facts(statuses, "running")
     ]
     clusters: dict[str, dict[str, Any]] = {}
-    for kind in (Kind.SNAPSHOT_RETENTION, Kind.AURORA_CLUSTER):
-        for _, f in _facts(statuses, kind):
-            name = str(f.get("cluster"))
-            row = clusters.setdefault(
-                name.lower(), {"name": name, "status": None, "newestSnapshotAgeSeconds": None}
-            )
-            row["status"] = row["status"] or f.get("clusterStatus")
-            age = f.get("newestSnapshotAgeSeconds")
-            if age is not None and (
-                row["newestSnapshotAgeSeconds"] is None or age < row["newestSnapshotAgeSeconds"]
-            ):
-                row["newestSnapshotAgeSeconds"] = age
+    for _, f in _facts(statuses, "cluster"):
+        name = str(f.get("cluster"))
+        row = clusters.setdefault(
+            name.lower(), {"name": name, "status": None, "newestSnapshotAgeSeconds": None}
+        )
+        row["status"] = row["status"] or f.get("clusterStatus")
+        age = f.get("newestSnapshotAgeSeconds")
+        if age is not None and (
+            row["newestSnapshotAgeSeconds"] is None or age < row["newestSnapshotAgeSeconds"]
+        ):
+            row["newestSnapshotAgeSeconds"] = age
     for row in clusters.values():
         row["newestSnapshotAge"] = _age_text(row["newestSnapshotAgeSeconds"])
-    alarm_facts = [
-        s.plan.facts["alarmsInAlarm"]
-        for s in statuses
-        if s.plan is not None and "alarmsInAlarm" in s.plan.facts
-    ]
+    alarm_facts = [f["alarmsInAlarm"] for _, f in _facts(statuses, "alarmsInAlarm")]
     return {
         "services": sorted(services, key=lambda s: s["name"]),
         "clusters": [clusters[c] for c in sorted(clusters)],
