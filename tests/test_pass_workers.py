@@ -17,6 +17,7 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.passes import State, run_pass
+from homeostat.operator.stragglers import Stragglers
 from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
 from homeostat.reconcilers.registry import kind_table
 
@@ -307,3 +308,63 @@ def test_a_dependency_must_come_earlier_in_the_pass_order() -> None:
     backwards = replace(ecs_task_definition.DESCRIPTOR, after=(Kind("ECSService"),))
     with pytest.raises(ValueError, match="not earlier in the pass order"):
         dependencies((backwards, ecs_service.DESCRIPTOR))
+
+
+def test_a_timed_pass_does_not_wait_for_a_kind_still_held_by_retries(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    """ECS is stuck (retries) when a window edge comes due: the pass stops waiting for it, the next
+    pass reconciles the alarms at once without starting ECS twice, and ECS's statuses arrive with
+    the first pass after it finished (the 1 s window-edge promise, whatever another service does)."""
+    release = threading.Event()
+    ecs = FakeKind(Kind("ECSService"), on_observe=lambda: release.wait(TIMEOUT) or None)
+    alarms = FakeKind(Kind("AlarmActions"))
+    clock = FakeClock(T0)
+    executor = Executor(store, None, structlog.get_logger(), clock)
+    desired = desired_state(tmp_path, alarms=["db"])
+    stragglers = Stragglers()
+
+    def run(until: Callable[[set[Any]], bool]) -> Any:
+        return run_pass(
+            desired,
+            (ecs, alarms),  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            executor,
+            clock=clock,
+            dry_run=False,
+            until=until,
+            stragglers=stragglers,
+        )
+
+    # The edge comes due once only the held ECS worker is still running (no race with the alarms).
+    first = run(lambda running: running == {(Kind("ECSService"),)})
+    assert [(s.kind, s.name) for s in first.statuses] == [("AlarmActions", "db")]
+    assert stragglers.keys() == [(Kind("ECSService"),)]
+    second = run(lambda _running: False)  # the timed pass: ECS is still held, and not started again
+    assert alarms.applied == ["db", "db"]
+    assert ecs.observed == ["api"], "a kind still running was started a second time"
+    assert [(s.kind, s.name) for s in second.statuses] == [("AlarmActions", "db")]
+    finished = threading.Event()
+    stragglers.when_done(finished.set)
+    release.set()
+    assert finished.wait(TIMEOUT)
+    third = run(lambda _running: False)
+    assert ("ECSService", "api", State.FIXED) in [(s.kind, s.name, s.state) for s in third.statuses]
+    assert ecs.applied == ["api", "api"]  # the straggler's, then this pass's own
+    assert stragglers.keys() == []
+
+
+def test_without_a_deadline_the_pass_waits_for_every_kind(tmp_path: Path, store: HistoryStore) -> None:
+    """`run --once` passes no `until`: even a slow kind is waited for and reported."""
+    ecs = FakeKind(Kind("ECSService"), on_observe=lambda: threading.Event().wait(0.2) or None)
+    clock = FakeClock(T0)
+    report = run_pass(
+        desired_state(tmp_path),
+        (ecs,),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        Executor(store, None, structlog.get_logger(), clock),
+        clock=clock,
+        dry_run=False,
+        stragglers=Stragglers(),
+    )
+    assert [(s.kind, s.name, s.state) for s in report.statuses] == [("ECSService", "api", State.FIXED)]

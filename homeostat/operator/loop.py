@@ -16,8 +16,9 @@ from homeostat.operator.backoff import Backoff
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.passes import PassReport, ResourceStatus, State, run_pass
 from homeostat.operator.reload import Reloader
-from homeostat.operator.requests import BYPASS_BACKOFF, PassRequest
+from homeostat.operator.requests import BYPASS_BACKOFF, PassReason, PassRequest
 from homeostat.operator.status import LoopStatus
+from homeostat.operator.stragglers import Stragglers
 from homeostat.operator.wakes import WakeScheduler, wake_requests
 from homeostat.operator.wiring import Runtime, StartupError
 
@@ -43,6 +44,7 @@ class Loop:
             runtime.log,
         )
         self.reloader.restore()
+        self.stragglers = Stragglers()
 
     def stop(self, reason: str = "stop requested") -> None:
         if self.requests.stop():
@@ -64,6 +66,7 @@ class Loop:
                     f"good revision in the history database: {errors}"
                 )
             first = False
+        self.stragglers.wait_all()  # their actions are recorded before the history closes
         self.log.info("daemon_stopped")
         return 0
 
@@ -103,7 +106,10 @@ class Loop:
                     dry_run=self.runtime.settings.dry_run,
                     skip=lambda resource: None if bypass else self._skip(resource),
                     should_stop=lambda: self.requests.stopping,
+                    until=lambda _still_running: self.requests.timed_pending(),
+                    stragglers=self.stragglers,
                 )
+                self._follow_stragglers(bypass)
                 self._after_pass(report)
                 log.info(
                     "pass_finished",
@@ -124,6 +130,16 @@ class Loop:
                 self.runtime.reporter.pass_completed(self.clock())
             self._reschedule()
         return report
+
+    def _follow_stragglers(self, bypass: bool) -> None:
+        """Kinds still running when the pass ended (a timed pass was due) are reconciled again as
+        soon as they finish, with the same backoff rule as the pass that left them."""
+        late = self.stragglers.keys()
+        if not late:
+            return
+        self.log.warning("kinds_still_running", kinds=[",".join(map(str, key)) for key in late])
+        reason = PassReason.SCHEDULED if bypass else PassReason.LATE
+        self.stragglers.when_done(lambda: self.requests.add(reason, "a kind finished late"))
 
     def _after_pass(self, report: PassReport) -> None:
         self.runtime.reporter.pass_reported(report)

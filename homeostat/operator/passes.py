@@ -19,6 +19,7 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord
+from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.operator.values import value_text
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
 from homeostat.reconcilers.aws import AwsClients
@@ -279,6 +280,37 @@ def _reconcile_group(
     return _KindPass(tuple(statuses), time.monotonic() - started)
 
 
+def _start_workers(
+    parts: Sequence[Sequence[AnyReconciler]],
+    ctx: _PassContext,
+    waits_for: Mapping[Kind, Sequence[Kind]],
+    stragglers: Stragglers | None,
+) -> dict[GroupKey, "Future[_KindPass]"]:
+    """One worker per group, so a group waiting for an earlier one never holds up a worker that
+    the earlier group needs (a dependency is always an earlier kind, so the waits end). A group
+    still running for an earlier pass is not started twice, but its dependants wait for it."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="homeostat-kind")
+    futures: list[Future[_KindPass]] = []
+    started: dict[GroupKey, Future[_KindPass]] = {}
+    for group in parts:
+        key = tuple(kinds_of(group))
+        busy = stragglers.running(key) if stragglers is not None else None
+        if busy is not None:
+            futures.append(busy)
+            continue
+        needed = {k for kind in key for k in waits_for.get(kind, ())}
+        prerequisites = [f for g, f in zip(parts, futures, strict=False) if needed & set(kinds_of(g))]
+        future = pool.submit(_reconcile_group, group, ctx, prerequisites)
+        futures.append(future)
+        started[key] = future
+    pool.shutdown(wait=False)  # the workers finish on their own threads; a straggler outlives the pass
+    return started
+
+
+# How often a pass that may end early (a timed pass is due) looks up from its workers.
+UNTIL_POLL_SECONDS = 0.05
+
+
 def run_pass(
     desired: DesiredState,
     reconcilers: Sequence[AnyReconciler],
@@ -290,6 +322,8 @@ def run_pass(
     skip: Skip = _never_skip,
     should_stop: Callable[[], bool] = lambda: False,
     after: Mapping[Kind, Sequence[Kind]] | None = None,
+    until: Callable[[set[GroupKey]], bool] | None = None,
+    stragglers: Stragglers | None = None,
 ) -> PassReport:
     """Reconcile every resource once, each kind (or group of reconcilers sharing kinds, such as
     the alarm kinds) on its own worker: no kind waits on another kind's AWS retries.
@@ -299,22 +333,36 @@ def run_pass(
     Statuses are reported in registry order, whatever order the workers
     finish in. Stops between resources when asked to (SIGTERM). A failure to write the history
     is raised once every kind has finished (such a pass is not progress). Sets no metrics: the
-    caller's Reporter owns every series, and removes them."""
+    caller's Reporter owns every series, and removes them.
+
+    The daemon passes `until` and `stragglers`: once `until(still_running)` is true (a timed
+    pass is due), the pass stops waiting, and the workers still running go on as stragglers; a later pass
+    does not start them again and reports them when they have finished (see stragglers.py).
+    Without them (`run --once`, tests) the pass waits for every worker."""
     started = clock()
     ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop)
     parts = groups(reconcilers)
-    waits_for = dependencies() if after is None else after
-    # One worker per group, so a group waiting for an earlier one never holds up a worker that
-    # the earlier group needs; a dependency is always an earlier kind, so the waits end.
-    with ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="homeostat-kind") as pool:
-        futures: list[Future[_KindPass]] = []
-        for group in parts:
-            needed = {k for kind in kinds_of(group) for k in waits_for.get(kind, ())}
-            prerequisites = [f for g, f in zip(parts, futures, strict=False) if needed & set(kinds_of(g))]
-            futures.append(pool.submit(_reconcile_group, group, ctx, prerequisites))
-    kinds = [future.result() for future in futures]  # re-raises a worker's history failure
+    results: dict[GroupKey, _KindPass] = {}
+    if stragglers is not None:
+        for key, late in stragglers.harvest():
+            results[key] = late.result()  # re-raises a late worker's history failure
+    started_here = _start_workers(parts, ctx, dependencies() if after is None else after, stragglers)
+    pending: set[Future[_KindPass]] = set(started_here.values())
+    while pending:
+        _, pending = wait(pending, timeout=None if until is None else UNTIL_POLL_SECONDS)
+        running = {key for key, future in started_here.items() if future in pending}
+        if running and until is not None and stragglers is not None and until(running):
+            break
+    for key, future in started_here.items():
+        if future.done():
+            results[key] = future.result()  # re-raises a worker's history failure
+        elif stragglers is not None:
+            stragglers.keep(key, future)
     report = PassReport(revision=desired.revision, started=started)
-    for group, kind_pass in zip(parts, kinds, strict=True):
+    for group in parts:
+        kind_pass = results.get(tuple(kinds_of(group)))
+        if kind_pass is None:
+            continue  # still running: reported by the pass that finds it finished
         report.statuses.extend(kind_pass.statuses)
         if kind_pass.seconds is not None:
             for kind in kinds_of(group):  # a group's kinds share one worker, and so its time

@@ -20,6 +20,7 @@ class PassReason(StrEnum):
     CHANGE = "desired state changed"
     SCHEDULED = "scheduled"
     BACKOFF_EXPIRY = "backoff expiry"
+    LATE = "a kind finished late"
 
 
 # Reasons whose pass retries resources in backoff.
@@ -56,6 +57,12 @@ class PassRequests:
         with self._cond:
             self._cond.notify_all()
         return first
+
+    def timed_pending(self) -> bool:
+        """True while a pass that retries backoffs (a window edge, a snapshot slot) is waiting:
+        the running pass stops waiting for slow kinds then (see stragglers.py)."""
+        with self._cond:
+            return any(r.reason in BYPASS_BACKOFF for r in self._pending)
 
     def take(self, poll_seconds: float = 1.0) -> list[PassRequest] | None:
         """Block until there are requests (all of them are returned) or a stop (None)."""
