@@ -20,18 +20,9 @@ from homeostat.desired_state.state import ManifestError, Resource
 from homeostat.desired_state.validation import PrefixIndex, where
 from homeostat.reconcilers.alarm_state import AlarmPolicy
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
-from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 
 KIND = Kind("AlarmActions")
-
-EXAMPLE = """\
-apiVersion: homeostat/v1
-kind: AlarmActions
-metadata: {name: production-alarms}
-spec:
-  alarmNamePrefix: omnirapeutic-production
-  actionsEnabled: true
-"""
 
 
 class AlarmActionsSpec(AlarmSelector, SpecBase):
@@ -109,7 +100,7 @@ DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=AlarmActions,
     order=20,
-    example=EXAMPLE,
+    example=example_of(AlarmActions),
     reconciler=None,  # the one alarm reconciler plans for it (alarm_rules)
     actions=ALARM_PERMISSIONS,
     observations=ALARM_OBSERVATIONS,

@@ -32,7 +32,7 @@ from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import where
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error
-from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 from homeostat.reconcilers.rds_clusters import describe_clusters
 
 KIND = Kind("AuroraCluster")
@@ -51,16 +51,6 @@ CAPACITY_MAX_ACU = GaugeSpec(
     "The Aurora cluster's live Serverless v2 MaxCapacity in ACUs (absent without a configuration).",
     ("name",),
 )
-EXAMPLE = """\
-apiVersion: homeostat/v1
-kind: AuroraCluster
-metadata: {name: aurora-production}
-spec:
-  dbClusterIdentifier: omnirapeutic-production
-  serverlessV2Scaling: {minCapacity: 0.5, maxCapacity: 16}
-  backupRetentionPeriod: 7
-  deletionProtection: true
-"""
 
 Setting = float | int | bool
 
@@ -367,7 +357,7 @@ DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=AuroraCluster,
     order=50,
-    example=EXAMPLE,
+    example=example_of(AuroraCluster),
     reconciler=AuroraClusterReconciler(),
     actions={AuroraClusterAction.MODIFY_DB_CLUSTER: ("rds:ModifyDBCluster",)},
     observations=("rds:DescribeDBClusters",),

@@ -9,6 +9,7 @@ import-linter independence contract and the pass order. The meta-tests
 example, an IAM permission, a gauge declaration or a schema entry.
 """
 
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,6 +27,25 @@ T = TypeVar("T")
 
 # IAM actions ("service:Operation") an action or an observation needs.
 Permissions = tuple[str, ...]
+
+
+def example_of(model: type[ManifestBase]) -> str:
+    """The example manifest in a kind model's docstring (the indented block after `Example:`).
+
+    The docstring is the one place a kind's example is written: editors show it (it is the
+    schema's description), the descriptor hands it to the meta-tests, which validate it.
+    """
+    lines = (model.__doc__ or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Example:"), None)
+    if start is None:
+        return ""
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    block = []
+    for line in lines[start + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        block.append(line)
+    return textwrap.dedent("\n".join(block)).strip() + "\n"
 
 
 class Shared:

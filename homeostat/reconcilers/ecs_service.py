@@ -28,7 +28,7 @@ from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
-from homeostat.reconcilers.descriptor import KindDescriptor, Shared
+from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.task_definitions import RevisionCatalog, TaskDefinitionSpec, digest_of, holding
 
 KIND = Kind("ECSService")
@@ -36,16 +36,6 @@ KIND = Kind("ECSService")
 DESCRIBE_SERVICES_BATCH = 10
 SCALABLE_TARGETS_BATCH = 50
 SCALABLE_DIMENSION = "ecs:service:DesiredCount"
-EXAMPLE = """\
-apiVersion: homeostat/v1
-kind: ECSService
-metadata: {name: api}
-spec:
-  cluster: omnirapeutic-production
-  service: omnirapeutic-production-api
-  desiredCount: 4
-  taskDefinition: omnirapeutic-production-api:42
-"""
 
 
 class ECSAction(StrEnum):
@@ -533,7 +523,7 @@ DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=ECSService,
     order=10,
-    example=EXAMPLE,
+    example=example_of(ECSService),
     reconciler=None,
     make_reconciler=_reconciler,
     after=(Kind("ECSTaskDefinition"),),

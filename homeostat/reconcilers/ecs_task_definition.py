@@ -28,7 +28,7 @@ from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import Attachments, Locate, where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
-from homeostat.reconcilers.descriptor import KindDescriptor, Shared
+from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.task_definitions import (
     DIGEST_TAG,
     MANAGED_TAG,
@@ -42,23 +42,6 @@ from homeostat.reconcilers.task_definitions import (
 KIND = Kind("ECSTaskDefinition")
 
 DESCRIBE_SERVICES_BATCH = 10
-EXAMPLE = """\
-apiVersion: homeostat/v1
-kind: ECSTaskDefinition
-metadata: {name: api}
-spec:
-  family: omnirapeutic-production-api
-  definition:
-    containerDefinitions:
-      - name: api
-        image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/omnirapeutic-api:v1.2.3
-        essential: true
-    cpu: "512"
-    memory: "1024"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-  keepRevisions: 10
-"""
 
 
 class TaskDefinitionAction(StrEnum):
@@ -332,7 +315,7 @@ DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=ECSTaskDefinition,
     order=5,
-    example=EXAMPLE,
+    example=example_of(ECSTaskDefinition),
     reconciler=None,
     make_reconciler=_reconciler,
     resolve=resolve_definition_file,

@@ -29,22 +29,11 @@ from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measur
 from homeostat.reconcilers.alarm_state import AlarmWindow
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 
 KIND = Kind("MaintenanceWindow")
 
 WINDOW_ACTIVE = GaugeSpec("maintenance_window_active", "1 while the maintenance window is active.", ("name",))
-EXAMPLE = """\
-apiVersion: homeostat/v1
-kind: MaintenanceWindow
-metadata: {name: sunday-maintenance}
-spec:
-  schedule: "0 2 * * SUN"
-  duration: 4h
-  timeZone: UTC
-  silenceAlarms:
-    - alarmNamePrefix: omnirapeutic-production
-"""
 
 
 class MaintenanceWindowSpec(SpecBase):
@@ -180,7 +169,7 @@ DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=MaintenanceWindow,
     order=30,
-    example=EXAMPLE,
+    example=example_of(MaintenanceWindow),
     reconciler=MaintenanceWindowReconciler(),
     actions=ALARM_PERMISSIONS,  # its rows are the alarm reconciler's, named after the window
     observations=ALARM_OBSERVATIONS,

@@ -43,7 +43,7 @@ from homeostat.reconcilers.actions import (
     Plan,
 )
 from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, error_code
-from homeostat.reconcilers.descriptor import KindDescriptor
+from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 from homeostat.reconcilers.rds_snapshots import (
     ClusterSnapshots,
     existing_clusters,
@@ -77,17 +77,6 @@ OWNED = GaugeSpec("snapshots_owned", "Owned snapshots (any state) of the retenti
 ALREADY_EXISTS = "DBClusterSnapshotAlreadyExistsFault"
 SNAPSHOT_NOT_FOUND = "DBClusterSnapshotNotFoundFault"
 QUOTA_EXCEEDED = "SnapshotQuotaExceeded"
-EXAMPLE = """\
-apiVersion: homeostat/v1
-kind: SnapshotRetention
-metadata: {name: aurora-manual}
-spec:
-  dbClusterIdentifier: omnirapeutic-production
-  snapshotPrefix: omnirapeutic-prod-manual-
-  schedule: "0 3 * * *"
-  retention: {maxAge: 7d, minKeep: 1, maxDeletionsPerRun: 20}
-  protect: ["omnirapeutic-emergency-*"]
-"""
 
 
 class SnapshotAction(StrEnum):
@@ -415,7 +404,7 @@ DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=SnapshotRetention,
     order=40,
-    example=EXAMPLE,
+    example=example_of(SnapshotRetention),
     reconciler=SnapshotRetentionReconciler(),
     actions={
         # The create carries its tags (managed-by, homeostat-resource): RDS asks for AddTagsToResource.
