@@ -7,14 +7,13 @@ narration, and elapsed seconds for people (status, `run --once`).
 
 from datetime import UTC, datetime
 
+from homeostat.desired_state.instants import rfc3339
+
+__all__ = ["rfc3339", "seconds_text", "time_of_day", "utc_now"]  # rfc3339: the one formatter, re-exported
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def rfc3339(instant: datetime, timespec: str = "auto") -> str:
-    """An aware instant as RFC 3339 in UTC with a `Z` suffix."""
-    return instant.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def time_of_day(instant: datetime) -> str:

@@ -9,7 +9,7 @@ configured database, so upgrading homeostat never needs a manual step.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from homeostat.desired_state.instants import as_utc
 from homeostat.operator.history_schema import actions
 from homeostat.operator.records import RECORD_FIELDS, ActionRecord, json_value
 from homeostat.reconcilers.actions import Outcome
@@ -158,11 +159,6 @@ def record_of(row: RowMapping) -> ActionRecord:
     values = {name: row[name] for name in RECORD_FIELDS}
     values.update(time=as_utc(row["time"]), outcome=Outcome(row["outcome"]), dry_run=bool(row["dry_run"]))
     return ActionRecord(**values)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def first_line(exc: BaseException) -> str:

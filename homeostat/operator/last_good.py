@@ -27,10 +27,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from homeostat.desired_state.identifiers import Revision
+from homeostat.desired_state.instants import as_utc
 from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.clock import rfc3339
-from homeostat.operator.history import as_utc, first_line
+from homeostat.operator.history import first_line
 from homeostat.operator.history_schema import last_known_good
 from homeostat.reconcilers.registry import kind_table
 
