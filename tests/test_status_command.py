@@ -53,12 +53,22 @@ def observed_status(monkeypatch: pytest.MonkeyPatch) -> LoopStatus:
     return status
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatusServer]:
+@pytest.fixture(scope="module")
+def observed() -> LoopStatus:
+    """Observed once per module (seeding the stack and a planning pass take seconds); read only."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+            patch.setenv(name, value)
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        return observed_status(patch)
+
+
+@pytest.fixture(scope="module")
+def server(observed: LoopStatus) -> Iterator[StatusServer]:
+    """One server for the module: every test only reads from it."""
     history = [{"time": "2026-11-29T03:00:00Z", "kind": "ECSService", "name": "api", "target": "t/<b>"}]
-    running = StatusServer(
-        ("127.0.0.1", 0), CollectorRegistry(), observed_status(monkeypatch), lambda limit: history[:limit]
-    )
+    running = StatusServer(("127.0.0.1", 0), CollectorRegistry(), observed, lambda limit: history[:limit])
     running.start()
     try:
         yield running
