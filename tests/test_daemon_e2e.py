@@ -126,18 +126,26 @@ def test_sigterm_finishes_the_action_in_flight_records_it_and_exits_zero(
     assert daemon.events("daemon_stopped")
 
 
-def test_second_daemon_on_the_same_database_is_refused_until_the_first_is_killed(
+def test_second_daemon_on_the_same_database_stands_by_and_takes_over_after_sigkill(
     moto_server: MotoServer, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    """Single writer: a second daemon or a `run --once` is refused; after SIGKILL a new daemon starts."""
-    seed_services(moto_server, {"api": 1})
+    """Single writer: a second daemon waits as a standby (live, not ready, leader 0, no pass)
+    and `run --once` is refused; after SIGKILL of the first the standby leads within 15 s and
+    enforces the desired state."""
+    ecs = seed_services(moto_server, {"api": 1})
     write(tmp_path / "desired", service_manifest("api", 1))
     first = start(daemons, moto_server, tmp_path, "--resync", "300")
     first.wait_ready()
     second = start(daemons, moto_server, tmp_path, "--resync", "300")
-    assert second.process.wait(timeout=30) == 1
-    assert "another homeostat daemon already writes to" in second.log_text()
-    assert "Traceback" not in second.log_text()
+    wait_for(
+        lambda: second.process.poll() is None and second.get("/readyz").text == "standby\n",
+        30,
+        what=f"/readyz standby; log: {second.log_text()[-2000:]}",
+    )
+    assert second.get("/readyz").status_code == 503
+    assert second.get("/healthz").status_code == 200
+    assert "homeostat_leader 0.0" in second.get("/metrics").text
+    assert "homeostat_leader 1.0" in first.get("/metrics").text
     once = run_cli(
         "run",
         "--once",
@@ -149,7 +157,19 @@ def test_second_daemon_on_the_same_database_is_refused_until_the_first_is_killed
     )
     assert once.returncode == 1
     assert "another homeostat daemon already writes to" in once.stderr
+    write(tmp_path / "desired", service_manifest("api", 2))  # only a leader may enforce it
+    wait_for(lambda: desired_count(ecs, "api") == 2, 30, what="the leader to scale api")
+    assert not second.events("pass_started")
+    ecs.update_service(cluster=CLUSTER, service="api", desiredCount=1)
     first.kill()
+    # The lease is polled every second (tests/test_standby.py); 30 s allows for a loaded machine.
+    wait_for(lambda: second.events("standby_took_over"), 30, what="the standby to take the lease")
+    second.wait_ready(timeout=60)
+    assert second.get("/healthz").status_code == 200
+    assert "homeostat_leader 1.0" in second.get("/metrics").text
+    wait_for(lambda: desired_count(ecs, "api") == 2, 30, what="the new leader to restore api")
+    assert "Traceback" not in second.log_text()
+    assert second.terminate() == 0
     third = start(daemons, moto_server, tmp_path, "--resync", "300")
     third.wait_ready()
     assert third.terminate() == 0

@@ -18,7 +18,7 @@ from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import Outcome
 from tests.conftest import MotoServer, run_cli
-from tests.daemon_helpers import seed_services, service_manifest
+from tests.daemon_helpers import DaemonProcess, desired_count, seed_services, service_manifest
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.waiting import wait_for
 
@@ -149,3 +149,61 @@ def test_daemon_on_postgresql_is_single_writer_even_after_sigkill(
             daemon.wait(timeout=10)
     rows = [json.loads(line) for line in run_cli("history", "--json", env=env).stdout.splitlines()]
     assert ("api", "update_service", "applied") in {(r["name"], r["action"], r["outcome"]) for r in rows}
+
+
+def _standby(moto: MotoServer, desired: Path, url: str, log_dir: Path) -> DaemonProcess:
+    """A daemon started beside a live leader: it must come up as a standby and do nothing."""
+    daemon = DaemonProcess(moto, desired, url, "--resync", "300", log_dir=log_dir)
+    wait_for(
+        lambda: daemon.process.poll() is None and daemon.get("/readyz").text == "standby\n",
+        timeout=60,
+        what=f"a standby; log: {daemon.log_text()[-2000:]}",
+    )
+    assert daemon.get("/readyz").status_code == 503
+    assert daemon.get("/healthz").status_code == 200
+    assert "homeostat_leader 0.0" in daemon.get("/metrics").text
+    return daemon
+
+
+def _took_over(daemon: DaemonProcess) -> None:
+    # The lease is polled every second (tests/test_standby.py); 30 s allows for a loaded machine.
+    wait_for(lambda: daemon.events("standby_took_over"), timeout=30, what="the standby to take the lease")
+    daemon.wait_ready(timeout=60)
+    assert "homeostat_leader 1.0" in daemon.get("/metrics").text
+
+
+def test_standby_on_postgresql_takes_over_after_sigkill_and_after_shutdown(
+    postgres: PostgresServer, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """Two daemons on one PostgreSQL history: the second stands by (503 "standby", leader 0,
+    no pass); when the leader is SIGKILLed the server drops its session and the standby leads
+    and enforces; a third then stands by and leads once that leader shuts down cleanly."""
+    ecs = seed_services(moto_server, {"api": 1})
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "api.yaml").write_text(service_manifest("api", 2))
+    daemons = [DaemonProcess(moto_server, desired, postgres.url, "--resync", "300", log_dir=tmp_path)]
+    try:
+        first = daemons[0]
+        first.wait_ready(timeout=60)
+        assert "homeostat_leader 1.0" in first.get("/metrics").text
+        second = _standby(moto_server, desired, postgres.url, tmp_path)
+        daemons.append(second)
+        ecs.update_service(cluster="prod", service="api", desiredCount=1)
+        assert not second.events("pass_started")  # it stands by: no pass
+        first.kill()
+        _took_over(second)
+        wait_for(
+            lambda: desired_count(ecs, "api") == 2,
+            timeout=30,
+            what="the new leader to restore api",
+        )
+        third = _standby(moto_server, desired, postgres.url, tmp_path)
+        daemons.append(third)
+        assert second.terminate() == 0
+        _took_over(third)
+        assert third.terminate() == 0
+        assert "Traceback" not in second.log_text() + third.log_text()
+    finally:
+        for daemon in daemons:
+            daemon.kill()

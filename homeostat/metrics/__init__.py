@@ -97,6 +97,12 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
+        self.leader = Gauge(
+            "leader",
+            "1 while this daemon holds the single-writer lease; 0 while it waits as a standby.",
+            namespace=PREFIX,
+            registry=registry,
+        )
         self.resync_seconds = Gauge(
             "resync_seconds",
             "The daemon's --resync period (alerts compare pass age with 3 of them).",

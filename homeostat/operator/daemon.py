@@ -5,12 +5,15 @@ resync interval and timed wake-ups (wakes.py), the directory watcher, and
 backoff expiry. The daemon adds to the loop the single-writer lease, the
 HTTP endpoints, the watcher and the scheduler, and the signal handling:
 SIGTERM/SIGINT stop between AWS reads or after the action in flight is
-recorded, then the process exits 0. `run --once` is `run_once` below: the
-same loop, one pass, no endpoints.
+recorded, then the process exits 0. A `run` that finds the lease held
+waits as a hot standby (standby.py) with its endpoints up, and leads once
+the lease is free. `run --once` is `run_once` below: the same loop, one
+pass, no endpoints, and it still refuses to run beside a live daemon.
 """
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -26,20 +29,28 @@ from homeostat.operator.lease import LeaseHeld
 from homeostat.operator.loop import Loop
 from homeostat.operator.passes import PassReport
 from homeostat.operator.requests import PassReason, PassRequest
+from homeostat.operator.standby import Role, try_lease, wait_for_lease
 from homeostat.operator.wakes import WakeScheduler
 from homeostat.operator.watcher import DirectoryWatcher
 from homeostat.operator.wiring import Runtime, StartupError
 
 
 def take_lease(runtime: Runtime) -> None:
-    """The single-writer lease; then leftover journal rows of a killed writer become `interrupted`."""
+    """The single-writer lease now, or StartupError; then `took_lease`."""
     if runtime.lease is None or runtime.history is None:
         return
     try:
         runtime.lease.acquire()
     except LeaseHeld as exc:
         raise StartupError(str(exc)) from exc
-    mark_interrupted(runtime.history, runtime.log)  # the lease is ours: no pending row is in flight
+    took_lease(runtime)
+
+
+def took_lease(runtime: Runtime) -> None:
+    """Leftover journal rows of a killed writer become `interrupted`: the lease is ours, so
+    no pending row is in flight."""
+    if runtime.history is not None:
+        mark_interrupted(runtime.history, runtime.log)
 
 
 class Daemon:
@@ -53,9 +64,62 @@ class Daemon:
             self.settings.desired_state, lambda: runtime.requests.add(PassReason.CHANGE), runtime.log
         )
 
-    def start(self) -> None:
-        """Take the single-writer lease and start the endpoints, watcher and scheduler."""
-        take_lease(self.runtime)
+    def start(self) -> bool:
+        """Start the endpoints, take the single-writer lease (as a standby, waiting for it while
+        another daemon holds it), then start the watcher and scheduler. False when stopped
+        while still a standby: it never led, and `serve` has nothing to do."""
+        url = self._listen()
+        if self._lead() == Role.STOPPED:
+            return False
+        self.runtime.reporter.started(self.settings.resync)
+        self.watcher.start()
+        self.wakes.start()
+        self.runtime.log.info(
+            "daemon_started",
+            version=__version__,
+            listen=url,
+            desired_state=str(self.settings.desired_state),
+            # render_as_string hides a password in the URL: credentials never reach the log.
+            history=self.runtime.history.engine.url.render_as_string() if self.runtime.history else None,
+            resync=self.settings.resync,
+            dry_run=self.settings.dry_run,
+        )
+        return True
+
+    def _lead(self) -> Role:
+        """The lease, at once or after a standby wait. A standby runs no pass and writes
+        nothing; on taking over it marks the dead leader's journal rows and restores the
+        last known good the leader saved meanwhile, then leads like any daemon."""
+        lease, status = self.runtime.lease, self.loop.status
+        if lease is None:
+            self.runtime.reporter.leading(True)
+            return Role.LEADER
+
+        def on_standby() -> None:
+            status.set_standby(True)
+            self.runtime.reporter.leading(False)
+
+        try:
+            role = wait_for_lease(
+                lambda: try_lease(lease, self.runtime.log),
+                self.runtime.requests.wait_stopping,
+                time.monotonic,
+                self.runtime.log,
+                on_standby=on_standby,
+            )
+        except LeaseHeld as exc:  # this database cannot hold a lease at all
+            raise StartupError(str(exc)) from exc
+        if role == Role.STOPPED:
+            return role
+        took_lease(self.runtime)
+        if status.standby:
+            self.loop.reloader.restore()
+            status.set_standby(False)
+        self.runtime.reporter.leading(True)
+        return role
+
+    def _listen(self) -> str:
+        """Start the endpoints (before the lease: a standby answers its probes); their URL."""
         try:
             self.server = StatusServer(
                 self.settings.listen_address, self.runtime.registry, self.loop.status, self.history_rows
@@ -64,19 +128,7 @@ class Daemon:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise StartupError(f"cannot listen on {self.settings.listen}: {reason}") from exc
         self.server.start()
-        self.runtime.reporter.started(self.settings.resync)
-        self.watcher.start()
-        self.wakes.start()
-        self.runtime.log.info(
-            "daemon_started",
-            version=__version__,
-            listen=self.server.url,
-            desired_state=str(self.settings.desired_state),
-            # render_as_string hides a password in the URL: credentials never reach the log.
-            history=self.runtime.history.engine.url.render_as_string() if self.runtime.history else None,
-            resync=self.settings.resync,
-            dry_run=self.settings.dry_run,
-        )
+        return self.server.url
 
     def history_rows(self, limit: int) -> list[dict[str, Any]]:
         """The page's newest history rows, newest first. A database that fails to answer leaves
@@ -136,7 +188,8 @@ def run_daemon(
             runtime.close()
             return 0
         try:
-            daemon.start()
+            if not daemon.start():
+                return 0  # stopped while a standby
             if on_started is not None:
                 on_started(daemon)
             if stop_after is not None:

@@ -35,6 +35,9 @@ class Reporter:
         self.metrics.build_info.labels(version=__version__).set(1)
         self.metrics.resync_seconds.set(resync_seconds)
 
+    def leading(self, leader: bool) -> None:
+        self.metrics.leader.set(1 if leader else 0)
+
     def aws_call(self, service: str, operation: str, result: str) -> None:
         """The botocore `after-call` observer of the shared session (see aws_session)."""
         self.metrics.aws_api_calls_total.labels(service=service, operation=operation, result=result).inc()

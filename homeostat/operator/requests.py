@@ -58,6 +58,10 @@ class PassRequests:
             self._cond.notify_all()
         return first
 
+    def wait_stopping(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking at once on a stop; True when stopping (a standby's wait)."""
+        return self._stopping.wait(seconds)
+
     def timed_pending(self) -> bool:
         """True while a pass that retries backoffs (a window edge, a snapshot slot) is waiting:
         the running pass stops waiting for slow kinds then (see stragglers.py)."""

@@ -33,6 +33,7 @@ class LoopStatus:
     rejected_errors: tuple[str, ...] = ()
     last_pass_time: datetime | None = None
     resources: dict[tuple[Kind, str], ResourceStatus] = field(default_factory=dict)
+    standby: bool = False  # waiting for the lease another daemon holds (standby.py)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin_pass(self) -> None:
@@ -53,6 +54,13 @@ class LoopStatus:
             for status in statuses:
                 self.resources[(status.kind, status.name)] = status
 
+    def set_standby(self, standby: bool) -> None:
+        """Leaving standby restarts the liveness clock: the wait was no pass, and no failure."""
+        with self.lock:
+            self.standby = standby
+            if not standby:
+                self.started_monotonic = time.monotonic()
+
     def keep_only(self, keys: set[tuple[Kind, str]]) -> None:
         with self.lock:
             for key in set(self.resources) - keys:
@@ -66,6 +74,8 @@ class LoopStatus:
         now = time.monotonic() if now_monotonic is None else now_monotonic
         limit = 3 * self.resync_seconds
         with self.lock:
+            if self.standby:
+                return True, "standby: waiting for the lease another daemon holds"
             if self.in_pass and self.pass_started is not None:
                 age = now - self.pass_started
                 return age <= limit, f"pass running for {seconds_text(age)} (limit {seconds_text(limit, 0)})"
@@ -76,6 +86,8 @@ class LoopStatus:
 
     def ready(self) -> tuple[bool, str]:
         with self.lock:
+            if self.standby:
+                return False, "standby"
             if not self.valid and self.revision is None:
                 return False, "no valid desired state loaded"
             if self.passes == 0:
