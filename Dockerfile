@@ -1,4 +1,5 @@
-# homeostat daemon image: slim Python, pinned dependencies, non-root.
+# homeostat daemon image: slim Python, pinned dependencies, non-root; with the PostgreSQL
+# driver, so the same image runs the two-task standby pair (docs/operations.md).
 #   docker build -t homeostat .
 #   docker run -v $PWD/desired-state:/desired-state:ro -e AWS_REGION=eu-west-1 homeostat
 FROM python:3.11-slim AS build
@@ -7,7 +8,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY homeostat ./homeostat
 RUN python -m venv /opt/homeostat \
  && /opt/homeostat/bin/pip install --no-cache-dir --upgrade "pip>=24" \
- && /opt/homeostat/bin/pip install --no-cache-dir -c constraints.txt .
+ && /opt/homeostat/bin/pip install --no-cache-dir -c constraints.txt ".[postgres]"
 
 FROM python:3.11-slim
 # git lets homeostat name the revision by its commit when the directory is a checkout.
