@@ -151,8 +151,12 @@ def test_lease_refuses_a_second_holder_and_is_free_after_release(tmp_path: Path)
     first.acquire()
     with pytest.raises(LeaseHeld, match="another homeostat daemon"):
         second.acquire()
+    assert second.try_acquire() is False  # a standby's poll: not yet, and no exception
+    assert first.try_acquire() is True  # already ours
+    assert first.still_held()
     first.release()
-    second.acquire()
+    assert second.try_acquire() is True
+    assert second.still_held()
     second.release()
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import structlog
 
 from homeostat.operator.execution import mark_interrupted
@@ -100,8 +101,12 @@ def test_postgresql_lease_admits_one_writer_until_released(postgres: PostgresSer
         lease_a.acquire()
         with pytest.raises(LeaseHeld, match="another homeostat daemon"):
             lease_b.acquire()
+        assert lease_b.try_acquire() is False  # a standby's poll: not yet, and no exception
+        assert lease_a.try_acquire() is True  # already ours, without a second hold
+        assert lease_a.still_held()
         lease_a.release()
         lease_b.acquire()
+        assert lease_b.still_held()
         lease_b.release()
     finally:
         first.close()
@@ -172,12 +177,31 @@ def _took_over(daemon: DaemonProcess) -> None:
     assert "homeostat_leader 1.0" in daemon.get("/metrics").text
 
 
-def test_standby_on_postgresql_takes_over_after_sigkill_and_after_shutdown(
+def _end_the_lock_session(url: str) -> None:
+    """pg_terminate_backend on the session holding homeostat's advisory lock."""
+    store = HistoryStore(url)
+    try:
+        with store.engine.connect() as connection:
+            pids = (
+                connection.execute(
+                    sa.text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                )
+                .scalars()
+                .all()
+            )
+            assert len(pids) == 1
+            connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+    finally:
+        store.close()
+
+
+def test_standby_on_postgresql_takes_over_after_sigkill_shutdown_and_a_lost_session(
     postgres: PostgresServer, moto_server: MotoServer, tmp_path: Path
 ) -> None:
     """Two daemons on one PostgreSQL history: the second stands by (503 "standby", leader 0,
     no pass); when the leader is SIGKILLed the server drops its session and the standby leads
-    and enforces; a third then stands by and leads once that leader shuts down cleanly."""
+    and enforces; a third then stands by and leads once that leader shuts down cleanly; when
+    the server ends that leader's lock session, it stops (exit 1) and a fourth leads."""
     ecs = seed_services(moto_server, {"api": 1})
     desired = tmp_path / "desired"
     desired.mkdir()
@@ -202,8 +226,15 @@ def test_standby_on_postgresql_takes_over_after_sigkill_and_after_shutdown(
         daemons.append(third)
         assert second.terminate() == 0
         _took_over(third)
-        assert third.terminate() == 0
-        assert "Traceback" not in second.log_text() + third.log_text()
+        fourth = _standby(moto_server, desired, postgres.url, tmp_path)
+        daemons.append(fourth)
+        _end_the_lock_session(postgres.url)  # as a failover does: the leader must stop acting
+        assert third.process.wait(timeout=30) == 1
+        assert third.events("lease_lost")
+        assert "the single-writer lease was lost" in third.log_text()
+        _took_over(fourth)
+        assert fourth.terminate() == 0
+        assert "Traceback" not in second.log_text() + third.log_text() + fourth.log_text()
     finally:
         for daemon in daemons:
             daemon.kill()

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from homeostat.operator.standby import POLL_SECONDS, Role, try_lease, wait_for_lease
+from homeostat.operator.standby import POLL_SECONDS, Role, keep_lease, try_lease, wait_for_lease
 from homeostat.operator.status import LoopStatus
 
 
@@ -107,3 +107,33 @@ def test_standby_status_is_live_but_not_ready_and_takeover_restarts_the_liveness
     assert message == "no valid desired state loaded"
     assert status.healthy()[0] is True  # the wait is not counted against the new leader
     assert status.healthy(now_monotonic=status.started_monotonic + 31)[0] is False
+
+
+def test_a_leader_checks_its_lease_every_poll_and_stops_once_when_it_is_lost() -> None:
+    clock = FakeClock()
+    checks: list[float] = []
+    lost: list[float] = []
+
+    def still_held() -> bool:
+        checks.append(clock.now)
+        return len(checks) < 4
+
+    with structlog.testing.capture_logs() as logs:
+        keep_lease(still_held, clock.wait, structlog.get_logger(), on_lost=lambda: lost.append(clock.now))
+    assert checks == [100.0 + i * POLL_SECONDS for i in range(1, 5)]
+    assert lost == [checks[-1]]
+    assert [e["event"] for e in logs] == ["lease_lost"]
+
+
+def test_a_leader_stopping_stops_checking_its_lease() -> None:
+    clock = FakeClock(stop_after=2 * POLL_SECONDS)
+    checks: list[float] = []
+    lost: list[bool] = []
+    keep_lease(
+        lambda: checks.append(clock.now) is None,
+        clock.wait,
+        structlog.get_logger(),
+        on_lost=lambda: lost.append(True),
+    )
+    assert checks == [100.0 + POLL_SECONDS]
+    assert lost == []

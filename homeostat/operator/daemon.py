@@ -29,7 +29,7 @@ from homeostat.operator.lease import LeaseHeld
 from homeostat.operator.loop import Loop
 from homeostat.operator.passes import PassReport
 from homeostat.operator.requests import PassReason, PassRequest
-from homeostat.operator.standby import Role, try_lease, wait_for_lease
+from homeostat.operator.standby import Role, keep_lease, try_lease, wait_for_lease
 from homeostat.operator.wakes import WakeScheduler
 from homeostat.operator.watcher import DirectoryWatcher
 from homeostat.operator.wiring import Runtime, StartupError
@@ -60,6 +60,8 @@ class Daemon:
         self.wakes = WakeScheduler(runtime.requests, runtime.settings.resync)
         self.loop = Loop(runtime, self.wakes)
         self.server: StatusServer | None = None
+        self.lease_watch: threading.Thread | None = None
+        self.lease_lost = False
         self.watcher = DirectoryWatcher(
             self.settings.desired_state, lambda: runtime.requests.add(PassReason.CHANGE), runtime.log
         )
@@ -116,7 +118,20 @@ class Daemon:
             self.loop.reloader.restore()
             status.set_standby(False)
         self.runtime.reporter.leading(True)
+        self.lease_watch = threading.Thread(
+            target=keep_lease,
+            args=(lease.still_held, self.runtime.requests.wait_stopping, self.runtime.log),
+            kwargs={"on_lost": self._on_lease_lost},
+            name="lease",
+            daemon=True,
+        )
+        self.lease_watch.start()
         return role
+
+    def _on_lease_lost(self) -> None:
+        self.lease_lost = True
+        self.runtime.reporter.leading(False)
+        self.loop.stop("the single-writer lease was lost")
 
     def _listen(self) -> str:
         """Start the endpoints (before the lease: a standby answers its probes); their URL."""
@@ -147,6 +162,9 @@ class Daemon:
         return self.loop.serve()
 
     def close(self) -> None:
+        self.runtime.requests.stop()  # ends the lease watch, which uses the lease's connection
+        if self.lease_watch is not None:
+            self.lease_watch.join()
         self.wakes.stop()
         self.watcher.stop()
         if self.server is not None:
@@ -196,7 +214,13 @@ def run_daemon(
                 timer = threading.Timer(stop_after, daemon.loop.stop, args=["--duration elapsed"])
                 timer.daemon = True
                 timer.start()
-            return daemon.serve()
+            code = daemon.serve()
+            if daemon.lease_lost:
+                raise StartupError(
+                    "the single-writer lease was lost (its database session ended); stopped so that "
+                    "only one daemon acts: restart to stand by or lead"
+                )
+            return code
         finally:
             daemon.close()
     finally:

@@ -127,6 +127,19 @@ class Lease:
             raise
         return self._holding  # when False, the kept connection holds nothing: the next poll asks on it
 
+    def still_held(self) -> bool:
+        """False once a held lease is gone: the PostgreSQL session holding the lock has ended
+        (a database failover, an administrator's pg_terminate_backend, a keepalive timeout),
+        so a standby may already lead. A flock cannot be lost while the file stays open."""
+        if self._connection is None:
+            return self._file is not None or self.engine.url.get_backend_name() == "sqlite"
+        try:
+            self._connection.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError:
+            self._drop_connection()
+            return False
+        return self._holding
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)

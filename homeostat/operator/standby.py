@@ -8,6 +8,10 @@ its job), /readyz (503 "standby") and `homeostat_leader 0`, and it runs no
 pass, sends no mutation and touches no journal row. A failed poll (the
 database restarting) is logged and retried: a standby must outlive its
 database's blips, or the pair loses its spare exactly when it is needed.
+The leader, in turn, checks every POLL_SECONDS that its lease still holds
+(`keep_lease`): a PostgreSQL session can end under it (a failover), and a
+leader that kept acting then would be a second writer beside the standby
+that just took the lock.
 """
 
 from collections.abc import Callable
@@ -60,3 +64,20 @@ def wait_for_lease(
             return Role.LEADER
     log.info("standby_stopped", waited_seconds=round(clock() - since, 3))
     return Role.STOPPED
+
+
+def keep_lease(
+    still_held: Callable[[], bool],
+    wait: Callable[[float], bool],
+    log: Any,
+    *,
+    on_lost: Callable[[], None],
+    poll_seconds: float = POLL_SECONDS,
+) -> None:
+    """While leading: check the lease every poll until a stop; when it is gone, log
+    `lease_lost` and call `on_lost` once (the daemon stops, and exits 1)."""
+    while not wait(poll_seconds):
+        if not still_held():
+            log.error("lease_lost")
+            on_lost()
+            return
