@@ -132,7 +132,7 @@ class Lease:
         (a database failover, an administrator's pg_terminate_backend, a keepalive timeout),
         so a standby may already lead. A flock cannot be lost while the file stays open."""
         if self._connection is None:
-            return self._file is not None or self.engine.url.get_backend_name() == "sqlite"
+            return self.engine.url.get_backend_name() == "sqlite"  # a PostgreSQL lease has no session
         try:
             self._connection.execute(sa.text("SELECT 1"))
         except SQLAlchemyError:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from homeostat.operator.history import first_line
 from homeostat.operator.lease import Lease
 
 # Lease polling: well inside the contract's 15 s takeover, and one cheap query a second.
@@ -36,8 +37,8 @@ def try_lease(lease: Lease, log: Any) -> bool:
     """One poll; a database that fails to answer is not a lease taken (logged, retried)."""
     try:
         return lease.try_acquire()
-    except (SQLAlchemyError, OSError) as exc:
-        log.warning("lease_poll_failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except SQLAlchemyError as exc:
+        log.warning("lease_poll_failed", error=first_line(exc))
         return False
 
 
