@@ -64,10 +64,12 @@ def window(name: str, *selects: str | list[str], start: str = "2027-03-07T02:00:
 
 
 def rules(actions: list[AlarmActions], windows: list[MaintenanceWindow]) -> AlarmRules:
-    """The contributions of these manifests, as the alarm reconciler gathers them."""
+    """The contributions of these manifests, as the alarm reconciler gathers them (`suspend` is a
+    plain boolean here, so the instant they are taken at does not matter)."""
+    at = datetime(2027, 1, 1, tzinfo=UTC)
     return AlarmRules(
-        tuple(policy_of(Resource(a, Source("a.yaml", 1))) for a in actions),
-        tuple(window_of(Resource(w, Source("w.yaml", 1))) for w in windows),
+        tuple(policy_of(Resource(a, Source("a.yaml", 1)), at) for a in actions),
+        tuple(window_of(Resource(w, Source("w.yaml", 1)), at) for w in windows),
     )
 
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.identifiers import Kind, Revision
+from homeostat.desired_state.state import DesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.backoff import CAP_SECONDS, Backoff, backoff_delay
 from homeostat.operator.execution import Executor
@@ -425,7 +426,7 @@ def test_wakes_request_due_retries_at_once_and_schedule_only_future_instants_wit
     `scheduled` date job; one beyond the horizon waits for a later pass; a naive one is logged, not fatal."""
     ahead = NOW + timedelta(minutes=5)
     reconciler = WakingReconciler([NOW - timedelta(minutes=1), ahead, NOW + WAKE_HORIZON + timedelta(days=1)])
-    desired: Any = object()  # the fake reconcilers never look at it
+    desired = DesiredState(Revision("r"), Path("."))  # no resources: no hold ends; the fakes never look
     with structlog.testing.capture_logs() as logs:
         wakes = wake_requests(
             desired,

@@ -6,9 +6,20 @@ it (`validation.KindTable`): this layer knows no kind by model. Field descriptio
 the single source of the JSON Schema (`homeostat schema`) and editor tooltips.
 """
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from homeostat.desired_state.identifiers import API_VERSION
 
@@ -35,16 +46,76 @@ class Metadata(Strict):
     labels: Annotated[dict[str, str], Field(default_factory=dict, description="Free-form string labels.")]
 
 
+class Hold(Strict):
+    """A bounded hold: `suspend` that ends by itself at `until`, with the reason people see.
+
+    On-call engineers freeze a resource during an incident and forget it; an expiry and a
+    reason make the freeze visible and self-ending (contract section 2)."""
+
+    until: Annotated[
+        AwareDatetime,
+        Field(description="RFC 3339 instant with an offset; the resource is reconciled again from then on."),
+    ]
+    reason: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=1024,
+            description="Why it is held; shown in status, the page and the history.",
+        ),
+    ]
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _an_instant(cls, value: Any) -> Any:
+        # A YAML timestamp arrives as a datetime, a quoted one as text; a number would be read as
+        # epoch seconds by pydantic's lax mode, which is no RFC 3339 instant.
+        if not isinstance(value, str | datetime):
+            raise ValueError("until must be an RFC 3339 instant with an offset, such as 2026-12-02T09:00:00Z")
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("reason must not be blank")
+        return value
+
+
 class SpecBase(Strict):
     """The fields every kind's spec has: the operator reads them without knowing the kind."""
 
     suspend: Annotated[
-        StrictBool, Field(description="Not reconciled at all while true; status says Suspended.")
+        StrictBool | Hold,
+        Field(
+            description="true: not reconciled at all (until the manifest changes); status says Suspended. "
+            "{until, reason}: a bounded hold, reconciled again from `until` on."
+        ),
     ] = False
     dryRun: Annotated[
         StrictBool,
         Field(description="Observed and diffed; actions are recorded as dry-run, never applied."),
     ] = False
+
+    @field_validator("suspend", mode="wrap")
+    @classmethod
+    def _one_form(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Decided by the form, so a bad hold gets its own located errors (spec.suspend.until)
+        # rather than one per branch of the union (`bool`, `Hold`).
+        if isinstance(value, Mapping):
+            return Hold.model_validate(value)
+        if isinstance(value, bool | Hold):
+            return handler(value)
+        raise ValueError("must be true, false or a mapping {until, reason}")
+
+    def held(self, now: datetime) -> bool:
+        """Whether the resource is suspended at `now`: `true`, or a bounded hold not yet expired. Pure."""
+        return self.suspend is True or (isinstance(self.suspend, Hold) and now < self.suspend.until)
+
+    @property
+    def hold(self) -> Hold | None:
+        """The bounded hold, if `suspend` is one (held or expired)."""
+        return self.suspend if isinstance(self.suspend, Hold) else None
 
 
 class ManifestBase(Strict):

@@ -57,6 +57,20 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
+        self.resource_suspended = Gauge(
+            "resource_suspended",
+            "1 while the resource is held by `suspend` (true or a bounded hold), 0 otherwise.",
+            ["kind", "name"],
+            namespace=PREFIX,
+            registry=registry,
+        )
+        self.suspension_expiry_timestamp_seconds = Gauge(
+            "suspension_expiry_timestamp_seconds",
+            "Unix time a bounded hold ends; only while the resource is held by one.",
+            ["kind", "name"],
+            namespace=PREFIX,
+            registry=registry,
+        )
         self.actions_total = Counter(
             "actions_total",
             "Actions by kind, action and outcome (applied|failed|dry_run|conflict).",

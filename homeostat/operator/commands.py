@@ -12,13 +12,14 @@ import dataclasses
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from homeostat.desired_state.loading import load_directory, load_paths
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, CommandError, emit
-from homeostat.operator.clock import seconds_text, utc_now
+from homeostat.operator.clock import rfc3339, seconds_text, utc_now
 from homeostat.operator.options import Settings
 from homeostat.reconcilers.registry import kind_table
 
@@ -46,6 +47,21 @@ def load_or_fail(settings: Settings, directory_hint: str | None = None) -> Desir
     return desired
 
 
+def expired_holds(desired: DesiredState, now: datetime) -> list[str]:
+    """A warning (not an error) per bounded hold whose `until` is not after `now`: a hold written
+    for an incident that is over holds nothing; the resource is reconciled. Pure."""
+    found = []
+    for resource in desired.resources:
+        hold = resource.manifest.spec.hold
+        if hold is not None and hold.until <= now:
+            found.append(
+                f"{resource.source.file}:{resource.source.line}: spec.suspend.until: warning: "
+                f"{rfc3339(hold.until, 'seconds')} is already past: {resource.kind} {resource.name} "
+                "is not held, it is reconciled"
+            )
+    return found
+
+
 def cmd_validate(settings: Settings) -> int:
     """Files and directories as given (a pre-commit hook passes changed files), checked as one state."""
     paths = settings.paths or (settings.desired_state,)
@@ -58,6 +74,8 @@ def cmd_validate(settings: Settings) -> int:
     if not desired.resources:
         named = " ".join(str(p) for p in paths)
         print(f"homeostat: warning: no manifests in {named}: nothing would be managed", file=sys.stderr)
+    for warning in expired_holds(desired, utc_now()):
+        print(warning, file=sys.stderr)
     emit(f"valid: {len(desired.resources)} resources, revision {desired.revision}")
     return EXIT_OK
 

@@ -15,10 +15,11 @@ from enum import StrEnum
 from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
+from homeostat.desired_state.models import Hold
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
-from homeostat.operator.records import ActionRecord
+from homeostat.operator.records import ActionRecord, Resumed
 from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.operator.values import value_text
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
@@ -55,6 +56,7 @@ class ResourceStatus:
     last_reconcile: datetime | None
     plan: Plan | None = None
     records: tuple[ActionRecord, ...] = ()
+    suspension: Hold | None = None  # a bounded hold in force (state Suspended)
 
     @property
     def in_sync(self) -> bool:
@@ -75,8 +77,12 @@ class ResourceStatus:
             "message": self.message,
             "lastReconcile": rfc3339(self.last_reconcile) if self.last_reconcile else None,
             "facts": dict(self.plan.facts) if self.plan is not None else {},
-            # A bounded hold's {until, reason} (contract section 5); null until holds exist.
-            "suspension": None,
+            # A bounded hold's {until, reason} while it holds (contract section 5); else null.
+            "suspension": (
+                {"until": rfc3339(self.suspension.until), "reason": self.suspension.reason}
+                if self.suspension is not None
+                else None
+            ),
         }
 
 
@@ -109,20 +115,37 @@ def _never_skip(_resource: Resource[Any]) -> str | None:
     return None
 
 
+def suspended_status(resource: Resource[Any]) -> ResourceStatus:
+    """The status of a resource held at the pass's instant: its reason and expiry, if bounded."""
+    hold = resource.manifest.spec.hold
+    if hold is None:
+        return ResourceStatus(
+            resource.kind, resource.name, State.SUSPENDED, "suspended in the manifest", None
+        )
+    message = f"suspended until {rfc3339(hold.until, 'seconds')}: {hold.reason}"
+    return ResourceStatus(resource.kind, resource.name, State.SUSPENDED, message, None, suspension=hold)
+
+
+def resumed(resource: Resource[Any]) -> tuple[Resumed, ...]:
+    """The `resume` event of a resource reconciled although it has a bounded hold: it expired."""
+    hold = resource.manifest.spec.hold
+    return () if hold is None else (Resumed(str(resource.kind), resource.name, hold),)
+
+
 def _partition(
-    desired: DesiredState, kinds: Sequence[Kind], skip: Skip
+    desired: DesiredState, kinds: Sequence[Kind], skip: Skip, now: datetime
 ) -> tuple[dict[Kind, list[Resource[Any]]], list[ResourceStatus]]:
     """The resources of these kinds to reconcile this pass, and statuses of the others."""
     active: dict[Kind, list[Resource[Any]]] = {}
     skipped: list[ResourceStatus] = []
     for kind in kinds:
         for resource in desired.of_kind(kind):
-            reason = "suspended in the manifest" if resource.manifest.spec.suspend else skip(resource)
-            if reason is None:
-                active.setdefault(kind, []).append(resource)
+            if resource.manifest.spec.held(now):
+                skipped.append(suspended_status(resource))
+            elif (reason := skip(resource)) is not None:
+                skipped.append(ResourceStatus(kind, resource.name, State.BACKING_OFF, reason, None))
             else:
-                state = State.SUSPENDED if resource.manifest.spec.suspend else State.BACKING_OFF
-                skipped.append(ResourceStatus(kind, resource.name, state, reason, None))
+                active.setdefault(kind, []).append(resource)
     return active, skipped
 
 
@@ -205,7 +228,7 @@ def observe_and_diff(
     planned: list[tuple[AnyReconciler, Resource[Any], Plan]] = []
     skipped: list[ResourceStatus] = []
     for group in groups(reconcilers):
-        active, not_active = _partition(desired, kinds_of(group), skip)
+        active, not_active = _partition(desired, kinds_of(group), skip, now)
         skipped.extend(not_active)
         planned.extend(_plan_group(group, active, desired, aws, now, lambda: now))
     return planned, skipped
@@ -254,7 +277,7 @@ def _reconcile_group(
     """One group's observe -> diff -> execute, on its own worker thread, once the groups of the
     kinds it runs after have finished (their failure is theirs: this group runs anyway)."""
     wait(prerequisites)
-    active, statuses = _partition(ctx.desired, kinds_of(group), ctx.skip)
+    active, statuses = _partition(ctx.desired, kinds_of(group), ctx.skip, ctx.started)
     if not active:
         return _KindPass(tuple(statuses), None)
     started = time.monotonic()
@@ -273,7 +296,8 @@ def _reconcile_group(
         )
         state, message = classify(plan, records, dry_run=resource_dry_run)
         # Findings are reported (once), never classified: they do not make a resource fail or drift.
-        records += ctx.executor.record(plan.findings, revision=revision)
+        # So is the end of a bounded hold: one `resume` row per hold, restarts included.
+        records += ctx.executor.record((*resumed(resource), *plan.findings), revision=revision)
         statuses.append(
             ResourceStatus(kind, resource.name, state, message, ctx.clock(), plan, tuple(records))
         )

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from homeostat.desired_state.identifiers import DESIRED_STATE_KIND
+from homeostat.desired_state.models import Hold
 from homeostat.operator.clock import rfc3339
 from homeostat.reconcilers.actions import Action, Finding, Outcome
 
@@ -110,8 +111,18 @@ class Unmanaged:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A bounded hold expired: the resource is reconciled again. Its target is the hold's
+    `until`, so the row's identity is the hold's, and a restart does not record it twice."""
+
+    kind: str
+    name: str
+    hold: Hold
+
+
 # Everything the executor records that is not an action it applies.
-Event = Finding | RevisionRejected | Unmanaged
+Event = Finding | RevisionRejected | Unmanaged | Resumed
 
 
 def event_record(event: Event, *, time: datetime, revision: str) -> ActionRecord:
@@ -162,8 +173,25 @@ def event_record(event: Event, *, time: datetime, revision: str) -> ActionRecord
                 revision=revision,
                 dry_run=False,
             )
+        case Resumed():
+            until = rfc3339(event.hold.until)
+            return ActionRecord(
+                time=time,
+                kind=event.kind,
+                name=event.name,
+                action="resume",
+                target=until,
+                outcome=Outcome.APPLIED,
+                before={"suspended": True, "until": until},
+                after={"suspended": False},
+                reason=f"the hold expired: {event.hold.reason}",
+                error=None,
+                revision=revision,
+                dry_run=False,
+            )
 
 
 def recorded_once(event: Event) -> bool:
-    """Findings are seen again by every pass's pure diff but recorded once, ever."""
-    return isinstance(event, Finding)
+    """Findings are seen again by every pass's pure diff but recorded once, ever; so is the end
+    of a hold, seen by every pass after its `until`."""
+    return isinstance(event, Finding | Resumed)

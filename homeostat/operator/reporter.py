@@ -28,6 +28,8 @@ class Reporter:
         self.metrics = metrics
         self._measured: dict[ResourceKey, set[Series]] = {}
         self._in_sync: set[ResourceKey] = set()
+        self._suspended: set[ResourceKey] = set()  # resources with a resource_suspended series
+        self._expiring: set[ResourceKey] = set()  # resources with a suspension_expiry series
 
     # -- the process --------------------------------------------------------------------------
 
@@ -67,6 +69,7 @@ class Reporter:
 
     def _resource(self, status: ResourceStatus) -> None:
         key = (status.kind, status.name)
+        self._suspension(key, status)
         if status.state in NOT_LOOKED_AT:
             return
         self.metrics.resource_in_sync.labels(kind=str(status.kind), name=status.name).set(
@@ -83,6 +86,22 @@ class Reporter:
             self.metrics.set_measurement(measurement.metric, labels, measurement.value)
             self._measured.setdefault(key, set()).add((measurement.metric, tuple(sorted(labels.items()))))
 
+    def _suspension(self, key: ResourceKey, status: ResourceStatus) -> None:
+        """resource_suspended for every resource (a backing-off one is not held); the expiry of
+        a bounded hold only while it holds, so an alert can tell a plain `true` from it."""
+        labels = {"kind": str(status.kind), "name": status.name}
+        held = status.state == State.SUSPENDED
+        self.metrics.resource_suspended.labels(**labels).set(1 if held else 0)
+        self._suspended.add(key)
+        if held and status.suspension is not None:
+            self.metrics.suspension_expiry_timestamp_seconds.labels(**labels).set(
+                status.suspension.until.timestamp()
+            )
+            self._expiring.add(key)
+        elif key in self._expiring:
+            self.metrics.suspension_expiry_timestamp_seconds.remove(str(status.kind), status.name)
+            self._expiring.discard(key)
+
     def keep_only(self, keys: Iterable[ResourceKey]) -> None:
         """Remove every series of the resources not in `keys` (their manifests were removed)."""
         kept = set(keys)
@@ -91,6 +110,12 @@ class Reporter:
         for kind, name in self._in_sync - kept:
             self.metrics.resource_in_sync.remove(str(kind), name)
         self._in_sync &= kept
+        for kind, name in self._suspended - kept:
+            self.metrics.resource_suspended.remove(str(kind), name)
+        self._suspended &= kept
+        for kind, name in self._expiring - kept:
+            self.metrics.suspension_expiry_timestamp_seconds.remove(str(kind), name)
+        self._expiring &= kept
 
     def _forget_measured(self, key: ResourceKey) -> None:
         series = self._measured.pop(key, set())

@@ -32,7 +32,8 @@ def wake_requests(
     now: datetime,
     log: Any,
 ) -> dict[datetime, PassRequest]:
-    """The instant of every wake and the request it makes (a backoff retry or a reconciler's wake).
+    """The instant of every wake and the request it makes (a backoff retry, the end of a bounded
+    hold, or a reconciler's wake).
 
     A reconciler whose wake times fail is logged and skipped: it must not stop the others.
     """
@@ -41,6 +42,12 @@ def wake_requests(
         instants[retry] = PassRequest(PassReason.BACKOFF_EXPIRY)
     if desired is None:
         return instants
+    for resource in desired.resources:
+        # A bounded hold ends by itself: a pass at its `until` reconciles the resource again.
+        hold = resource.manifest.spec.hold
+        if hold is not None and hold.until > now:
+            detail = f"{resource.kind} {resource.name} hold ends {rfc3339(hold.until)}"
+            instants[hold.until] = PassRequest(PassReason.SCHEDULED, detail)
     for reconciler in reconcilers:
         kinds = ",".join(map(str, reconciler.kinds))
         try:

@@ -10,6 +10,7 @@ are an error at the second.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool
@@ -45,16 +46,17 @@ class AlarmActions(ManifestBase):
     spec: AlarmActionsSpec
 
 
-def policy_of(resource: Resource[AlarmActions]) -> AlarmPolicy:
-    """The alarm policy one AlarmActions contributes. Pure."""
+def policy_of(resource: Resource[AlarmActions], now: datetime) -> AlarmPolicy:
+    """The alarm policy one AlarmActions contributes at `now`. Pure."""
     spec = resource.manifest.spec
+    held = spec.held(now)
     return AlarmPolicy(
         KIND,
         resource.name,
         spec,
         spec.actionsEnabled,
-        live=not (spec.suspend or spec.dryRun),
-        suspended=spec.suspend,
+        live=not (held or spec.dryRun),
+        suspended=held,
     )
 
 

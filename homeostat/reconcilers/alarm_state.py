@@ -88,7 +88,8 @@ class AlarmWindow:
 
 
 # What a contributing kind's descriptor gives the alarm reconciler for one of its resources.
-Contribute = Callable[[Resource[Any]], AlarmPolicy | AlarmWindow]
+# A resource's contribution at an instant (a bounded hold decides whether it is suspended then).
+Contribute = Callable[[Resource[Any], datetime], AlarmPolicy | AlarmWindow]
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,9 +120,11 @@ class AlarmReconciler:
     def kinds(self) -> tuple[Kind, ...]:
         return tuple(self._contributors)
 
-    def rules_of(self, desired: DesiredState) -> AlarmRules:
-        """Every contribution of the desired state (suspended resources included). Pure."""
-        found = [self._contributors[r.kind](r) for r in desired.resources if r.kind in self._contributors]
+    def rules_of(self, desired: DesiredState, now: datetime) -> AlarmRules:
+        """Every contribution of the desired state at `now` (suspended resources included). Pure."""
+        found = [
+            self._contributors[r.kind](r, now) for r in desired.resources if r.kind in self._contributors
+        ]
         return AlarmRules(
             tuple(c for c in found if isinstance(c, AlarmPolicy)),
             tuple(c for c in found if isinstance(c, AlarmWindow)),
@@ -131,7 +133,7 @@ class AlarmReconciler:
     def observe(
         self, resources: Sequence[Resource[Any]], desired: DesiredState, aws: AwsClients, now: datetime
     ) -> Mapping[str, AlarmsObserved | ObserveError]:
-        rules = self.rules_of(desired)
+        rules = self.rules_of(desired, now)
         listing = list_alarms(rules.selectors(), aws.client("cloudwatch"))
         observed = AlarmsObserved.resolve(listing, rules, now, self._settled)
         if listing.complete:  # forget alarms no longer listed; keep all after a partial listing
@@ -145,7 +147,7 @@ class AlarmReconciler:
         if isinstance(observed, ObserveError):
             return Plan(kind, name, error=observed.message)
         observed = self._resolved(observed, now)
-        contribution = self._contributors[kind](resource)
+        contribution = self._contributors[kind](resource, now)
         if isinstance(contribution, AlarmPolicy):
             return _policy_plan(contribution, observed)
         return _window_plan(contribution, observed, now)

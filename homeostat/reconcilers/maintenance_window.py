@@ -94,16 +94,17 @@ class MaintenanceWindow(ManifestBase):
     spec: MaintenanceWindowSpec
 
 
-def window_of(resource: Resource[MaintenanceWindow]) -> AlarmWindow:
-    """The alarm window one MaintenanceWindow contributes. Pure."""
+def window_of(resource: Resource[MaintenanceWindow], now: datetime) -> AlarmWindow:
+    """The alarm window one MaintenanceWindow contributes at `now`. Pure."""
     spec = resource.manifest.spec
+    held = spec.held(now)
     return AlarmWindow(
         KIND,
         resource.name,
         spec.silenceAlarms,
         spec,
-        live=not (spec.suspend or spec.dryRun),
-        suspended=spec.suspend,
+        live=not (held or spec.dryRun),
+        suspended=held,
     )
 
 
@@ -160,7 +161,7 @@ class MaintenanceWindowReconciler:
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         instants: set[datetime] = set()
         for resource in desired.of_kind(KIND):
-            if not resource.manifest.spec.suspend:
+            if not resource.manifest.spec.held(now):
                 instants.update(wake_instants(resource.manifest.spec, now))
         return sorted(instants)
 

@@ -366,7 +366,7 @@ class SnapshotRetentionReconciler:
         instants: set[datetime] = set()
         for resource in desired.of_kind(KIND):
             spec: SnapshotRetentionSpec = resource.manifest.spec
-            if spec.schedule is not None and not spec.suspend:
+            if spec.schedule is not None and not spec.held(now):
                 instants.add(next_fire(spec.schedule, spec.timeZone, now))
         return sorted(instants)
 
