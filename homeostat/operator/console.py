@@ -51,7 +51,8 @@ def resources_table(resources: Sequence[Mapping[str, Any]], *, title: str, wide:
         hold = r.get("suspension") or {}
         message = str(r.get("message") or "")
         if hold:
-            message = f"{message} (held until {hold.get('until')}: {hold.get('reason')})"
+            # The hold says it all (the message of a bounded hold repeats it): said once.
+            message = f"held until {hold.get('until')}: {hold.get('reason')}"
         table.add_row(  # Text, never markup: names and messages come from manifests and AWS
             Text(str(r.get("kind", ""))),
             Text(str(r.get("name", ""))),

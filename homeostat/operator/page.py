@@ -85,7 +85,8 @@ def _resource_rows(resources: Sequence[Mapping[str, Any]]) -> Iterable[str]:
         hold = r.get("suspension") or {}
         message = r.get("message") or ""
         if hold:
-            message = f"{message} (held until {hold.get('until')}: {hold.get('reason')})"
+            # The hold says it all (the message of a bounded hold repeats it): said once.
+            message = f"held until {hold.get('until')}: {hold.get('reason')}"
         yield (
             "<tr>"
             + _cell(r.get("kind"), "nw")
