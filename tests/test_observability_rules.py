@@ -30,6 +30,7 @@ EXPECTED_ALERTS = {
     "HomeostatAwsThrottling",  # sustained AWS throttling
     "HomeostatSnapshotTooOld",  # newest snapshot older than 26 hours
     "HomeostatMaintenanceWindowTooLong",  # alarms silenced too long
+    "HomeostatSuspendedTooLong",  # a plain `suspend: true` held over 24 hours
 }
 RUNBOOK = ALERTS.parent / "runbook.md"
 
