@@ -24,6 +24,8 @@ from homeostat.operator.passes import State, run_pass
 from homeostat.operator.reporter import Reporter
 from homeostat.operator.requests import PassReason
 from homeostat.operator.wakes import wake_requests
+from homeostat.reconcilers.alarm_actions import policy_of
+from homeostat.reconcilers.maintenance_window import MaintenanceWindowReconciler, window_of
 from homeostat.reconcilers.registry import gauges, kind_table
 from tests.test_pass_workers import FakeClock, FakeKind
 
@@ -212,3 +214,26 @@ def test_gauges_say_held_for_every_resource_and_the_expiry_while_a_bounded_hold_
     assert sample("suspension_expiry_timestamp_seconds", "api") is None
     reporter.keep_only(set())
     assert sample("resource_suspended", "api") is None
+
+
+def test_a_bounded_hold_suspends_an_alarm_kinds_decisions_only_while_it_holds(tmp_path: Path) -> None:
+    """AlarmActions and MaintenanceWindow contribute as suspended (not live) before `until`, as
+    live from `until` on; a held window asks for no wake-ups of its own (the hold's end does)."""
+    directory = tmp_path / "desired"
+    directory.mkdir()
+    (directory / "alarms.yaml").write_text(
+        "apiVersion: homeostat/v1\nkind: AlarmActions\nmetadata: {name: prod}\n"
+        f"spec:\n  alarmNamePrefix: prod-\n  actionsEnabled: true\n{bounded()}---\n"
+        "apiVersion: homeostat/v1\nkind: MaintenanceWindow\nmetadata: {name: sunday}\n"
+        "spec:\n  schedule: '0 2 * * 0'\n  duration: 4h\n  timeZone: UTC\n"
+        f"  silenceAlarms:\n    - alarmNamePrefix: prod-\n{bounded()}"
+    )
+    desired = load_directory(directory, kinds=kind_table())
+    actions, window = desired.resources
+    before, after = UNTIL - timedelta(seconds=1), UNTIL
+    assert (policy_of(actions, before).suspended, policy_of(actions, before).live) == (True, False)
+    assert (policy_of(actions, after).suspended, policy_of(actions, after).live) == (False, True)
+    assert (window_of(window, before).suspended, window_of(window, after).suspended) == (True, False)
+    windows = MaintenanceWindowReconciler()
+    assert windows.wake_times(desired, before) == []
+    assert windows.wake_times(desired, after)
