@@ -150,6 +150,7 @@ def test_held_until_until_then_reconciled_with_one_resume_row_per_hold(tmp_path:
     resumed = one_pass(desired, kind, clock, executor)
     assert [(s.name, s.state) for s in resumed.statuses] == [("api", State.FIXED), ("web", State.FIXED)]
     assert resumed.statuses[0].to_json()["suspension"] is None
+    assert [r.action for r in resumed.statuses[0].records] == ["resume", "fix"]  # the end, then the fix
     assert kind.applied == ["web", "api", "web"]
     restarted = Executor(store, None, structlog.get_logger(), clock)
     one_pass(desired, kind, clock, restarted)

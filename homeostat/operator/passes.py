@@ -291,15 +291,17 @@ def _reconcile_group(
             statuses.append(ResourceStatus(kind, resource.name, State.NOT_REACHED, "shutting down", None))
             continue
         resource_dry_run = ctx.dry_run or resource.manifest.spec.dryRun
+        # The end of a bounded hold comes before what it lets happen: one `resume` row per hold,
+        # restarts included (recorded once, like findings).
+        resumes = ctx.executor.record(resumed(resource), revision=revision)
         records = ctx.executor.execute(
             reconciler, plan.actions, ctx.aws, revision=revision, dry_run=resource_dry_run
         )
         state, message = classify(plan, records, dry_run=resource_dry_run)
         # Findings are reported (once), never classified: they do not make a resource fail or drift.
-        # So is the end of a bounded hold: one `resume` row per hold, restarts included.
-        records += ctx.executor.record((*resumed(resource), *plan.findings), revision=revision)
+        records += ctx.executor.record(plan.findings, revision=revision)
         statuses.append(
-            ResourceStatus(kind, resource.name, state, message, ctx.clock(), plan, tuple(records))
+            ResourceStatus(kind, resource.name, state, message, ctx.clock(), plan, (*resumes, *records))
         )
     return _KindPass(tuple(statuses), time.monotonic() - started)
 
