@@ -24,7 +24,7 @@ class CountingAws:
 
     def __init__(self, wrap: Callable[[Any], Any] | None = None) -> None:
         self.calls: Counter[str] = Counter()
-        self.server = LocalAws(on_request=self._hook, wrap=wrap).start()
+        self.server = LocalAws(on_request=self._hook, middleware=wrap).start()
         self.url = self.server.url
 
     def _hook(self, service: str, operation: str, user_agent: str) -> None:
