@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import structlog
 from botocore.exceptions import ClientError
 from hypothesis import given
@@ -24,7 +23,6 @@ from homeostat.operator.sending import SHUTTING_DOWN
 from homeostat.reconcilers.actions import Action, ApplyResult, Outcome
 from homeostat.reconcilers.alarm_state import AlarmAction
 from homeostat.reconcilers.alarms import AlarmReconciler
-from homeostat.reconcilers.aws import concurrently
 from homeostat.reconcilers.ecs_service import ECSAction
 from homeostat.reconcilers.rds_snapshots import ClusterSnapshots
 from homeostat.reconcilers.snapshot_policy import ObservedSnapshot
@@ -236,21 +234,3 @@ def test_a_unit_not_started_at_shutdown_is_not_sent_and_its_row_completed() -> N
     assert reconciler.calls == []
     assert [(r.outcome, r.error) for r in records] == [(Outcome.FAILED, SHUTTING_DOWN)]
     assert [r.outcome for r in history.by_id.values()] == [Outcome.FAILED]
-
-
-def test_independent_reads_are_in_flight_together_and_answer_in_order() -> None:
-    """`concurrently` (ECS observation): eight reads meet at a barrier of eight; results keep
-    the calls' order; an exception a read does not turn into a value is raised."""
-    barrier = threading.Barrier(8, timeout=30)
-
-    def read(index: int) -> int:
-        barrier.wait()
-        return index
-
-    assert concurrently([lambda i=i: read(i) for i in range(8)]) == list(range(8))
-
-    def broken() -> int:
-        raise KeyError("bug")
-
-    with pytest.raises(KeyError):
-        concurrently([lambda: 1, broken])

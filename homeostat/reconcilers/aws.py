@@ -4,15 +4,8 @@ botocore is imported inside the functions that need it, never at import time: th
 registry of kinds (and with it `validate` and `schema`) must load without any AWS library.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
-
-T = TypeVar("T")
-# Independent reads of one observation (ECS clusters' DescribeServices batches, scalable-target
-# batches) in flight at once. Round trips, not CPU, set their time; the shared API budget the
-# operator hooks into every client bounds their rate.
-OBSERVE_WORKERS = 8
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 
 class AwsClients(Protocol):
@@ -69,14 +62,3 @@ def describe_error(exc: BaseException) -> str:
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def concurrently(calls: Sequence[Callable[[], T]], workers: int = OBSERVE_WORKERS) -> list[T]:
-    """Each call's result, in order, with up to `workers` in flight. The calls catch their own
-    AWS errors (as values); anything else raised is re-raised here, as a sequential loop would."""
-    if len(calls) <= 1:
-        return [call() for call in calls]
-    with ThreadPoolExecutor(
-        max_workers=min(workers, len(calls)), thread_name_prefix="homeostat-observe"
-    ) as pool:
-        return list(pool.map(lambda call: call(), calls))
