@@ -155,9 +155,9 @@ def test_the_deletions_of_a_pass_are_in_flight_together() -> None:
 def test_a_snapshot_create_waits_for_the_deletions_of_its_pass() -> None:
     """Deletions free quota: the create is the next stage, sent once every deletion answered."""
     reconciler = SnapshotRetentionReconciler()
-    create = Action(Kind.SNAPSHOT_RETENTION, "a", SnapshotAction.CREATE_SNAPSHOT, "s-new", {}, {}, "slot")
+    create = Action(Kind("SnapshotRetention"), "a", SnapshotAction.CREATE_SNAPSHOT, "s-new", {}, {}, "slot")
     deletions = [
-        Action(Kind.SNAPSHOT_RETENTION, "a", SnapshotAction.DELETE_SNAPSHOT, f"s{i}", {}, {}, "expired")
+        Action(Kind("SnapshotRetention"), "a", SnapshotAction.DELETE_SNAPSHOT, f"s{i}", {}, {}, "expired")
         for i in range(3)
     ]
     assert reconciler.stages([create, *deletions]) == [[[d] for d in deletions], [[create]]]
@@ -168,7 +168,7 @@ def test_alarm_changes_are_sent_in_batches_of_100_names_each_a_unit() -> None:
     pool does: the batching is the stage split, never undone by concurrency."""
     actions = [
         Action(
-            Kind.ALARM_ACTIONS,
+            Kind("AlarmActions"),
             "p",
             AlarmAction.DISABLE if i % 2 else AlarmAction.ENABLE,
             f"a{i}",
@@ -186,7 +186,7 @@ def test_alarm_changes_are_sent_in_batches_of_100_names_each_a_unit() -> None:
 class Recording:
     """A reconciler (without stages) whose apply raises for the resource `bad`; records its calls."""
 
-    kinds = (Kind.ECS_SERVICE,)
+    kinds = (Kind("ECSService"),)
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -201,7 +201,7 @@ class Recording:
 
 
 def ecs_action(name: str) -> Action:
-    return Action(Kind.ECS_SERVICE, name, ECSAction.UPDATE_SERVICE, name, {}, {}, "drift")
+    return Action(Kind("ECSService"), name, ECSAction.UPDATE_SERVICE, name, {}, {}, "drift")
 
 
 def test_resources_of_a_kind_are_sent_together_and_one_failure_stays_its_own() -> None:
