@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,27 @@ REGION = "us-east-1"
 
 
 class CountingAws:
-    """moto's server on 127.0.0.1 counting the requests homeostat makes (by its user agent)."""
+    """moto's server on 127.0.0.1 counting the requests homeostat makes (by its user agent),
+    and those of the floor scripts (`floor/`); `wrap` puts a middleware in front of moto."""
 
-    def __init__(self) -> None:
+    def __init__(self, wrap: Callable[[Any], Any] | None = None) -> None:
         self.calls: Counter[str] = Counter()
-        self.server = LocalAws(on_request=self._hook).start()
+        self.server = LocalAws(on_request=self._hook, middleware=wrap).start()
         self.url = self.server.url
 
     def _hook(self, service: str, operation: str, user_agent: str) -> None:
-        if "homeostat/" in user_agent:
+        if "homeostat/" in user_agent or "floor/" in user_agent:
             self.calls[operation] += 1
+
+    def env(self) -> dict[str, str]:
+        """The environment of a child process talking to this server only."""
+        return dict(
+            os.environ,
+            AWS_ENDPOINT_URL=self.url,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION=REGION,
+        )
 
     def client(self, service: str) -> Any:
         import boto3
@@ -58,13 +70,7 @@ def run_once(aws: CountingAws, desired: Path, *extra: str) -> PassFigures:
     """`homeostat run --once` as a child process: its own CPU time and peak RSS, not moto's."""
     aws.calls.clear()
     history = Path(tempfile.mkdtemp(prefix="homeostat-bench-")) / "history.db"
-    env = dict(
-        os.environ,
-        AWS_ENDPOINT_URL=aws.url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION=REGION,
-    )
+    env = aws.env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     result = subprocess.run(

@@ -85,6 +85,13 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
+        self.api_budget_wait_seconds_total = Counter(
+            "api_budget_wait_seconds_total",
+            "Seconds AWS requests waited for the shared rate budget (--api-rate), by service.",
+            ["service"],
+            namespace=PREFIX,
+            registry=registry,
+        )
         self.desired_state_valid = Gauge(
             "desired_state_valid",
             "1 when the latest revision of the desired state is valid.",
@@ -137,6 +144,9 @@ class Metrics:
                 spec.name, spec.help, list(spec.labels), namespace=PREFIX, registry=registry
             )
             self._labels[spec.name] = spec.labels
+
+    def count_budget_wait(self, service: str, seconds: float) -> None:
+        self.api_budget_wait_seconds_total.labels(service=service).inc(seconds)
 
     def set_revision(self, revision: str) -> None:
         self.desired_state_revision_info.clear()

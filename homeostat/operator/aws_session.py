@@ -6,12 +6,15 @@ session's `after-call` events, so reconcilers never see the counter. Once the
 process is stopping, a `before-call` hook refuses every further *read*
 (`ShuttingDown`), so SIGTERM during a long observe stops between two AWS
 calls instead of waiting for the whole observe; mutations are never refused
-here: an action the executor has started is finished and recorded.
+here: an action the executor has started is finished and recorded. The shared
+API budget (`budget.py`) is taken before every request sent (`before-send`,
+retries included) and told of every throttled attempt (`needs-retry`).
 """
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import boto3
@@ -19,6 +22,7 @@ import botocore.session
 from botocore.config import Config
 
 from homeostat import __version__
+from homeostat.operator.budget import ApiBudget
 
 # Bounded retry time. Each kind runs on its own worker, so a slow service holds only its
 # own kind; these bound how long it holds it. Three attempts in all: a throttled call backs off
@@ -75,6 +79,7 @@ class BotoClients:
         *,
         stopping: Callable[[], bool] | None = None,
         endpoint: Endpoint | None = None,
+        budget: ApiBudget | None = None,
     ) -> None:
         if endpoint is None:
             self.session = boto3.Session(region_name=region)
@@ -98,6 +103,7 @@ class BotoClients:
         self._lock = threading.Lock()
         self._on_call = on_call
         self._stopping = stopping
+        self._budget = budget
 
     @property
     def region(self) -> str | None:
@@ -114,6 +120,9 @@ class BotoClients:
             if self._on_call is not None:
                 created.meta.events.register("after-call.*.*", self._after_call)
                 created.meta.events.register("after-call-error.*.*", self._after_call_error)
+            if self._budget is not None:
+                created.meta.events.register("before-send.*.*", partial(self._before_send, service))
+                created.meta.events.register("needs-retry.*.*", partial(self._needs_retry, service))
             self._clients[service] = created
             return created
 
@@ -132,3 +141,15 @@ class BotoClients:
     def _after_call_error(self, model: Any = None, **_: Any) -> None:
         if self._on_call is not None and model is not None:
             self._on_call(model.service_model.service_name, model.name, "error")
+
+    def _before_send(self, service: str, **_: Any) -> None:
+        # Returns None: a value returned from before-send would replace the HTTP response.
+        if self._budget is not None:
+            self._budget.acquire(service, self.region)
+
+    def _needs_retry(self, service: str, response: Any = None, **_: Any) -> None:
+        # Returns None: a value returned from needs-retry would be taken as the retry delay.
+        if self._budget is not None and isinstance(response, tuple) and len(response) == 2:
+            http_response, parsed = response
+            if classify(parsed, getattr(http_response, "status_code", None)) == "throttled":
+                self._budget.throttled(service, self.region)

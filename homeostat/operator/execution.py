@@ -5,7 +5,8 @@ exactly three sinks: the history row, the `actions_total` counter and the log
 line. A mutation is journaled first: its row is written `pending` (and
 committed) before the AWS call, and overwritten with `applied`/`failed` when
 AWS answers, so a SIGKILL at any moment leaves a row for every call AWS may
-have seen. One Executor serves every kind's worker thread of a pass.
+have seen. One Executor serves every kind's worker thread of a pass; the mutations of
+a kind are sent by a bounded pool (`sending.py`).
 """
 
 import threading
@@ -16,7 +17,8 @@ from typing import Any
 from homeostat.metrics import Metrics
 from homeostat.operator.history import HistoryStore
 from homeostat.operator.records import ActionRecord, Event, event_record, recorded_once
-from homeostat.reconcilers.actions import Action, ApplyResult, Outcome
+from homeostat.operator.sending import send_in_stages
+from homeostat.reconcilers.actions import Action, Outcome
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import AnyReconciler
 
@@ -25,12 +27,25 @@ Clock = Callable[[], datetime]
 Entry = tuple[int | None, ActionRecord]
 
 
+# One resource's actions for `execute_all`: its reconciler, the actions, whether a dry run.
+Item = tuple[AnyReconciler, Sequence[Action], bool]
+DEFAULT_CONCURRENCY = 8
+
+
 class Executor:
-    def __init__(self, history: HistoryStore | None, metrics: Metrics | None, log: Any, clock: Clock) -> None:
+    def __init__(
+        self,
+        history: HistoryStore | None,
+        metrics: Metrics | None,
+        log: Any,
+        clock: Clock,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
         self.history = history
         self.metrics = metrics
         self.log = log
         self.clock = clock
+        self.concurrency = concurrency
         # Guards _unwritten and orders history writes; never held during an AWS call.
         self._lock = threading.Lock()
         self._unwritten: list[Entry] = []
@@ -44,25 +59,48 @@ class Executor:
         revision: str,
         dry_run: bool,
     ) -> list[ActionRecord]:
-        """Apply the actions of one resource. Conflicts and dry runs are recorded, never sent;
-        an exception in apply (a bug, an unexpected botocore error) fails these actions only."""
-        entries: list[Entry] = []
-        to_apply: list[Action] = []
-        for action in actions:
-            if action.conflict is not None:
-                entries.append(
-                    (None, ActionRecord.of(action, Outcome.CONFLICT, time=self.clock(), revision=revision))
-                )
-            elif dry_run:
-                entries.append(
-                    (None, ActionRecord.of(action, Outcome.DRY_RUN, time=self.clock(), revision=revision))
-                )
-            else:
-                to_apply.append(action)
+        """Apply the actions of one resource (see `execute_all`)."""
+        return self.execute_all([(reconciler, actions, dry_run)], aws, revision=revision)[0]
+
+    def execute_all(
+        self,
+        items: Sequence[Item],
+        aws: AwsClients,
+        *,
+        revision: str,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> list[list[ActionRecord]]:
+        """Apply the actions of several resources of a pass, one record list per item.
+
+        Conflicts and dry runs are recorded, never sent. Every other action is journaled
+        (one transaction for all of them) before anything is sent; then the units of each
+        stage (`Staged`) go through a pool of `concurrency` workers, stage after stage, and
+        every completion is written in one transaction at the end. An exception in apply (a
+        bug, an unexpected botocore error) fails the actions of its unit only; a unit not
+        started when a shutdown is asked is not sent (recorded failed, `not sent: shutting
+        down`)."""
+        entries: list[list[Entry]] = [[] for _ in items]
+        to_apply: list[tuple[int, AnyReconciler, list[Action]]] = []
+        for index, (reconciler, actions, dry_run) in enumerate(items):
+            sent: list[Action] = []
+            for action in actions:
+                if action.conflict is not None:
+                    outcome: Outcome | None = Outcome.CONFLICT
+                elif dry_run:
+                    outcome = Outcome.DRY_RUN
+                else:
+                    outcome = None
+                    sent.append(action)
+                if outcome is not None:
+                    record = ActionRecord.of(action, outcome, time=self.clock(), revision=revision)
+                    entries[index].append((None, record))
+            if sent:
+                to_apply.append((index, reconciler, sent))
         if to_apply:
-            entries.extend(self._journaled_apply(reconciler, to_apply, aws, revision))
-        self._emit(entries)
-        return [record for _, record in entries]
+            for index, completed in self._journaled_apply(to_apply, aws, revision, should_stop):
+                entries[index].extend(completed)
+        self._emit([entry for item in entries for entry in item])
+        return [[record for _, record in item] for item in entries]
 
     def record(self, events: Sequence[Event], *, revision: str) -> list[ActionRecord]:
         """Record events (findings, revision rejections, unmanaged resources) through the same
@@ -78,37 +116,43 @@ class Executor:
         return records
 
     def _journaled_apply(
-        self, reconciler: AnyReconciler, actions: list[Action], aws: AwsClients, revision: str
-    ) -> list[Entry]:
-        pending = [ActionRecord.of(a, Outcome.PENDING, time=self.clock(), revision=revision) for a in actions]
+        self,
+        to_apply: list[tuple[int, AnyReconciler, list[Action]]],
+        aws: AwsClients,
+        revision: str,
+        should_stop: Callable[[], bool],
+    ) -> list[tuple[int, list[Entry]]]:
+        every = [action for _, _, actions in to_apply for action in actions]
+        pending = [ActionRecord.of(a, Outcome.PENDING, time=self.clock(), revision=revision) for a in every]
         try:
-            ids = self._journal(pending)
+            ids = iter(self._journal(pending))
         except Exception as exc:  # noqa: BLE001 - what cannot be journaled is not sent
             error = f"not sent: the journal could not be written: {type(exc).__name__}: {exc}"
             self.log.error("journal_write_failed", rows=len(pending), error=str(exc))
             return [
-                (None, ActionRecord.of(a, Outcome.FAILED, time=self.clock(), revision=revision, error=error))
-                for a in actions
+                (index, [(None, self._completed(a, revision, error)) for a in actions])
+                for index, _, actions in to_apply
             ]
-        try:
-            results = reconciler.apply(actions, aws)
-            if len(results) != len(actions):
-                raise RuntimeError(f"apply returned {len(results)} results for {len(actions)} actions")
-        except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
-            results = [ApplyResult(a, f"apply failed: {type(exc).__name__}: {exc}") for a in actions]
+        errors = send_in_stages(
+            [(reconciler, actions) for _, reconciler, actions in to_apply],
+            aws,
+            self.concurrency,
+            should_stop,
+        )
         return [
             (
-                row_id,
-                ActionRecord.of(
-                    result.action,
-                    Outcome.APPLIED if result.error is None else Outcome.FAILED,
-                    time=self.clock(),
-                    revision=revision,
-                    error=result.error,
-                ),
+                index,
+                [
+                    (next(ids), self._completed(a, revision, error))
+                    for a, error in zip(actions, found, strict=True)
+                ],
             )
-            for row_id, result in zip(ids, results, strict=True)
+            for (index, _, actions), found in zip(to_apply, errors, strict=True)
         ]
+
+    def _completed(self, action: Action, revision: str, error: str | None) -> ActionRecord:
+        outcome = Outcome.APPLIED if error is None else Outcome.FAILED
+        return ActionRecord.of(action, outcome, time=self.clock(), revision=revision, error=error)
 
     def _journal(self, pending: list[ActionRecord]) -> list[int | None]:
         """Commit the pending rows (with any rows still unwritten) before anything is sent."""

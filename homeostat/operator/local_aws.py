@@ -8,6 +8,7 @@ made by another process, which botocore event hooks cannot see.
 import io
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -91,3 +92,75 @@ class LocalAws:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class Latency:
+    """WSGI middleware: every AWS request waits `seconds` before moto answers (a round trip)."""
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if self.seconds > 0 and "HTTP_AUTHORIZATION" in environ:
+            time.sleep(self.seconds)
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
+
+
+_THROTTLED_XML = (
+    b'<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type>'
+    b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId>"
+    b"</ErrorResponse>"
+)
+
+
+class Throttle:
+    """WSGI middleware: AWS's server-side limits, a token bucket per service (its signing name:
+    `rds`, `ecs`, `monitoring`, ...) of `rate` requests per second and a burst of one second.
+    A request over the limit is counted in `throttled`; with `reject`, query-protocol services
+    (RDS) answer it `Throttling` as AWS would, the others are counted only. (tests/faults.py
+    throttles by count, for retries; this one by rate, for the shared budget.)"""
+
+    def __init__(self, app: Any, rates: dict[str, float], *, reject: bool = True) -> None:
+        self.app = app
+        self.rates = rates
+        self.reject = reject
+        self.throttled: dict[str, int] = {}
+        self._tokens = dict(rates)
+        self._at = dict.fromkeys(rates, time.monotonic())
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Counts cleared and every bucket full: the limits as a quiet account sees them."""
+        with self._lock:
+            self.throttled.clear()
+            self._tokens = dict(self.rates)
+            self._at = dict.fromkeys(self.rates, time.monotonic())
+
+    def _over(self, service: str) -> bool:
+        rate = self.rates.get(service)
+        if rate is None:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            self._tokens[service] = min(rate, self._tokens[service] + (now - self._at[service]) * rate)
+            self._at[service] = now
+            if self._tokens[service] >= 1:
+                self._tokens[service] -= 1
+                return False
+            self.throttled[service] = self.throttled.get(service, 0) + 1
+            return True
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if (
+            match
+            and self._over(match.group(1))
+            and self.reject
+            and "urlencoded" in environ.get("CONTENT_TYPE", "")
+        ):
+            start_response("400 Bad Request", [("Content-Type", "text/xml")])
+            return [_THROTTLED_XML]
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result

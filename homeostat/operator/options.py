@@ -9,15 +9,18 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
+from homeostat.operator.budget import DEFAULT_RATES, parse_rates
+
 USAGE_EXIT = 1
 # Upper bounds of whole-number options (others: 1,000,000): --resync at most a day, --watch an hour.
-INT_LIMITS = {"resync": 86_400, "limit": 1_000_000, "watch": 3_600}
+INT_LIMITS = {"resync": 86_400, "limit": 1_000_000, "watch": 3_600, "concurrency": 64}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -46,6 +49,7 @@ class OptionKind(StrEnum):
     DURATION = "duration"
     CHOICE = "choice"
     KIND = "kind"
+    RATES = "rates"  # SERVICE=RPS,... (budget.parse_rates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,18 @@ SHARED = (
         "observe and diff, record dry-run actions, change nothing",
     ),
     Option("region", ("--region",), OptionKind.STR, None, "AWS region (default: the boto3 chain)"),
+    Option(
+        "concurrency", ("--concurrency",), OptionKind.INT, 8, "workers sending one kind's mutations of a pass"
+    ),
+    Option(
+        "api_rate",
+        ("--api-rate",),
+        OptionKind.RATES,
+        DEFAULT_RATES,
+        "SERVICE=RPS,... requests per second per AWS service and region (default "
+        + ",".join(f"{k}={v:g}" for k, v in DEFAULT_RATES.items())
+        + ")",
+    ),
     Option(
         "log_format",
         ("--log-format",),
@@ -153,12 +169,12 @@ COMMAND_HELP = {
 # environment and checked (a stray bad HOMEOSTAT_LISTEN is none of `schema`'s business).
 USES: dict[str, tuple[str, ...]] = {
     "run": tuple(o.dest for o in SHARED),
-    "plan": ("desired_state", "region", "log_format"),
+    "plan": ("desired_state", "region", "log_format", "api_rate"),
     "validate": ("desired_state",),
     "history": ("history",),
     "status": ("listen",),
     "schema": (),
-    "demo": ("history", "listen", "resync", "dry_run"),
+    "demo": ("history", "listen", "resync", "dry_run", "concurrency", "api_rate"),
     "completion": (),
 }
 # The commands that log (structured events on stderr); the others print only their output.
@@ -262,10 +278,9 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         return value
     if option.kind == OptionKind.PATH:
         return Path(str(raw))
-    if option.kind == OptionKind.DURATION:
-        return _duration(str(raw), source)
-    if option.kind == OptionKind.KIND:
-        return canonical_kind(str(raw), source)
+    if option.kind in {OptionKind.DURATION, OptionKind.KIND, OptionKind.RATES}:
+        parse = {OptionKind.DURATION: _duration, OptionKind.KIND: canonical_kind, OptionKind.RATES: _rates}
+        return parse[option.kind](str(raw), source)
     if option.kind == OptionKind.CHOICE and str(raw) not in option.choices:
         raise UsageError(f"{source}: expected one of {', '.join(option.choices)}, got {raw!r}")
     if option.dest == "listen" and (
@@ -274,6 +289,13 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
     ):
         raise UsageError(f"{source}: expected HOST:PORT with a port from 0 to 65535, got {raw!r}")
     return raw
+
+
+def _rates(text: str, source: str) -> Mapping[str, float]:
+    try:
+        return parse_rates(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def _duration(text: str, source: str) -> timedelta:
@@ -337,6 +359,8 @@ class Settings:
     wide: bool = False
     paths: tuple[Path, ...] = ()
     shell: str | None = None
+    concurrency: int = 8
+    api_rate: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RATES)
 
     @property
     def listen_address(self) -> tuple[str, int]:

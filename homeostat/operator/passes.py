@@ -283,25 +283,37 @@ def _reconcile_group(
     started = time.monotonic()
     revision = ctx.desired.revision
     # Observe at the pass's start; decide at the time the observations returned.
-    for reconciler, resource, plan in _plan_group(
-        group, active, ctx.desired, ctx.aws, ctx.started, ctx.clock
+    planned = _plan_group(group, active, ctx.desired, ctx.aws, ctx.started, ctx.clock)
+    if ctx.should_stop():
+        for _, resource, _ in planned:
+            statuses.append(
+                ResourceStatus(resource.kind, resource.name, State.NOT_REACHED, "shutting down", None)
+            )
+        return _KindPass(tuple(statuses), time.monotonic() - started)
+    dry_runs = [ctx.dry_run or resource.manifest.spec.dryRun for _, resource, _ in planned]
+    # The end of a bounded hold comes before what it lets happen: one `resume` row per hold,
+    # restarts included (recorded once, like findings).
+    resumes = [ctx.executor.record(resumed(resource), revision=revision) for _, resource, _ in planned]
+    # The kind's mutations of every resource at once: a bounded pool sends them (--concurrency).
+    executed = ctx.executor.execute_all(
+        [
+            (reconciler, plan.actions, dry)
+            for (reconciler, _, plan), dry in zip(planned, dry_runs, strict=True)
+        ],
+        ctx.aws,
+        revision=revision,
+        should_stop=ctx.should_stop,
+    )
+    for (_, resource, plan), resource_dry_run, applied, resumed_rows in zip(
+        planned, dry_runs, executed, resumes, strict=True
     ):
-        kind = resource.kind
-        if ctx.should_stop():
-            statuses.append(ResourceStatus(kind, resource.name, State.NOT_REACHED, "shutting down", None))
-            continue
-        resource_dry_run = ctx.dry_run or resource.manifest.spec.dryRun
-        # The end of a bounded hold comes before what it lets happen: one `resume` row per hold,
-        # restarts included (recorded once, like findings).
-        resumes = ctx.executor.record(resumed(resource), revision=revision)
-        records = ctx.executor.execute(
-            reconciler, plan.actions, ctx.aws, revision=revision, dry_run=resource_dry_run
-        )
-        state, message = classify(plan, records, dry_run=resource_dry_run)
+        state, message = classify(plan, applied, dry_run=resource_dry_run)
         # Findings are reported (once), never classified: they do not make a resource fail or drift.
-        records += ctx.executor.record(plan.findings, revision=revision)
+        records = applied + ctx.executor.record(plan.findings, revision=revision)
         statuses.append(
-            ResourceStatus(kind, resource.name, state, message, ctx.clock(), plan, (*resumes, *records))
+            ResourceStatus(
+                resource.kind, resource.name, state, message, ctx.clock(), plan, (*resumed_rows, *records)
+            )
         )
     return _KindPass(tuple(statuses), time.monotonic() - started)
 

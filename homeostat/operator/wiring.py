@@ -17,6 +17,7 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 
 from homeostat.metrics import Metrics
 from homeostat.operator.aws_session import BotoClients, Endpoint
+from homeostat.operator.budget import ApiBudget
 from homeostat.operator.clock import utc_now
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryError, HistoryStore
@@ -88,6 +89,7 @@ def build_runtime(
         on_call=reporter.aws_call,
         stopping=lambda: requests.stopping,
         endpoint=endpoint,
+        budget=ApiBudget(settings.api_rate, on_wait=reporter.metrics.count_budget_wait),
     )
     if aws.region is None:
         raise StartupError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
@@ -106,7 +108,7 @@ def build_runtime(
         requests=requests,
         aws=aws,
         reconcilers=tuple(reconcilers) if reconcilers is not None else default_reconcilers(),
-        executor=Executor(history, reporter.metrics, log, clock),
+        executor=Executor(history, reporter.metrics, log, clock, settings.concurrency),
         history=history,
         lease=Lease(history.engine) if history is not None else None,
         last_good=LastKnownGood(history.engine, log) if history is not None else None,

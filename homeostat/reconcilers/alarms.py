@@ -41,7 +41,13 @@ from homeostat.reconcilers.alarm_state import (
     sample,
 )
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.cloudwatch_alarms import AlarmListing, apply_alarm_actions, list_alarms
+from homeostat.reconcilers.base import Stages
+from homeostat.reconcilers.cloudwatch_alarms import (
+    AlarmListing,
+    alarm_batches,
+    apply_alarm_actions,
+    list_alarms,
+)
 
 ALARMS_MANAGED = GaugeSpec(
     "alarms_managed", "Managed alarms by effective actions state (enabled|disabled).", ("state",)
@@ -158,6 +164,10 @@ class AlarmReconciler:
         if decided is None or decided.listing is not observed.listing or decided.at != now:
             decided = self._decided = observed.at_instant(now)
         return decided
+
+    def stages(self, actions: Sequence[Action]) -> Stages:
+        """One stage: each Enable/DisableAlarmActions batch (up to 100 names) is a unit."""
+        return [alarm_batches(actions)]
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
         results = apply_alarm_actions(actions, aws.client("cloudwatch"))

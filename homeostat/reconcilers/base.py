@@ -16,7 +16,7 @@ reconciler must accept that descriptor's model).
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
@@ -60,6 +60,23 @@ class Reconciler(Protocol[ManifestT_contra, ObservedT]):
 
 
 AnyReconciler = Reconciler[Any, Any]
+# Stages in order; the units of one stage may be sent at once, each unit by one `apply` call.
+Stages = list[list[list[Action]]]
+
+
+@runtime_checkable
+class Staged(Protocol):
+    """A reconciler whose actions of one resource need not be sent one after another.
+
+    The executor sends the units of a stage concurrently (a bounded pool, `--concurrency`)
+    and starts a stage once the previous one has answered, so an order that matters (a
+    snapshot's deletions free quota before its create) is a stage boundary. A reconciler
+    without `stages` gets one unit: one `apply` call with all of a resource's actions.
+    """
+
+    def stages(self, actions: Sequence[Action]) -> Stages:
+        """Every given action exactly once (the same objects), split into stages of units."""
+        ...
 
 
 def merge_plans(plans: Sequence[Plan]) -> Plan:

@@ -136,6 +136,16 @@ def list_alarms(selectors: Sequence[AlarmSelector], cloudwatch: Any) -> AlarmLis
     return AlarmListing(alarms, prefixes, failed_prefixes, failed_names)
 
 
+def alarm_batches(actions: Sequence[Action]) -> list[list[Action]]:
+    """The actions as the calls that send them: per operation, up to 100 names per call.
+    Pure; the batches are independent of each other, so they may be sent concurrently."""
+    return [
+        batch
+        for operation in (AlarmAction.DISABLE, AlarmAction.ENABLE)
+        for batch in chunks([a for a in actions if a.action == operation], NAMES_PER_CALL)
+    ]
+
+
 def apply_alarm_actions(actions: Sequence[Action], cloudwatch: Any) -> list[ApplyResult]:
     """Enable/DisableAlarmActions for the actions' targets, up to 100 names per call. I/O.
 

@@ -43,6 +43,7 @@ from homeostat.reconcilers.actions import (
     Plan,
 )
 from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, error_code
+from homeostat.reconcilers.base import Stages
 from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 from homeostat.reconcilers.rds_snapshots import (
     ClusterSnapshots,
@@ -325,6 +326,16 @@ class SnapshotRetentionReconciler:
         if isinstance(observed, ObserveError):
             return Plan(KIND, resource.name, error=observed.message)
         return plan_snapshots(resource.name, resource.manifest.spec, observed, now)
+
+    def stages(self, actions: Sequence[Action]) -> Stages:
+        """Each deletion is a unit of its own, sent concurrently; the create waits for them
+        (they may free quota). minKeep needs no order among the deletions: every planned one
+        lies outside the minKeep newest available snapshots (`select_deletions`), so whichever
+        of them succeed or fail, minKeep remain; the executor sends exactly these, each once,
+        so maxDeletionsPerRun holds as well."""
+        deletions = [[a] for a in actions if a.action == SnapshotAction.DELETE_SNAPSHOT]
+        others = [[a] for a in actions if a.action != SnapshotAction.DELETE_SNAPSHOT]
+        return [stage for stage in (deletions, others) if stage]
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
         """Deletions first (they may free quota for the create), results in the given order."""
