@@ -23,8 +23,11 @@ from homeostat.desired_state.instants import as_utc
 from homeostat.operator.history_schema import actions
 from homeostat.operator.records import RECORD_FIELDS, ActionRecord, json_value
 from homeostat.reconcilers.actions import Outcome
+from homeostat.reconcilers.rollouts import Remembered
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The rows `remembered` reads back per resource and action: the newest are the ones that decide.
+REMEMBERED = 20
 
 
 class HistoryError(Exception):
@@ -131,6 +134,22 @@ class HistoryStore:
         )
         with self.engine.connect() as connection:
             return connection.execute(statement).first() is not None
+
+    def remembered(self, kind: str, name: str, action: str, outcome: str) -> list[Remembered]:
+        """Recall (reconcilers/rollouts.py): one resource's rows of an action and outcome,
+        newest first, at most REMEMBERED of them (what a reconciler remembers across restarts)."""
+        statement = (
+            sa.select(actions.c.time, actions.c.after, actions.c.error)
+            .where(actions.c.kind == kind)
+            .where(actions.c.name == name)
+            .where(actions.c.action == action)
+            .where(actions.c.outcome == outcome)
+            .order_by(actions.c.time.desc(), actions.c.id.desc())
+            .limit(REMEMBERED)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).mappings().all()
+        return [Remembered(as_utc(row["time"]), dict(row["after"] or {}), row["error"]) for row in rows]
 
     def mark_interrupted(self) -> list[ActionRecord]:
         """Turn every `pending` journal row into `interrupted` (its data kept); those rows, oldest

@@ -22,7 +22,7 @@ from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord, Resumed
 from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.operator.values import value_text
-from homeostat.reconcilers.actions import ObserveError, Outcome, Plan
+from homeostat.reconcilers.actions import ObserveError, Outcome, Plan, RolloutState
 from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import AnyReconciler, merge_plans
 from homeostat.reconcilers.registry import dependencies
@@ -37,6 +37,9 @@ class State(StrEnum):
     SUSPENDED = "Suspended"
     BACKING_OFF = "BackingOff"
     NOT_REACHED = "NotReached"
+    # A watched ECS deployment (issue 13): settling, or failed and held back. Neither drift nor error.
+    DEPLOYING = "Deploying"
+    DEPLOYMENT_FAILED = "DeploymentFailed"
 
 
 class Result(StrEnum):
@@ -238,6 +241,10 @@ def classify(plan: Plan, records: Sequence[ActionRecord], *, dry_run: bool) -> t
     """The state and status message of one resource after its actions ran. Pure."""
     if plan.error is not None:
         return State.ERROR, plan.error
+    rollout = plan.rollout
+    if not plan.actions and rollout is not None and rollout.state != RolloutState.COMPLETED:
+        state = State.DEPLOYING if rollout.state == RolloutState.DEPLOYING else State.DEPLOYMENT_FAILED
+        return state, rollout.message
     if not plan.actions:
         return State.IN_SYNC, "; ".join(("in sync", *plan.notes))
     failed = [r for r in records if r.outcome == Outcome.FAILED]

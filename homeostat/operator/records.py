@@ -137,7 +137,7 @@ def event_record(event: Event, *, time: datetime, revision: str) -> ActionRecord
                 target=event.target,
                 outcome=Outcome.FAILED,
                 before={},
-                after={},
+                after=dict(event.after),
                 reason=event.reason,
                 error=event.error,
                 revision=revision,

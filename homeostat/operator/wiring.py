@@ -107,7 +107,7 @@ def build_runtime(
         reporter=reporter,
         requests=requests,
         aws=aws,
-        reconcilers=tuple(reconcilers) if reconcilers is not None else default_reconcilers(),
+        reconcilers=tuple(reconcilers) if reconcilers is not None else default_reconcilers(recall=history),
         executor=Executor(history, reporter.metrics, log, clock, settings.concurrency),
         history=history,
         lease=Lease(history.engine) if history is not None else None,

@@ -79,6 +79,25 @@ class Finding:
     target: str
     reason: str
     error: str
+    # What the row must remember (a failed deployment: its task definition and manifests digest).
+    after: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RolloutState(StrEnum):
+    """A watched ECS deployment (the `state` label of deployment_state)."""
+
+    DEPLOYING = "deploying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """The watched deployment of a resource, for classify: deploying and failed are resource
+    states of their own (`Deploying`, `DeploymentFailed`), neither drift nor error."""
+
+    state: RolloutState
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +124,7 @@ class Plan:
     measurements: tuple[Measurement, ...] = ()
     findings: tuple[Finding, ...] = ()
     facts: Mapping[str, Any] = field(default_factory=dict)
+    rollout: Rollout | None = None
 
     @property
     def in_sync(self) -> bool:

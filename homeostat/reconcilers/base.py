@@ -95,4 +95,5 @@ def merge_plans(plans: Sequence[Plan]) -> Plan:
         measurements=tuple(m for p in plans for m in p.measurements),
         findings=tuple(f for p in plans for f in p.findings),
         facts={k: v for p in reversed(plans) for k, v in p.facts.items()},
+        rollout=next((p.rollout for p in plans if p.rollout is not None), None),
     )

@@ -21,6 +21,7 @@ from homeostat.desired_state.validation import CrossCheck, Resolve
 from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarm_state import Contribute
 from homeostat.reconcilers.base import Reconciler
+from homeostat.reconcilers.rollouts import Recall
 
 M = TypeVar("M", bound=ManifestBase)
 T = TypeVar("T")
@@ -53,8 +54,10 @@ class Shared:
     across passes share, one value per type, created on first use. A cache lives here, not in
     a module, so each wiring (a process, a test) starts empty."""
 
-    def __init__(self) -> None:
+    def __init__(self, recall: Recall | None = None) -> None:
         self._shared: dict[Callable[[], Any], Any] = {}
+        # The history database, read-only (None: `plan`, which has none): memory across restarts.
+        self.recall = recall
 
     def get(self, kind: Callable[[], T]) -> T:
         """The wiring's one value made by `kind` (a class taking no arguments)."""

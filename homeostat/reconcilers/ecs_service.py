@@ -10,14 +10,18 @@ are reconciled on the scalable target with RegisterScalableTarget.
 carries its declared digest (the family's revisions are listed once per family per pass,
 each revision's tags read once per process, shared with ECSTaskDefinition's reconciler).
 A service that is not ACTIVE (DRAINING, INACTIVE) or missing is an error: nothing is sent.
+The deployment carrying the wanted task definition is watched (rollouts.py): while it is
+IN_PROGRESS the service is Deploying and a timed pass follows every few seconds; a failed one
+is DeploymentFailed, recorded once, and its revision is held back until the manifests change.
 """
 
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, model_validator
@@ -26,9 +30,19 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import AWS_NAME, NAME_PATTERN, ManifestBase, SpecBase, Strict
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import where
-from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
+from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
+from homeostat.reconcilers.rollouts import (
+    DEPLOYMENT_STATE,
+    SETTLE_SECONDS,
+    Recall,
+    RolloutMemory,
+    Verdict,
+    deployment_gauge,
+    deployments_of,
+    verdict,
+)
 from homeostat.reconcilers.task_definitions import RevisionCatalog, TaskDefinitionSpec, digest_of, holding
 
 KIND = Kind("ECSService")
@@ -41,6 +55,7 @@ SCALABLE_DIMENSION = "ecs:service:DesiredCount"
 class ECSAction(StrEnum):
     UPDATE_SERVICE = "update_service"
     UPDATE_SCALABLE_TARGET = "update_scalable_target"
+    DEPLOYMENT_FAILED = "deployment_failed"
 
 
 class AutoscalingBounds(Strict):
@@ -143,6 +158,9 @@ class ServiceObservation:
     declared: DeclaredRevision | None = None
     running_count: int | None = None
     rollout: str | None = None
+    # The watched deployment of the wanted task definition, and the manifests digest it is keyed by.
+    watched: Verdict | None = None
+    manifests: str = ""
 
 
 def primary_rollout(item: Mapping[str, Any]) -> str | None:
@@ -196,6 +214,48 @@ def not_active(
     return None
 
 
+def wanted_task_definitions(spec: ECSServiceSpec, declared: DeclaredRevision | None) -> tuple[str, ...]:
+    """What the service should run: its pin, or the ACTIVE revisions holding the declared content."""
+    if spec.taskDefinition is not None:
+        return (spec.taskDefinition,)
+    return declared.arns if declared is not None else ()
+
+
+def runs_one_of(wanted: Sequence[str], live_arn: str) -> bool:
+    """Whether a task definition ARN is one of the wanted pins or revisions."""
+    return any(same_task_definition(w, live_arn) for w in wanted)
+
+
+def manifests_digest(spec: ECSServiceSpec, declared: DeclaredRevision | None) -> str:
+    """The digest of the service's manifest and its task definition's declared content: a
+    failed revision is held back until this changes."""
+    return digest_of(
+        {"service": spec.model_dump(mode="json"), "taskDefinition": declared.digest if declared else None}
+    )
+
+
+def _failure_finding(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> tuple[Finding, ...]:
+    """The one history row of a failed deployment: its error names the task definition and the
+    manifests digest (so another failure with the same reason is another row), its `after`
+    is what keeps that revision from being sent again."""
+    failure = live.watched.new_failure if live.watched is not None else None
+    if failure is None:
+        return ()
+    task_definition, reason = failure
+    return (
+        Finding(
+            kind=KIND,
+            name=name,
+            action=ECSAction.DEPLOYMENT_FAILED,
+            target=f"{cluster_name(spec.cluster)}/{spec.service}",
+            reason="rollout: the deployment failed; its revision is not sent again until the manifest "
+            "of the service or of its task definition changes",
+            error=f"{reason} (task definition {task_definition}, manifests {live.manifests[:12]})",
+            after={"taskDefinition": task_definition, "manifests": live.manifests},
+        ),
+    )
+
+
 def _awaited_move(
     name: str, spec: ECSServiceSpec, live: ServiceObservation, declared: DeclaredRevision
 ) -> Action:
@@ -230,15 +290,19 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
         before["desiredCount"] = live.desired_count
         after["desiredCount"] = spec.desiredCount
         params["desiredCount"] = spec.desiredCount
-    if spec.taskDefinition is not None and not same_task_definition(
-        spec.taskDefinition, live.task_definition
+    # A watched deployment that settles or failed holds the task definition back: nothing re-sent.
+    held = live.watched is not None and live.watched.holds_back
+    if (
+        not held
+        and spec.taskDefinition is not None
+        and not same_task_definition(spec.taskDefinition, live.task_definition)
     ):
         before["taskDefinition"] = live.task_definition
         after["taskDefinition"] = spec.taskDefinition
         params["taskDefinition"] = spec.taskDefinition
     declared = live.declared
     awaited = None
-    if declared is not None and live.task_definition not in declared.arns:
+    if not held and declared is not None and live.task_definition not in declared.arns:
         if declared.arns:
             before["taskDefinition"] = live.task_definition
             after["taskDefinition"] = params["taskDefinition"] = declared.arns[0]
@@ -303,8 +367,12 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
 class ECSServiceReconciler:
     kinds = (KIND,)
 
-    def __init__(self, catalog: RevisionCatalog | None = None) -> None:
+    def __init__(self, catalog: RevisionCatalog | None = None, recall: Recall | None = None) -> None:
         self.catalog = catalog or RevisionCatalog()
+        self.recall = recall
+        # Services whose deployment settles (or was just sent): they want a pass soon. Replaced
+        # whole by the kind's worker, read by the daemon's wake-up computation.
+        self._settling: frozenset[str] = frozenset()
 
     def observe(
         self, resources: Sequence[Resource[ECSService]], desired: DesiredState, aws: AwsClients, now: datetime
@@ -344,6 +412,18 @@ class ECSServiceReconciler:
                 if error is not None or item is None or isinstance(wanted, ObserveError):
                     results[resource.name] = ObserveError(error or "not observed")
                 else:
+                    manifests = manifests_digest(spec, wanted)
+                    runs = wanted_task_definitions(spec, wanted)
+                    watched = (
+                        verdict(
+                            partial(runs_one_of, runs),
+                            manifests,
+                            deployments_of(item),
+                            self._memory(resource.name),
+                        )
+                        if runs
+                        else None
+                    )
                     results[resource.name] = ServiceObservation(
                         cluster=cluster,
                         service=spec.service,
@@ -353,8 +433,26 @@ class ECSServiceReconciler:
                         declared=wanted,
                         running_count=int(item.get("runningCount", 0)),
                         rollout=primary_rollout(item),
+                        watched=watched,
+                        manifests=manifests,
                     )
+        self._settling = frozenset(
+            name
+            for name, seen in results.items()
+            if isinstance(seen, ServiceObservation)
+            and seen.watched is not None
+            and seen.watched.rollout.state == RolloutState.DEPLOYING
+        )
         return results
+
+    def _memory(self, name: str) -> RolloutMemory | None:
+        """What the history remembers of this service's task definitions (None without one)."""
+        if self.recall is None:
+            return None
+        return RolloutMemory(
+            sent=tuple(self.recall.remembered(str(KIND), name, ECSAction.UPDATE_SERVICE, "applied")),
+            failed=tuple(self.recall.remembered(str(KIND), name, ECSAction.DEPLOYMENT_FAILED, "failed")),
+        )
 
     def _declared(
         self, resources: Sequence[Resource[ECSService]], desired: DesiredState, ecs: Any, now: datetime
@@ -431,12 +529,18 @@ class ECSServiceReconciler:
             )
         if observed.scalable_target is not None and spec.desiredCount is None:
             notes = (f"desiredCount {observed.desired_count} is owned by Application Auto Scaling",)
+        watched = observed.watched
+        targets = wanted_task_definitions(spec, observed.declared)
+        in_place = runs_one_of(targets, observed.task_definition)
         return Plan(
             KIND,
             resource.name,
             actions=diff_service(resource.name, spec, observed),
             notes=notes,
             facts=service_facts(observed),
+            findings=_failure_finding(resource.name, spec, observed),
+            measurements=deployment_gauge(resource.name, watched, in_place) if targets else (),
+            rollout=watched.rollout if watched is not None else None,
         )
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
@@ -454,6 +558,8 @@ class ECSServiceReconciler:
                     continue
                 if action.action == ECSAction.UPDATE_SERVICE:
                     aws.client("ecs").update_service(**action.params)
+                    if "taskDefinition" in action.params:  # a deployment starts: watch it soon
+                        self._settling = self._settling | {action.name}
                 elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
                     aws.client("application-autoscaling").register_scalable_target(
                         ServiceNamespace="ecs",
@@ -471,7 +577,8 @@ class ECSServiceReconciler:
         return results
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
-        return []
+        """A pass every few seconds while a deployment settles (not the resync)."""
+        return [now + timedelta(seconds=SETTLE_SECONDS)] if self._settling else []
 
 
 def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
@@ -493,7 +600,7 @@ def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestEr
 
 
 def _reconciler(shared: Shared) -> ECSServiceReconciler:
-    return ECSServiceReconciler(shared.get(RevisionCatalog))
+    return ECSServiceReconciler(shared.get(RevisionCatalog), shared.recall)
 
 
 def same_service_twice(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
@@ -530,7 +637,10 @@ DESCRIPTOR = KindDescriptor(
     actions={
         ECSAction.UPDATE_SERVICE: ("ecs:UpdateService",),
         ECSAction.UPDATE_SCALABLE_TARGET: ("application-autoscaling:RegisterScalableTarget",),
+        # A finding, not a change: seen in DescribeServices' deployments.
+        ECSAction.DEPLOYMENT_FAILED: ("ecs:DescribeServices",),
     },
+    gauges=(DEPLOYMENT_STATE,),
     observations=(
         "ecs:DescribeServices",
         "application-autoscaling:DescribeScalableTargets",

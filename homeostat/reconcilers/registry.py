@@ -30,6 +30,7 @@ from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarms import AlarmReconciler
 from homeostat.reconcilers.base import AnyReconciler
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared
+from homeostat.reconcilers.rollouts import Recall
 
 Registry = Sequence[KindDescriptor[Any]]
 
@@ -88,13 +89,15 @@ def gauges(registry: Registry = KINDS) -> tuple[GaugeSpec, ...]:
     return tuple(found.values())
 
 
-def default_reconcilers(registry: Registry = KINDS) -> tuple[AnyReconciler, ...]:
+def default_reconcilers(
+    registry: Registry = KINDS, recall: Recall | None = None
+) -> tuple[AnyReconciler, ...]:
     """The reconcilers in pass order: each kind's own (stateless, or built for this wiring when
     it remembers: `make_reconciler`), and a new alarm reconciler
     (it remembers its last listing) placed at the first kind contributing alarm rules,
     planning for every such kind. One call per process wiring: `run`, `plan`, `demo`."""
     reconcilers: list[AnyReconciler] = []
-    shared = Shared()
+    shared = Shared(recall)
     contributors = {d.kind: d.alarm_rules for d in in_pass_order(registry) if d.alarm_rules is not None}
     alarms = AlarmReconciler(contributors) if contributors else None
     for descriptor in in_pass_order(registry):
