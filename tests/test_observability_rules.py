@@ -31,6 +31,7 @@ EXPECTED_ALERTS = {
     "HomeostatSnapshotTooOld",  # newest snapshot older than 26 hours
     "HomeostatMaintenanceWindowTooLong",  # alarms silenced too long
     "HomeostatSuspendedTooLong",  # a plain `suspend: true` held over 24 hours
+    "HomeostatDeploymentFailed",  # a watched ECS deployment failed (issue 13)
 }
 RUNBOOK = ALERTS.parent / "runbook.md"
 
