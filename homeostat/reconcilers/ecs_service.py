@@ -56,6 +56,7 @@ class ECSAction(StrEnum):
     UPDATE_SERVICE = "update_service"
     UPDATE_SCALABLE_TARGET = "update_scalable_target"
     DEPLOYMENT_FAILED = "deployment_failed"
+    REDEPLOY = "redeploy"
 
 
 class AutoscalingBounds(Strict):
@@ -91,6 +92,15 @@ class ECSServiceSpec(SpecBase):
             pattern=NAME_PATTERN,
             description="Instead of taskDefinition: the ECSTaskDefinition resource whose declared "
             "content the service runs (a commit is a deployment, a revert a rollback).",
+        ),
+    ] = None
+    redeployToken: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=255,
+            description="A new value sends one UpdateService with forceNewDeployment, once per value, "
+            "ever (the runbook's restart).",
         ),
     ] = None
     autoscaling: Annotated[
@@ -161,6 +171,8 @@ class ServiceObservation:
     # The watched deployment of the wanted task definition, and the manifests digest it is keyed by.
     watched: Verdict | None = None
     manifests: str = ""
+    # The redeployToken last applied, from the history; NOT_REMEMBERED without one (`plan`).
+    applied_token: str | None = None
 
 
 def primary_rollout(item: Mapping[str, Any]) -> str | None:
@@ -212,6 +224,34 @@ def not_active(
         status = item.get("status")
         return f"service {service} in cluster {cluster} is {status}, not ACTIVE: no UpdateService is sent"
     return None
+
+
+# What `plan` (no history store) knows of the last applied redeployToken: nothing.
+NOT_REMEMBERED = "(unknown: plan does not read the history)"
+
+
+def redeploy(name: str, spec: ECSServiceSpec, applied: str | None) -> tuple[Action, ...]:
+    """Pure: one forced new deployment when the declared redeployToken differs from the one
+    last applied (the first value set counts as different). Without a history (`plan`) it
+    cannot know, and says "would redeploy" only then."""
+    token = spec.redeployToken
+    if token is None or token == applied:
+        return ()
+    unknown = applied == NOT_REMEMBERED
+    return (
+        Action(
+            kind=KIND,
+            name=name,
+            action=ECSAction.REDEPLOY,
+            target=f"{cluster_name(spec.cluster)}/{spec.service}",
+            before={"redeployToken": applied},
+            after={"redeployToken": token},
+            reason="redeploy: would redeploy unless the history holds this redeployToken as applied"
+            if unknown
+            else "redeploy: redeployToken differs from the one last applied",
+            params={"cluster": spec.cluster, "service": spec.service, "forceNewDeployment": True},
+        ),
+    )
 
 
 def wanted_task_definitions(spec: ECSServiceSpec, declared: DeclaredRevision | None) -> tuple[str, ...]:
@@ -358,6 +398,7 @@ def diff_service(name: str, spec: ECSServiceSpec, live: ServiceObservation) -> t
             )
     if awaited is not None:
         actions.append(awaited)
+    actions.extend(redeploy(name, spec, live.applied_token))
     if conflict is not None:
         # Nothing of a conflicted resource is changed: report every action as conflicted.
         actions = [a if a.conflict else dataclasses.replace(a, conflict=conflict) for a in actions]
@@ -435,6 +476,7 @@ class ECSServiceReconciler:
                         rollout=primary_rollout(item),
                         watched=watched,
                         manifests=manifests,
+                        applied_token=self._applied_token(resource.name),
                     )
         self._settling = frozenset(
             name
@@ -444,6 +486,19 @@ class ECSServiceReconciler:
             and seen.watched.rollout.state == RolloutState.DEPLOYING
         )
         return results
+
+    def _applied_token(self, name: str) -> str | None:
+        """The redeployToken last sent to this service. An `interrupted` row counts as sent:
+        AWS may have seen the call, and a restart must never redeploy twice."""
+        if self.recall is None:
+            return NOT_REMEMBERED
+        rows = [
+            row
+            for outcome in ("applied", "interrupted")
+            for row in self.recall.remembered(str(KIND), name, ECSAction.REDEPLOY, outcome)
+        ]
+        newest = max(rows, key=lambda row: row.time, default=None)
+        return str(newest.after.get("redeployToken")) if newest is not None else None
 
     def _memory(self, name: str) -> RolloutMemory | None:
         """What the history remembers of this service's task definitions (None without one)."""
@@ -556,7 +611,7 @@ class ECSServiceReconciler:
                         )
                     )
                     continue
-                if action.action == ECSAction.UPDATE_SERVICE:
+                if action.action in {ECSAction.UPDATE_SERVICE, ECSAction.REDEPLOY}:
                     aws.client("ecs").update_service(**action.params)
                     if "taskDefinition" in action.params:  # a deployment starts: watch it soon
                         self._settling = self._settling | {action.name}
@@ -639,6 +694,7 @@ DESCRIPTOR = KindDescriptor(
         ECSAction.UPDATE_SCALABLE_TARGET: ("application-autoscaling:RegisterScalableTarget",),
         # A finding, not a change: seen in DescribeServices' deployments.
         ECSAction.DEPLOYMENT_FAILED: ("ecs:DescribeServices",),
+        ECSAction.REDEPLOY: ("ecs:UpdateService",),
     },
     gauges=(DEPLOYMENT_STATE,),
     observations=(
