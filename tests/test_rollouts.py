@@ -90,6 +90,17 @@ def test_a_remembered_failure_holds_back_under_the_same_manifests_only() -> None
     assert verdict(is_two, "m2", rolled_back, memory) is None
 
 
+def test_a_failure_no_longer_holds_back_once_another_revision_was_sent_after_it() -> None:
+    """A fix deployed after the failure, then reverted to the failed manifests: a new deployment."""
+    failure = Remembered(NOW, {"taskDefinition": ARN.format(2), "manifests": "m1"}, "boom")
+    count_only = Remembered(NOW + timedelta(minutes=1), {"desiredCount": 3}, None)
+    held = verdict(is_two, "m1", [], RolloutMemory(sent=(count_only,), failed=(failure,)))
+    assert held is not None
+    assert held.holds_back
+    fix = Remembered(NOW + timedelta(minutes=2), {"taskDefinition": ARN.format(3)}, None)
+    assert verdict(is_two, "m1", [], RolloutMemory(sent=(fix, count_only), failed=(failure,))) is None
+
+
 deployment_st = st.builds(
     Deployment,
     st.sampled_from([ARN.format(1), ARN.format(2), ARN.format(3)]),
@@ -97,27 +108,34 @@ deployment_st = st.builds(
     st.sampled_from([None, "IN_PROGRESS", "COMPLETED", "FAILED"]),
     st.sampled_from(["", ROLLBACK, TASKS_FAILED]),
 )
-remembered_st = st.builds(
-    Remembered,
-    st.datetimes(timezones=st.just(UTC)),
-    st.fixed_dictionaries(
-        {
-            "taskDefinition": st.sampled_from([ARN.format(1), ARN.format(2)]),
-            "manifests": st.sampled_from(["m1", "m2"]),
-        }
-    ),
-    st.none(),
-)
+
+
+def remembered_st(before: datetime | None = None) -> st.SearchStrategy[Remembered]:
+    """History rows of task definitions 1 and 2; `before`: only rows older than that."""
+    latest = before.replace(tzinfo=None) - timedelta(seconds=1) if before else datetime(9999, 1, 1)
+    return st.builds(
+        Remembered,
+        st.datetimes(max_value=latest, timezones=st.just(UTC)),
+        st.fixed_dictionaries(
+            {
+                "taskDefinition": st.sampled_from([ARN.format(1), ARN.format(2)]),
+                "manifests": st.sampled_from(["m1", "m2"]),
+            }
+        ),
+        st.none(),
+    )
 
 
 @given(
     st.lists(deployment_st, max_size=4),
-    st.lists(remembered_st, max_size=3),
-    st.lists(remembered_st, max_size=3),
+    st.lists(remembered_st(before=NOW), max_size=3),
+    st.lists(remembered_st(), max_size=3),
 )
 def test_a_recorded_failure_always_holds_its_revision_back_under_unchanged_manifests(
     deployments: list[Deployment], sent: list[Remembered], other_failures: list[Remembered]
 ) -> None:
+    """Whatever DescribeServices shows and whatever else was recorded, as long as homeostat sent
+    no other revision since the failure (the manifests did not change and back)."""
     failure = Remembered(NOW, {"taskDefinition": ARN.format(2), "manifests": "m1"}, "boom")
     memory = RolloutMemory(tuple(sent), (*other_failures, failure))
     found = verdict(is_two, "m1", deployments, memory)

@@ -99,14 +99,15 @@ def verdict(
     """Pure: the watched deployment of the wanted task definition (`matches`), or None when
     there is none to watch (the service is moved to it as ordinary drift).
 
-    A failure recorded for this task definition under these manifests holds it back for
-    ever; a deployment carrying it is IN_PROGRESS (deploying), FAILED (failed) or done; a
-    deployment gone because the circuit breaker rolled back to another revision is a failure
-    when homeostat sent the wanted one after the last failure it recorded of it (so a rollback
-    seen again after the manifests changed is not taken for the new send's failure)."""
+    A failure recorded for this task definition under these manifests holds it back until
+    homeostat sends another one (the manifests changed, and may change back); a deployment
+    carrying it is IN_PROGRESS (deploying), FAILED (failed) or done; a deployment gone because
+    the circuit breaker rolled back to another revision is a failure when homeostat sent the
+    wanted one after the last failure it recorded of it (so a rollback seen again after the
+    manifests changed is not taken for the new send's failure)."""
     failed = [r for r in (memory.failed if memory else ()) if matches(str(r.after.get("taskDefinition")))]
     for row in failed:
-        if row.after.get("manifests") == manifests:
+        if row.after.get("manifests") == manifests and not _moved_on(matches, row, memory):
             return Verdict(Rollout(RolloutState.FAILED, _held_back(row.error or "deployment failed")))
     carrying = next((d for d in deployments if matches(d.task_definition)), None)
     if carrying is not None:
@@ -133,6 +134,17 @@ def verdict(
         wanted = str(sent.after.get("taskDefinition"))
         return Verdict(Rollout(RolloutState.FAILED, _held_back(primary.reason)), (wanted, primary.reason))
     return None
+
+
+def _moved_on(matches: Callable[[str], bool], failure: Remembered, memory: RolloutMemory | None) -> bool:
+    """Whether homeostat sent another task definition after this failure: the manifests changed
+    in between, so the same manifests again (a revert of the fix) are a new deployment."""
+    return any(
+        "taskDefinition" in row.after
+        and not matches(str(row.after["taskDefinition"]))
+        and row.time > failure.time
+        for row in (memory.sent if memory else ())
+    )
 
 
 def _held_back(reason: str) -> str:
