@@ -15,15 +15,18 @@ from typing import Any
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from homeostat.desired_state.loading import load_directory
 from homeostat.desired_state.state import DesiredState
+from homeostat.metrics import Metrics
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.passes import PassReport, State, run_pass
+from homeostat.operator.reporter import Reporter
 from homeostat.reconcilers.actions import RolloutState
 from homeostat.reconcilers.ecs_service import ECSServiceReconciler
-from homeostat.reconcilers.registry import kind_table
+from homeostat.reconcilers.registry import gauges, kind_table
 from homeostat.reconcilers.rollouts import Deployment, Remembered, RolloutMemory, verdict
 
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -276,6 +279,27 @@ def test_a_failed_rollout_is_recorded_once_and_its_revision_is_never_sent_again(
     changed = pinned(tmp_path / "d", 2, count=2)
     one_pass(changed, ecs, store)
     assert [u.get("taskDefinition") for u in ecs.updates] == ["shop-api:2", "shop-api:2"]
+
+
+def test_deployment_state_is_exported_and_a_failed_rollout_counts_as_a_successful_reconcile(
+    tmp_path: Path,
+) -> None:
+    ecs, store = RollingEcs(), HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+    desired = pinned(tmp_path / "d", 2)
+    registry = CollectorRegistry()
+    reporter = Reporter(Metrics(registry, gauges()))
+    one_pass(desired, ecs, store)
+    ecs.fail()
+    report, _ = one_pass(desired, ecs, store)
+    reporter.pass_reported(report)
+    values = {
+        state: registry.get_sample_value("homeostat_deployment_state", {"name": "api", "state": state})
+        for state in ("deploying", "completed", "failed")
+    }
+    assert values == {"deploying": 0, "completed": 0, "failed": 1}
+    labels = {"kind": "ECSService", "result": "success"}
+    assert registry.get_sample_value("homeostat_reconcile_total", labels) == 1
+    assert registry.get_sample_value("homeostat_resource_in_sync", {"kind": "ECSService", "name": "api"}) == 0
 
 
 def test_a_rollback_seen_only_after_the_deployment_left_the_list_is_a_failure(tmp_path: Path) -> None:
