@@ -326,6 +326,7 @@ def test_plan_without_a_history_shows_a_listed_failure_and_never_crashes(tmp_pat
     assert plan.rollout.state == RolloutState.FAILED
     assert plan.actions == ()
     assert len(plan.findings) == 1
+    assert any(TASKS_FAILED in note for note in plan.notes)  # what `plan` prints
 
 
 @given(st.lists(st.sampled_from(["wait", "settle", "fail", "fail_forget"]), max_size=12))

@@ -585,6 +585,8 @@ class ECSServiceReconciler:
         if observed.scalable_target is not None and spec.desiredCount is None:
             notes = (f"desiredCount {observed.desired_count} is owned by Application Auto Scaling",)
         watched = observed.watched
+        if watched is not None and watched.holds_back:  # `plan` shows it too
+            notes = (*notes, watched.rollout.message)
         targets = wanted_task_definitions(spec, observed.declared)
         in_place = runs_one_of(targets, observed.task_definition)
         return Plan(
