@@ -32,6 +32,7 @@ EXPECTED_ALERTS = {
     "HomeostatMaintenanceWindowTooLong",  # alarms silenced too long
     "HomeostatSuspendedTooLong",  # a plain `suspend: true` held over 24 hours
     "HomeostatDeploymentFailed",  # a watched ECS deployment failed (issue 13)
+    "HomeostatNoLeader",  # every daemon a standby (hot standby, issue 15)
 }
 RUNBOOK = ALERTS.parent / "runbook.md"
 
