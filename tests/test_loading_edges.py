@@ -27,17 +27,7 @@ from homeostat.desired_state.loading import DirectoryLoader, load_directory, loa
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.cli import main
 from homeostat.reconcilers.registry import kind_table
-
-ECS = """\
-apiVersion: homeostat/v1
-kind: ECSService
-metadata:
-  name: {name}
-spec:
-  cluster: prod
-  service: prod-{name}
-  desiredCount: 2
-"""
+from tests.test_manifests import ECS
 
 
 def write(directory: Path, relative: str, content: str | bytes) -> Path:
