@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -188,7 +189,9 @@ def test_the_loader_rereads_a_file_that_changes_while_it_reads(
             (tmp_path / "api.yaml").write_text(complete)
         waits.append(seconds)
 
-    monkeypatch.setattr(loading, "time", SimpleNamespace(sleep=writer_finishes_during_the_wait))
+    monkeypatch.setattr(
+        loading, "time", SimpleNamespace(sleep=writer_finishes_during_the_wait, time=time.time)
+    )
     desired = loading.load_directory(tmp_path, kinds=kind_table())
     manifest = desired.resources[0].manifest
     assert isinstance(manifest, ECSService)
@@ -204,10 +207,28 @@ def test_the_loader_takes_a_file_once_two_reads_agree(
     (tmp_path / "api.yaml").write_text(
         complete[: complete.index("desiredCount: 12") + len("desiredCount: 1")]
     )
-    monkeypatch.setattr(loading, "time", SimpleNamespace(sleep=lambda _seconds: None))
+    monkeypatch.setattr(loading, "time", SimpleNamespace(sleep=lambda _seconds: None, time=time.time))
     manifest = loading.load_directory(tmp_path, kinds=kind_table()).resources[0].manifest
     assert isinstance(manifest, ECSService)
     assert manifest.spec.desiredCount == 1
+
+
+def test_files_older_than_the_settle_time_are_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pause for a directory nothing is writing to (a pre-commit hook, a settled checkout); a file
+    modified just now, or during the read, is read again after a pause."""
+    (tmp_path / "api.yaml").write_text(service_manifest("api", 3))
+    waits: list[float] = []
+    monkeypatch.setattr(loading, "time", SimpleNamespace(sleep=waits.append, time=time.time))
+    loading.load_directory(tmp_path, kinds=kind_table())
+    assert len(waits) == 1, "written just now: read, pause, read again (the same)"
+    settled = time.time() - 2.5  # older than the settle time
+    os.utime(tmp_path / "api.yaml", (settled, settled))
+    waits.clear()
+    desired = loading.load_directory(tmp_path, kinds=kind_table())
+    assert waits == []
+    assert desired.resources[0].name == "api"
 
 
 def test_only_manifest_changes_make_the_revision_dirty(tmp_path: Path) -> None:
@@ -223,3 +244,19 @@ def test_only_manifest_changes_make_the_revision_dirty(tmp_path: Path) -> None:
     (repo / "local.yaml").write_text(service_manifest("web", 1))
     revision = load_directory(repo, kinds=kind_table()).revision
     assert revision.startswith(f"{commit}-dirty.")
+
+
+def test_renames_and_odd_file_names_are_judged_by_the_new_path(tmp_path: Path) -> None:
+    """`git status -z` entries: a staged rename of a README to a name with spaces and an arrow is not
+    a manifest change; a rename of a manifest is; an empty repository has no commit to name."""
+    from homeostat.desired_state.loading import load_directory
+
+    repo = new_repo(tmp_path / "repo")
+    assert load_directory(repo, kinds=kind_table()).revision.startswith("sha256:")
+    (repo / "api.yaml").write_text(service_manifest("api", 1))
+    (repo / "notes.md").write_text("notes\n")
+    commit = commit_all(repo, "api")[:12]
+    subprocess.run(["git", "-C", str(repo), "mv", "notes.md", "x.yaml -> notes old.md"], check=True)
+    assert load_directory(repo, kinds=kind_table()).revision == commit
+    subprocess.run(["git", "-C", str(repo), "mv", "api.yaml", "shop api.yaml"], check=True)
+    assert load_directory(repo, kinds=kind_table()).revision.startswith(f"{commit}-dirty.")

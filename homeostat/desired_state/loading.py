@@ -33,6 +33,11 @@ from homeostat.desired_state.state import (
 from homeostat.desired_state.validation import KindTable, cross_check
 
 _STABLE_READ_ATTEMPTS = 5
+# A file modified this recently may still be being written (git-sync, an editor, a copy): its
+# directory is read again after a pause, until two reads agree. Anything older was complete
+# before the read began, so one read is enough, and a one-shot command (`validate` in a
+# pre-commit hook) pays no pause. The margin is wide for file systems with coarse timestamps.
+_SETTLE_SECONDS = 2.0
 
 
 def manifest_files(directory: Path) -> list[Path]:
@@ -40,9 +45,23 @@ def manifest_files(directory: Path) -> list[Path]:
     return walk(directory)[0]
 
 
+def _recently_modified(directory: Path, files: Mapping[Path, bytes], now: float) -> bool:
+    """Whether any file read was modified within _SETTLE_SECONDS of `now` (or can no longer be
+    stat-ed): checked after the read, so a write during the read counts too."""
+    for relative in files:
+        try:
+            if os.stat(directory / relative).st_mtime > now - _SETTLE_SECONDS:
+                return True
+        except OSError:
+            return True
+    return False
+
+
 def _read_stable(directory: Path) -> tuple[dict[Path, bytes], list[ManifestError]]:
-    """Read every manifest file; re-read while anything changes under us (a half-written file)."""
+    """Read every manifest file; while any may be half-written, re-read until two reads agree."""
     previous = read_tree(directory)
+    if not _recently_modified(directory, previous[0], time.time()):
+        return previous
     for _ in range(_STABLE_READ_ATTEMPTS - 1):
         time.sleep(0.05)
         current = read_tree(directory)

@@ -3,7 +3,7 @@
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from homeostat.desired_state.identifiers import Revision
@@ -46,9 +46,24 @@ def git_output(directory: Path, *args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _is_manifest(path: str) -> bool:
-    """A `git status --porcelain` path (possibly quoted, or `old -> new`) that names a file we read."""
-    return is_read_name(path.strip().strip('"').split(" -> ")[-1])
+# Fields before the path in `git status --porcelain=v2` entries: ordinary, renamed, unmerged.
+_V2_FIELDS_BEFORE_PATH = {"1": 8, "2": 9, "u": 10}
+
+
+def _status_paths(entries: list[str]) -> Iterator[str]:
+    """The paths of `git status --porcelain=v2 -z` entries (a rename's new path; its old path is
+    the next entry, skipped), with no quoting to undo: -z prints paths verbatim."""
+    skip_next = False
+    for entry in entries:
+        if skip_next:
+            skip_next = False
+            continue
+        tag = entry[:1]
+        if tag in _V2_FIELDS_BEFORE_PATH:
+            yield entry.split(" ", _V2_FIELDS_BEFORE_PATH[tag])[-1]
+            skip_next = tag == "2"
+        elif tag in {"?", "!"}:
+            yield entry[2:]
 
 
 def git_revision(
@@ -58,17 +73,29 @@ def git_revision(
 
     A dirty tree gives `<commit>-dirty.<hash>`: the flag tells an operator the
     running state is not exactly a commit, and the hash keeps two different
-    dirty states from sharing one revision.
+    dirty states from sharing one revision. One git process answers both (the
+    commit is status's `branch.oid` header): every load, `validate` included, pays it.
     """
-    commit = git_output(directory, "rev-parse", "HEAD")
-    if not commit:
-        return None
     # Only what is read counts: a changed, untracked or git-ignored
     # *.yaml/*.yml/*.json makes the tree dirty; an editor's backup file or a README does not.
     status = git_output(
-        directory, "status", "--porcelain", "--untracked-files=all", "--ignored=traditional", "--", "."
+        directory,
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=all",
+        "--ignored=traditional",
+        "--",
+        ".",
     )
-    if status and any(_is_manifest(line[3:]) for line in status.splitlines()):
+    if status is None:
+        return None
+    entries = status.split("\0")
+    commit = next((e.removeprefix("# branch.oid ") for e in entries if e.startswith("# branch.oid ")), "")
+    if not commit or commit == "(initial)":
+        return None
+    if any(is_read_name(path) for path in _status_paths(entries)):
         return Revision(f"{commit[:12]}-dirty.{content_hash(files, unreadable).removeprefix('sha256:')[:8]}")
     return Revision(commit[:12])
 
