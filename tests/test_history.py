@@ -69,6 +69,29 @@ def test_migration_creates_the_schema(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_the_head_revision_constant_is_alembics_head_and_an_old_schema_is_upgraded(tmp_path: Path) -> None:
+    """HEAD_REVISION lets a current database skip Alembic: it must be the newest migration, and a
+    database at an older one is still upgraded (the shortcut is only taken at the head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from homeostat.operator.history import HEAD_REVISION, schema_revision
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    assert schema_revision(engine) is None
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    assert schema_revision(engine) == "0001"
+    HistoryStore(url).close()
+    assert schema_revision(engine) == HEAD_REVISION
+    engine.dispose()
+
+
 def test_migration_is_idempotent_and_keeps_rows(tmp_path: Path) -> None:
     """Reopening an existing database migrates nothing and keeps every row."""
     url = f"sqlite:///{tmp_path / 'h.db'}"
