@@ -6,7 +6,6 @@ heavy libraries each command imported (the contract: these commands need no AWS 
 database and no scheduler). No assertion: the figures are printed. `python -m benchmarks.startup`.
 """
 
-import compileall
 import resource
 import statistics
 import subprocess
@@ -14,6 +13,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.common import compile_bytecode
 
 RUNS = 7
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "desired-state"
@@ -40,14 +41,6 @@ def _run(command: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _compile_bytecode() -> None:
-    """Write the package's .pyc files first, as `pip install` does: an installed homeostat never
-    compiles its sources at start-up, but a checkout run with PYTHONDONTWRITEBYTECODE=1 would, on
-    every run, and the benchmark would measure the compiler."""
-    package = Path(__file__).resolve().parent.parent / "homeostat"
-    compileall.compile_dir(package, quiet=1)
-
-
 def _heavy_imports(args: list[str]) -> str:
     probe = _PROBE.format(heavy=HEAVY, args=args)
     result = subprocess.run(
@@ -65,7 +58,7 @@ def main() -> None:
         "validate examples": [sys.executable, "-m", "homeostat", "validate", str(EXAMPLES)],
         "schema": [sys.executable, "-m", "homeostat", "schema"],
     }
-    _compile_bytecode()
+    compile_bytecode()
     with tempfile.TemporaryDirectory():
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
