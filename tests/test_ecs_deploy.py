@@ -238,6 +238,31 @@ def test_the_demo_deploys_api_by_a_commit_of_its_image_and_then_reverts_it(tmp_p
     assert digest() == original
 
 
+def test_the_demo_holds_web_with_a_reason_and_a_hold_that_ends_by_itself(tmp_path: Path) -> None:
+    """The demo's hold edits services.yaml: web is held until the given instant, the others are not,
+    and the next hold replaces the previous one (the directory stays valid)."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from homeostat.desired_state.models import Hold
+    from homeostat.operator.demo import with_hold
+    from tests.conftest import EXAMPLES
+
+    shutil.copytree(EXAMPLES, tmp_path / "d")
+    services = tmp_path / "d" / "services.yaml"
+    first, second = datetime(2026, 12, 1, 11, 0, tzinfo=UTC), datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    services.write_text(with_hold(services.read_text(), first, "INC-1: held"))
+    services.write_text(with_hold(services.read_text(), second, "INC-2: held again"))
+    held = {
+        r.name: r.manifest.spec.suspend
+        for r in load_directory(tmp_path / "d", kinds=kind_table())
+        if r.kind == "ECSService"
+    }
+    assert held == {"api": False, "web": Hold(until=second, reason="INC-2: held again"), "worker": False}
+    with pytest.raises(ValueError, match="no suspend block"):
+        with_hold("spec: {}\n", first, "x")
+
+
 def test_a_failed_registration_moves_nothing_but_the_count_drift_is_still_fixed(
     clients: CountingClients, tmp_path: Path
 ) -> None:

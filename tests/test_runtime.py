@@ -455,3 +455,12 @@ def test_ctrl_c_during_run_once_stops_the_pass_and_exits_130(
     history = HistoryStore(url)
     assert [r for r in history.query(HistoryQuery()) if r.outcome == "failed"] == []
     history.close()
+
+
+def test_the_demo_prints_the_port_it_serves_when_asked_for_any_port() -> None:
+    """`demo --listen 127.0.0.1:0` chooses the free port itself: the URLs it prints are real."""
+    from homeostat.operator.demo import _free_listen
+
+    host, _, port = _free_listen("127.0.0.1:0").rpartition(":")
+    assert host == "127.0.0.1"
+    assert int(port) > 0

@@ -13,6 +13,7 @@ credentials into the wiring explicitly, and edits no environment variable.
 """
 
 import random
+import re
 import shutil
 import socket
 import sys
@@ -49,6 +50,9 @@ REGION = "us-east-1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
 DRIFT_EVERY_SECONDS = 20
 DEMO_RESYNC_SECONDS = 5
+HOLD_SECONDS = 25  # the demo's bounded hold of web ends in front of the viewer
+# The `suspend` block of web in services.yaml, commented out (as shipped) or in force.
+_HOLD_BLOCK = re.compile(r"^  (# )?suspend:\n  (# )?  until: .*\n  (# )?  reason: .*\n", re.MULTILINE)
 # moto accepts any credentials; these are passed explicitly, never through the environment.
 DEMO_KEY = "demo"
 
@@ -71,13 +75,16 @@ def say(message: str) -> None:
 
 
 def _free_listen(preferred: str) -> str:
+    """`preferred` when it can be bound, else a free port of 127.0.0.1; port 0 ("any") is
+    chosen here, so the URLs the demo prints are the ones it serves."""
     host, _, port = preferred.rpartition(":")
-    with socket.socket() as sock:
-        try:
-            sock.bind((host or "127.0.0.1", int(port)))
-            return preferred
-        except OSError:
-            pass
+    if port != "0":
+        with socket.socket() as sock:
+            try:
+                sock.bind((host or "127.0.0.1", int(port)))
+                return preferred
+            except OSError:
+                pass
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{sock.getsockname()[1]}"
@@ -86,6 +93,8 @@ def _free_listen(preferred: str) -> str:
 def _plain(event: MutableMapping[str, Any]) -> str | None:
     """A plain-words line for the log events a person watching the demo cares about."""
     name = event.get("event")
+    if name == "action" and event["action"] == "resume":
+        return f"homeostat RESUMED {event['kind']}/{event['name']}: {event['reason']}"
     if name == "action":
         changes = change_text(event["before"], event["after"])
         verb = {"applied": "APPLIED", "failed": "FAILED", "dry_run": "WOULD APPLY", "conflict": "CONFLICT"}[
@@ -208,7 +217,14 @@ class Chaos:
         self.random = random.Random(7)  # noqa: S311 - picks demo drift, not secrets
 
     def run(self) -> None:
-        moves = [self.scale_down, self.deploy_api, self.add_window, self.roll_back, self.silence_alarm]
+        moves = [
+            self.scale_down,
+            self.deploy_api,
+            self.hold_web,
+            self.add_window,
+            self.roll_back,
+            self.silence_alarm,
+        ]
         step = 0
         while not self.stop.wait(DRIFT_EVERY_SECONDS):
             try:
@@ -232,6 +248,19 @@ class Chaos:
         what = "reverted api to image" if new == "v1.2.3" else "committed a new api image"
         say(f"PERSON  {what} {new} in api-task-definition.json")
 
+    def hold_web(self) -> None:
+        """An incident: web is held for HOLD_SECONDS with a reason and scaled by hand meanwhile. The
+        hold ends by itself: homeostat records `resume` and puts web back at its declared count."""
+        until = utc_now().replace(microsecond=0) + timedelta(seconds=HOLD_SECONDS)
+        reason = "INC-4711: web held at 6 tasks while we investigate"
+        path = self.desired / "services.yaml"
+        path.write_text(with_hold(path.read_text(), until, reason))
+        self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", desiredCount=6)
+        say(
+            f"PERSON  held web until {time_of_day(until)} UTC ({reason}) in services.yaml "
+            "and scaled it to 6 tasks by hand"
+        )
+
     def roll_back(self) -> None:
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", taskDefinition=f"{CLUSTER}-web:16")
         say(f"PERSON  deployed task definition {CLUSTER}-web:16 by hand (the manifest pins :17)")
@@ -253,6 +282,16 @@ class Chaos:
         alarm = f"{CLUSTER}-{self.random.choice(ALARMS)}"
         self.cloudwatch.disable_alarm_actions(AlarmNames=[alarm])
         say(f"PERSON  disabled the actions of alarm {alarm} and forgot to turn them back on")
+
+
+def with_hold(services: str, until: datetime, reason: str) -> str:
+    """services.yaml with web's `suspend` block set to a bounded hold (replacing the commented
+    example, or the demo's previous hold). Pure."""
+    block = f'  suspend:\n    until: "{rfc3339(until)}"\n    reason: "{reason}"\n'
+    changed, count = _HOLD_BLOCK.subn(lambda _match: block, services, count=1)
+    if count != 1:
+        raise ValueError("services.yaml has no suspend block for web")
+    return changed
 
 
 def command_hint(argv0: str | None = None) -> str:
