@@ -28,6 +28,33 @@ def compile_bytecode() -> None:
     compileall.compile_dir(Path(__file__).resolve().parent.parent / "homeostat", quiet=1)
 
 
+def page_alarms_like_aws() -> None:
+    """Make this process's moto page DescribeAlarms as AWS does (MaxRecords, at most 100, and
+    NextToken). moto answers every alarm in one page whatever MaxRecords says, so a client of
+    10,000 alarms parses one 10,000-alarm answer (about 25 MB at once), which AWS never sends:
+    a memory benchmark would measure moto. A stand-in for AWS's paging, for benchmarks only."""
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    answer_all = CloudWatchResponse.describe_alarms
+
+    def paged(self: Any) -> ActionResult:
+        every: Any = answer_all(self).result
+        alarms = sorted([*every["MetricAlarms"], *every["CompositeAlarms"]], key=lambda a: a.name)
+        start = int(self._get_param("NextToken") or 0)
+        size = min(int(self._get_param("MaxRecords") or 50), 100)
+        page = alarms[start : start + size]
+        result: dict[str, Any] = {
+            "MetricAlarms": [a for a in page if a.rule is None],
+            "CompositeAlarms": [a for a in page if a.rule is not None],
+        }
+        if start + size < len(alarms):
+            result["NextToken"] = str(start + size)
+        return ActionResult(result)
+
+    CloudWatchResponse.describe_alarms = paged  # type: ignore[method-assign]
+
+
 class CountingAws:
     """moto's server on 127.0.0.1 counting the requests homeostat makes (by its user agent),
     and those of the floor scripts (`floor/`); `wrap` puts a middleware in front of moto."""
