@@ -168,7 +168,7 @@ def timing_note(spec: MaintenanceWindowSpec, now: datetime) -> str:
 class WindowObservation:
     """What one window's plan needs beyond its spec: the pass's read of the pending maintenance
     of its clusters (None: it lists none) and what the history remembers it applied (None: no
-    history, as in `plan`)."""
+    history, as in `plan`, or not asked: the window was not active when observed)."""
 
     read: PendingRead | None = None
     sent: frozenset[tuple[str, str, str]] | None = None
@@ -195,12 +195,14 @@ class MaintenanceWindowReconciler:
         clusters = sorted(
             {p.dbClusterIdentifier.lower() for r in listing for p in r.manifest.spec.applyPendingMaintenance}
         )
-        read = None
-        if clusters:
-            active = any(is_active(r.manifest.spec, now) for r in listing)
-            read = self._read(aws, clusters, now, active=active)
+        active = {r.name for r in listing if is_active(r.manifest.spec, now)}
+        read = self._read(aws, clusters, now, active=bool(active)) if clusters else None
+        # The history is asked only for an active window: a read taken before its occurrence
+        # began is never acted on, so an inactive one needs no memory.
         return {
-            r.name: WindowObservation(read, remembered_sent(self.recall, KIND, r.name))
+            r.name: WindowObservation(
+                read, remembered_sent(self.recall, KIND, r.name) if r.name in active else None
+            )
             if r.manifest.spec.applyPendingMaintenance
             else WindowObservation()
             for r in resources
