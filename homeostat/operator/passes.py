@@ -24,7 +24,7 @@ from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.operator.values import value_text
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan, RolloutState
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.base import AnyReconciler, merge_plans
+from homeostat.reconcilers.base import AnyReconciler, Routed, merge_plans
 from homeostat.reconcilers.registry import dependencies
 
 
@@ -211,13 +211,13 @@ def _plan_group(
 
 
 def _joined(parts: Sequence[tuple[AnyReconciler, Plan]]) -> tuple[AnyReconciler, Plan]:
-    """One plan of a resource, and the reconciler that applies its actions: at most one
-    reconciler acts on a resource (the others only note and measure)."""
-    acting = [reconciler for reconciler, plan in parts if plan.actions]
+    """One plan of a resource, and the reconciler that applies its actions: the one that planned
+    them, or a `Routed` one when several did (each action sent by the one that planned it)."""
+    acting = [(reconciler, plan) for reconciler, plan in parts if plan.actions]
     plan = merge_plans([plan for _, plan in parts])
     if len(acting) > 1:
-        return parts[0][0], Plan(plan.kind, plan.name, error="two reconcilers planned actions (a bug)")
-    return (acting[0] if acting else parts[0][0]), plan
+        return Routed(acting), plan
+    return (acting[0][0] if acting else parts[0][0]), plan
 
 
 def observe_and_diff(

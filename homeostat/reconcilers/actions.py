@@ -112,8 +112,8 @@ class Plan:
     `health`, the page, `homeostat status`). Keys a kind may set (docs/commands.md):
     ECSService `running`, `desired`, `rollout`, `taskDefinition`; SnapshotRetention
     `cluster`, `clusterStatus`, `newestSnapshotAgeSeconds`, `nextSlot`; AuroraCluster
-    `cluster`, `clusterStatus`; MaintenanceWindow `active`, `start`, `end`; the alarm kinds
-    `alarmsInAlarm`.
+    `cluster`, `clusterStatus`; MaintenanceWindow `active`, `start`, `end` (and, when it lists
+    clusters, `pendingMaintenance`, `maintenanceWarnings`); the alarm kinds `alarmsInAlarm`.
     """
 
     kind: Kind

@@ -7,7 +7,8 @@ is a dry run or a conflict. `wake_times` tells the daemon when a timed pass is
 needed. Most kinds have one reconciler of their own; the one alarm reconciler
 (`alarms.py`) plans for every kind that contributes alarm rules, so a
 MaintenanceWindow resource gets two plans (its own: timing, gauge; the alarm
-reconciler's: alarm changes), which `merge_plans` joins.
+reconciler's: alarm changes; and its own pending Aurora maintenance), which `merge_plans`
+joins; when both planned actions, `Routed` sends each with the reconciler that planned it.
 
 Generic over the manifest model and the observation type, so a kind's `diff`
 reads its own spec and observation without isinstance (and a descriptor's
@@ -97,3 +98,46 @@ def merge_plans(plans: Sequence[Plan]) -> Plan:
         facts={k: v for p in reversed(plans) for k, v in p.facts.items()},
         rollout=next((p.rollout for p in plans if p.rollout is not None), None),
     )
+
+
+class Routed:
+    """One resource's actions planned by several reconcilers, each sent by the one that planned
+    it (a MaintenanceWindow starting: the alarm reconciler's alarm calls and the window's own
+    pending maintenance, in one pass). The executor uses `apply` and `stages` only; the rest
+    is the first reconciler's, so a Routed is still a Reconciler."""
+
+    def __init__(self, parts: Sequence[tuple[AnyReconciler, Plan]]) -> None:
+        self._first = parts[0][0]
+        self._owners = [(reconciler, {id(a) for a in plan.actions}) for reconciler, plan in parts]
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        return tuple(self._first.kinds)
+
+    def observe(
+        self, resources: Sequence[Resource[Any]], desired: DesiredState, aws: AwsClients, now: datetime
+    ) -> Mapping[str, Any]:
+        return self._first.observe(resources, desired, aws, now)
+
+    def diff(self, resource: Resource[Any], observed: Any, now: datetime) -> Plan:
+        return self._first.diff(resource, observed, now)
+
+    def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
+        return self._first.wake_times(desired, now)
+
+    def _owner(self, action: Action) -> AnyReconciler:
+        return next(r for r, planned in self._owners if id(action) in planned)
+
+    def stages(self, actions: Sequence[Action]) -> Stages:
+        """Each owner's stages (one unit for an owner without), stage k of all of them together."""
+        split: list[Stages] = []
+        for reconciler, planned in self._owners:
+            mine = [a for a in actions if id(a) in planned]
+            if mine:
+                split.append(reconciler.stages(mine) if isinstance(reconciler, Staged) else [[mine]])
+        depth = max((len(s) for s in split), default=0)
+        return [[unit for s in split if level < len(s) for unit in s[level]] for level in range(depth)]
+
+    def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
+        """One unit of `stages`: all of one owner's, sent by that owner."""
+        return self._owner(actions[0]).apply(actions, aws) if actions else []

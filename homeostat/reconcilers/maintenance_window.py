@@ -7,12 +7,20 @@ after, it re-enables what only windows select (`maintenance window <name> ended`
 Level-triggered: a pass after the end re-enables whatever is still disabled, whether or
 not the start was seen.
 
-This module's own reconciler observes nothing and sends nothing: its plan notes the
-window's next start and end and reports `maintenance_window_active{name}`; `wake_times`
-are the next start and end of every window, so the daemon runs a pass at each edge.
+This module's own reconciler plans the window's timing: its plan notes the window's next
+start and end and reports `maintenance_window_active{name}`; `wake_times` are the next
+start and end of every window, so the daemon runs a pass at each edge. A window that lists
+clusters (`applyPendingMaintenance`) also has their pending Aurora maintenance applied while
+an occurrence is active (`pending_maintenance.py` reads and decides; this reconciler sends).
+
+Cost (contract section 6): the pending actions of every listed cluster of every window are
+read in one paged call per pass while any window listing clusters is active; otherwise at
+most once an hour (the last read is kept on the reconciler instance, built per wiring, and
+is read again sooner only when a manifest lists a cluster it did not cover), for the notes.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -24,12 +32,26 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.instants import rfc3339
 from homeostat.desired_state.models import AlarmSelector, ManifestBase, SpecBase
 from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.desired_state.windows import current_start, edges, wake_instants
+from homeostat.desired_state.windows import current_start, edges, is_active, wake_instants
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import AlarmWindow
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
 from homeostat.reconcilers.aws import AwsClients
-from homeostat.reconcilers.descriptor import KindDescriptor, example_of
+from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
+from homeostat.reconcilers.pending_maintenance import (
+    IDLE_READ_SECONDS,
+    PENDING_OBSERVATIONS,
+    PENDING_PERMISSIONS,
+    PendingMaintenance,
+    PendingMaintenanceAction,
+    PendingPlan,
+    PendingRead,
+    apply_pending,
+    plan_pending,
+    read_pending,
+    remembered_sent,
+)
+from homeostat.reconcilers.rollouts import Recall
 
 KIND = Kind("MaintenanceWindow")
 
@@ -49,6 +71,13 @@ class MaintenanceWindowSpec(SpecBase):
     silenceAlarms: Annotated[
         tuple[AlarmSelector, ...],
         Field(description="Alarms whose actions are disabled while the window is active."),
+    ] = ()
+    applyPendingMaintenance: Annotated[
+        tuple[PendingMaintenance, ...],
+        Field(
+            description="Aurora clusters whose pending maintenance actions are applied (OptInType "
+            "immediate), each once per occurrence, while the window is active."
+        ),
     ] = ()
 
     @model_validator(mode="after")
@@ -76,7 +105,8 @@ class MaintenanceWindowSpec(SpecBase):
 
 
 class MaintenanceWindow(ManifestBase):
-    """A recurring or one-off window during which selected alarms are silenced.
+    """A recurring or one-off window: selected alarms are silenced, and the listed Aurora clusters'
+    pending maintenance is applied, while it is active.
 
     Example:
         apiVersion: homeostat/v1
@@ -88,6 +118,9 @@ class MaintenanceWindow(ManifestBase):
           timeZone: UTC
           silenceAlarms:
             - alarmNamePrefix: omnirapeutic-production
+          applyPendingMaintenance:
+            - dbClusterIdentifier: omnirapeutic-production
+              actions: [system-update]
     """
 
     kind: Literal["MaintenanceWindow"]
@@ -131,32 +164,92 @@ def timing_note(spec: MaintenanceWindowSpec, now: datetime) -> str:
     return f"next start {_rfc3339(found.next_start)}, end {_rfc3339(found.next_end)}"
 
 
+@dataclass(frozen=True, slots=True)
+class WindowObservation:
+    """What one window's plan needs beyond its spec: the pass's read of the pending maintenance
+    of its clusters (None: it lists none) and what the history remembers it applied (None: no
+    history, as in `plan`, or not asked: the window was not active when observed)."""
+
+    read: PendingRead | None = None
+    sent: frozenset[tuple[str, str, str]] | None = None
+
+
 class MaintenanceWindowReconciler:
-    """The window's own plan: timing and gauge. It observes nothing and applies nothing."""
+    """The window's own plan: timing, gauge, and the pending maintenance of its clusters."""
 
     kinds = (KIND,)
 
+    def __init__(self, recall: Recall | None = None) -> None:
+        self.recall = recall
+        # The last read of pending maintenance: reused outside active windows for an hour.
+        self._last_read: PendingRead | None = None
+
     def observe(
-        self, resources: Sequence[Resource[Any]], desired: DesiredState, aws: AwsClients, now: datetime
-    ) -> Mapping[str, ObserveError | None]:
-        return dict.fromkeys((r.name for r in resources), None)
+        self,
+        resources: Sequence[Resource[MaintenanceWindow]],
+        desired: DesiredState,
+        aws: AwsClients,
+        now: datetime,
+    ) -> Mapping[str, WindowObservation | ObserveError]:
+        listing = [r for r in resources if r.manifest.spec.applyPendingMaintenance]
+        clusters = sorted(
+            {p.dbClusterIdentifier.lower() for r in listing for p in r.manifest.spec.applyPendingMaintenance}
+        )
+        active = {r.name for r in listing if is_active(r.manifest.spec, now)}
+        read = self._read(aws, clusters, now, active=bool(active)) if clusters else None
+        # The history is asked only for an active window: a read taken before its occurrence
+        # began is never acted on, so an inactive one needs no memory.
+        return {
+            r.name: WindowObservation(
+                read, remembered_sent(self.recall, KIND, r.name) if r.name in active else None
+            )
+            if r.manifest.spec.applyPendingMaintenance
+            else WindowObservation()
+            for r in resources
+        }
+
+    def _read(self, aws: AwsClients, clusters: Sequence[str], now: datetime, *, active: bool) -> PendingRead:
+        """A new read while a window listing clusters is active, else the last one for an hour."""
+        last = self._last_read
+        if (
+            not active
+            and last is not None
+            and last.covers(clusters)
+            and 0 <= (now - last.read_at).total_seconds() < IDLE_READ_SECONDS
+        ):
+            return last
+        self._last_read = read_pending(aws.client("rds"), clusters, now)
+        return self._last_read
 
     def diff(
-        self, resource: Resource[MaintenanceWindow], observed: ObserveError | None, now: datetime
+        self, resource: Resource[MaintenanceWindow], observed: WindowObservation | ObserveError, now: datetime
     ) -> Plan:
         spec = resource.manifest.spec
         active = edges(spec, now).active
+        pending = (
+            plan_pending(
+                KIND, resource.name, spec, spec.applyPendingMaintenance, observed.read, observed.sent, now
+            )
+            if isinstance(observed, WindowObservation)
+            else PendingPlan()
+        )
         return Plan(
             KIND,
             resource.name,
-            error=observed.message if isinstance(observed, ObserveError) else None,
-            notes=(timing_note(spec, now),),
+            actions=pending.actions,
+            error=observed.message if isinstance(observed, ObserveError) else pending.error,
+            notes=(timing_note(spec, now), *pending.notes),
             measurements=(Measurement(WINDOW_ACTIVE, {"name": resource.name}, 1 if active else 0),),
-            facts=window_facts(spec, now),
+            facts={**window_facts(spec, now), **pending.facts},
         )
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        return [ApplyResult(a, f"unknown action {a.action}") for a in actions]
+        return [
+            ApplyResult(a, apply_pending(aws.client("rds"), a))
+            if a.action == PendingMaintenanceAction.APPLY_PENDING_MAINTENANCE
+            else ApplyResult(a, f"unknown action {a.action}")
+            for a in actions
+        ]
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         instants: set[datetime] = set()
@@ -166,14 +259,21 @@ class MaintenanceWindowReconciler:
         return sorted(instants)
 
 
+def _reconciler(shared: Shared) -> MaintenanceWindowReconciler:
+    return MaintenanceWindowReconciler(shared.recall)
+
+
 DESCRIPTOR = KindDescriptor(
     kind=KIND,
     model=MaintenanceWindow,
     order=30,
     example=example_of(MaintenanceWindow),
-    reconciler=MaintenanceWindowReconciler(),
-    actions=ALARM_PERMISSIONS,  # its rows are the alarm reconciler's, named after the window
-    observations=ALARM_OBSERVATIONS,
+    reconciler=None,
+    make_reconciler=_reconciler,  # it remembers its last read of pending maintenance
+    # The alarm rows are the alarm reconciler's, named after the window; the pending
+    # maintenance rows its own.
+    actions={**ALARM_PERMISSIONS, **PENDING_PERMISSIONS},
+    observations=(*ALARM_OBSERVATIONS, *PENDING_OBSERVATIONS),
     gauges=(WINDOW_ACTIVE, ALARMS_MANAGED),
     alarm_rules=window_of,
 )
