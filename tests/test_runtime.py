@@ -464,3 +464,31 @@ def test_the_demo_prints_the_port_it_serves_when_asked_for_any_port() -> None:
     host, _, port = _free_listen("127.0.0.1:0").rpartition(":")
     assert host == "127.0.0.1"
     assert int(port) > 0
+
+
+def test_the_demo_narrates_a_resume_and_an_applied_pending_maintenance_in_plain_words() -> None:
+    from homeostat.operator.demo import _plain
+
+    resume = {
+        "event": "action",
+        "action": "resume",
+        "kind": "ECSService",
+        "name": "web",
+        "outcome": "applied",
+    }
+    assert _plain({**resume, "reason": "the hold expired: INC-1"}) == (
+        "homeostat RESUMED ECSService/web: the hold expired: INC-1"
+    )
+    applied = {
+        "event": "action",
+        "action": "apply_pending_maintenance",
+        "kind": "MaintenanceWindow",
+        "name": "w",
+        "outcome": "applied",
+        "target": "prod",
+        "after": {"action": "system-update", "optInType": "immediate"},
+        "reason": "r",
+    }
+    assert _plain(applied) == (
+        "homeostat APPLIED MaintenanceWindow/w: system-update on Aurora cluster prod, OptInType immediate (r)"
+    )

@@ -31,6 +31,7 @@ from homeostat.operator.aws_session import Endpoint
 from homeostat.operator.clock import rfc3339, time_of_day, utc_now
 from homeostat.operator.daemon import Daemon, run_daemon
 from homeostat.operator.local_aws import LocalAws
+from homeostat.operator.local_maintenance import PendingMaintenance
 from homeostat.operator.options import Settings
 from homeostat.operator.values import change_text
 from homeostat.operator.wiring import StartupError, build_runtime
@@ -95,6 +96,12 @@ def _plain(event: MutableMapping[str, Any]) -> str | None:
     name = event.get("event")
     if name == "action" and event["action"] == "resume":
         return f"homeostat RESUMED {event['kind']}/{event['name']}: {event['reason']}"
+    if name == "action" and event["action"] == "apply_pending_maintenance" and event["outcome"] == "applied":
+        after = event["after"]
+        return (
+            f"homeostat APPLIED {event['kind']}/{event['name']}: {after['action']} on Aurora cluster "
+            f"{event['target']}, OptInType {after['optInType']} ({event['reason']})"
+        )
     if name == "action":
         changes = change_text(event["before"], event["after"])
         verb = {"applied": "APPLIED", "failed": "FAILED", "dry_run": "WOULD APPLY", "conflict": "CONFLICT"}[
@@ -209,8 +216,16 @@ def _backdate_snapshots(created: dict[str, datetime]) -> None:
 class Chaos:
     """Makes drift the way a person would, and says so."""
 
-    def __init__(self, endpoint: str, stop: threading.Event, desired: Path) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        stop: threading.Event,
+        desired: Path,
+        maintenance: PendingMaintenance | None = None,
+    ) -> None:
         self.ecs = local_client(endpoint, "ecs")
+        self.rds = local_client(endpoint, "rds")
+        self.maintenance = maintenance
         self.cloudwatch = local_client(endpoint, "cloudwatch")
         self.stop = stop
         self.desired = desired
@@ -255,6 +270,10 @@ class Chaos:
         reason = "INC-4711: web held at 6 tasks while we investigate"
         path = self.desired / "services.yaml"
         path.write_text(with_hold(path.read_text(), until, reason))
+        # Scaled once homeostat holds web (it loads an edit within 2 s): a pass still on the
+        # revision before the hold would put web back at once, and the hold would show nothing.
+        if self.stop.wait(3):
+            return
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", desiredCount=6)
         say(
             f"PERSON  held web until {time_of_day(until)} UTC ({reason}) in services.yaml "
@@ -266,16 +285,28 @@ class Chaos:
         say(f"PERSON  deployed task definition {CLUSTER}-web:16 by hand (the manifest pins :17)")
 
     def add_window(self) -> None:
+        """A one-off window that silences the api alarms and has the cluster's pending system
+        update applied inside it (AWS announces one; homeostat applies it at the window's start)."""
         start = utc_now().replace(microsecond=0) + timedelta(seconds=5)
         end = start + timedelta(seconds=15)
+        if self.maintenance is not None:
+            [cluster] = self.rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"]
+            self.maintenance.add(
+                cluster["DBClusterArn"],
+                "system-update",
+                "Aurora PostgreSQL system update",
+                ForcedApplyDate=utc_now() + timedelta(days=30),
+            )
+            say(f"AWS     announced a pending system-update for the Aurora cluster {CLUSTER}")
         (self.desired / "demo-window.yaml").write_text(
             "apiVersion: homeostat/v1\nkind: MaintenanceWindow\nmetadata:\n  name: demo-window\nspec:\n"
             f'  start: "{rfc3339(start)}"\n  end: "{rfc3339(end)}"\n'
             f"  silenceAlarms:\n    - alarmNamePrefix: {CLUSTER}-api\n"
+            f"  applyPendingMaintenance:\n    - dbClusterIdentifier: {CLUSTER}\n"
         )
         say(
-            f"PERSON  committed a one-off maintenance window for the api alarms, "
-            f"{time_of_day(start)}-{time_of_day(end)} UTC (demo-window.yaml)"
+            f"PERSON  committed a one-off maintenance window for the api alarms and the cluster's "
+            f"pending maintenance, {time_of_day(start)}-{time_of_day(end)} UTC (demo-window.yaml)"
         )
 
     def silence_alarm(self) -> None:
@@ -329,7 +360,13 @@ def run_demo(settings: Settings) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="homeostat-demo-"))
     desired = workdir / "desired-state"
     shutil.copytree(EXAMPLES, desired)
-    aws = LocalAws().start()
+    made: list[PendingMaintenance] = []
+
+    def answer_maintenance(app: Any) -> PendingMaintenance:
+        made.append(PendingMaintenance(app))  # moto lacks the pending-maintenance operations
+        return made[0]
+
+    aws = LocalAws(middleware=answer_maintenance).start()
     stop = threading.Event()
     try:
         say(f"starting an embedded local AWS (moto) on {aws.url}")
@@ -352,7 +389,9 @@ def run_demo(settings: Settings) -> int:
 
         def started(_daemon: Daemon) -> None:
             _introduce(demo_settings, desired)
-            threading.Thread(target=Chaos(aws.url, stop, desired).run, name="chaos", daemon=True).start()
+            threading.Thread(
+                target=Chaos(aws.url, stop, desired, made[0]).run, name="chaos", daemon=True
+            ).start()
 
         endpoint = Endpoint(aws.url, DEMO_KEY, DEMO_KEY)
         code = run_daemon(
