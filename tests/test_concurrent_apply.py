@@ -114,7 +114,7 @@ def test_random_failed_deletions_never_break_min_keep_the_cap_or_the_journal(
         rds.failing = {f"{PREFIX}{i:03d}" for i in failing}
         before = rds.deletes
         plan = plan_snapshots("aurora", spec, rds.observed(), NOW)
-        (records,) = executor.execute_all([(reconciler, plan.actions, False)], Aws(rds), revision="r")
+        (records,) = executor.execute_all([(reconciler, plan.actions, False, Aws(rds))], revision="r")
         assert rds.deletes - before <= cap, "never more deletions in a pass than maxDeletionsPerRun"
         assert rds.deletes - before == len(plan.actions), "each planned deletion is sent exactly once"
         assert [(r.target, r.outcome == Outcome.FAILED) for r in records] == [
@@ -146,7 +146,7 @@ def test_the_deletions_of_a_pass_are_in_flight_together() -> None:
     plan = plan_snapshots("aurora", spec, rds.observed(), NOW)
     executor = Executor(None, None, structlog.get_logger(), lambda: NOW, concurrency=8)
     (records,) = executor.execute_all(
-        [(SnapshotRetentionReconciler(), plan.actions, False)], Aws(rds), revision="r"
+        [(SnapshotRetentionReconciler(), plan.actions, False, Aws(rds))], revision="r"
     )
     assert [r.outcome for r in records] == [Outcome.APPLIED] * 8
     assert list(rds.created) == [f"{PREFIX}000"], "the newest is kept (minKeep 1)"
@@ -209,8 +209,8 @@ def test_resources_of_a_kind_are_sent_together_and_one_failure_stays_its_own() -
     reconciler = Recording()
     history = RowsHistory()
     executor = Executor(history, None, structlog.get_logger(), lambda: NOW, concurrency=4)  # type: ignore[arg-type]
-    items = [(reconciler, [ecs_action(n)], False) for n in ("a", "bad", "c")]
-    records = executor.execute_all(items, None, revision="r")  # type: ignore[arg-type]
+    items = [(reconciler, [ecs_action(n)], False, None) for n in ("a", "bad", "c")]
+    records = executor.execute_all(items, revision="r")  # type: ignore[arg-type]
     assert sorted(reconciler.calls) == [["a"], ["bad"], ["c"]]
     assert [[(r.name, r.outcome) for r in rs] for rs in records] == [
         [("a", Outcome.APPLIED)],
@@ -229,8 +229,8 @@ def test_a_unit_not_started_at_shutdown_is_not_sent_and_its_row_completed() -> N
     reconciler = Recording()
     history = RowsHistory()
     executor = Executor(history, None, structlog.get_logger(), lambda: NOW, concurrency=1)  # type: ignore[arg-type]
-    items = [(reconciler, [ecs_action("a")], False)]
-    (records,) = executor.execute_all(items, None, revision="r", should_stop=lambda: True)  # type: ignore[arg-type]
+    items = [(reconciler, [ecs_action("a")], False, None)]
+    (records,) = executor.execute_all(items, revision="r", should_stop=lambda: True)  # type: ignore[arg-type]
     assert reconciler.calls == []
     assert [(r.outcome, r.error) for r in records] == [(Outcome.FAILED, SHUTTING_DOWN)]
     assert [r.outcome for r in history.by_id.values()] == [Outcome.FAILED]

@@ -25,6 +25,8 @@ from homeostat.desired_state.identifiers import API_VERSION
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 AWS_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:/+=@-]{0,254}$"
+# An AWS region name: eu-west-1, us-east-1, us-gov-west-1, ap-southeast-2.
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 
 
 class Strict(BaseModel):
@@ -96,6 +98,15 @@ class SpecBase(Strict):
         StrictBool,
         Field(description="Observed and diffed; actions are recorded as dry-run, never applied."),
     ] = False
+    region: Annotated[
+        str | None,
+        Field(
+            pattern=REGION_PATTERN,
+            description="The AWS region of the resource, such as eu-west-1 (default: the daemon's "
+            "region, --region or AWS_DEFAULT_REGION). Cross-document checks compare resources of "
+            "one region; a resource without region is in a region of its own for them.",
+        ),
+    ] = None
 
     @field_validator("suspend", mode="wrap")
     @classmethod

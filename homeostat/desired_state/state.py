@@ -1,5 +1,6 @@
 """The immutable desired state handed to reconcilers, and the errors that reject one."""
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,23 @@ class DesiredState:
 
     def __iter__(self) -> Iterator[Resource[Any]]:
         return iter(self.resources)
+
+    def regions(self, default: str | None) -> list[str | None]:
+        """The effective regions of the resources, in order of first declaration. Pure."""
+        return list(dict.fromkeys(effective_region(r, default) for r in self.resources))
+
+    def in_region(self, region: str | None, default: str | None) -> "DesiredState":
+        """The resources whose effective region is `region`: all a reconciler working in that
+        region may see, so a cross-kind fact (a window silencing alarms, a `taskDefinitionFrom`)
+        never reaches across regions. The same value when nothing is left out. Pure."""
+        kept = tuple(r for r in self.resources if effective_region(r, default) == region)
+        return self if len(kept) == len(self.resources) else dataclasses.replace(self, resources=kept)
+
+
+def effective_region(resource: Resource[Any], default: str | None) -> str | None:
+    """The region a resource is reconciled in: its own `spec.region`, else the daemon's `default`."""
+    region: str | None = resource.manifest.spec.region
+    return region if region is not None else default
 
 
 class InvalidDesiredState(Exception):

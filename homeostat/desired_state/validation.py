@@ -106,6 +106,26 @@ class PrefixIndex:
         return min(found, default=None)
 
 
+def per_region(check: CrossCheck) -> CrossCheck:
+    """`check` applied to the resources of each `spec.region` on its own: names, prefixes and
+    selectors are unique per account and region, so only resources of one region can collide.
+    Validation does not know the daemon's default region, so "no region" is a value of its own
+    (a resource without region never collides with one naming a region). Errors come in
+    declaration order, as from `check` over one region. Pure."""
+
+    def checked(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
+        by_region: dict[str | None, list[Resource[Any]]] = {}
+        for resource in resources:
+            by_region.setdefault(resource.manifest.spec.region, []).append(resource)
+        if len(by_region) <= 1:
+            return check(resources)
+        position = {(r.source.file, r.source.line): i for i, r in reversed(list(enumerate(resources)))}
+        errors = [error for members in by_region.values() for error in check(members)]
+        return sorted(errors, key=lambda e: position.get((e.file, e.line), len(position)))
+
+    return checked
+
+
 def selectors_overlap(a: AlarmSelector, b: AlarmSelector) -> bool:
     """True when some alarm name could be selected by both (by name or prefix)."""
     if a.alarmNamePrefix is not None and b.alarmNamePrefix is not None:

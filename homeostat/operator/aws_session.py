@@ -70,7 +70,14 @@ def classify(parsed: Any, status: int | None) -> str:
 
 
 class BotoClients:
-    """One boto3 client per service for the life of the process."""
+    """One boto3 client per service and region for the life of the process.
+
+    `client(service)` gives the default region's (`--region`, else the boto3 chain);
+    `in_region(name)` the client set of another region (contract section 2: one process
+    reconciles several regions, one set of clients per region, built once). Every region's
+    clients share the one session, the call counter, the stop hook and the one ApiBudget,
+    whose buckets are per (service, region).
+    """
 
     def __init__(
         self,
@@ -99,7 +106,8 @@ class BotoClients:
             user_agent_extra=f"homeostat/{__version__}",
         )
         self._endpoint_url = endpoint.url if endpoint is not None else None
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._regions: dict[str, RegionClients] = {}
         self._lock = threading.Lock()
         self._on_call = on_call
         self._stopping = stopping
@@ -111,19 +119,36 @@ class BotoClients:
         return str(name) if name else None
 
     def client(self, service: str) -> Any:
+        return self.regional_client(service, self.region)
+
+    def in_region(self, region: str) -> "RegionClients":
+        """The clients of `region`, the same object every time (its clients are built once)."""
         with self._lock:
-            if service in self._clients:
-                return self._clients[service]
-            created = self.session.client(service, config=self.config, endpoint_url=self._endpoint_url)
+            if region not in self._regions:
+                self._regions[region] = RegionClients(self, region)
+            return self._regions[region]
+
+    def regional_client(self, service: str, region: str | None) -> Any:
+        """The one client of `service` in `region` (None: the session's default)."""
+        with self._lock:
+            key = (service, region)
+            if key in self._clients:
+                return self._clients[key]
+            created = self.session.client(
+                service, region_name=region, config=self.config, endpoint_url=self._endpoint_url
+            )
             if self._stopping is not None:
                 created.meta.events.register("before-call.*.*", self._before_call)
             if self._on_call is not None:
                 created.meta.events.register("after-call.*.*", self._after_call)
                 created.meta.events.register("after-call-error.*.*", self._after_call_error)
             if self._budget is not None:
-                created.meta.events.register("before-send.*.*", partial(self._before_send, service))
-                created.meta.events.register("needs-retry.*.*", partial(self._needs_retry, service))
-            self._clients[service] = created
+                # The bucket of the region the client really speaks to (the session's default
+                # when none was given), so a region's calls never spend another region's budget.
+                spoken = str(created.meta.region_name) if created.meta.region_name else region
+                created.meta.events.register("before-send.*.*", partial(self._before_send, service, spoken))
+                created.meta.events.register("needs-retry.*.*", partial(self._needs_retry, service, spoken))
+            self._clients[key] = created
             return created
 
     def _before_call(self, model: Any = None, **_: Any) -> None:
@@ -142,14 +167,29 @@ class BotoClients:
         if self._on_call is not None and model is not None:
             self._on_call(model.service_model.service_name, model.name, "error")
 
-    def _before_send(self, service: str, **_: Any) -> None:
+    def _before_send(self, service: str, region: str | None, **_: Any) -> None:
         # Returns None: a value returned from before-send would replace the HTTP response.
         if self._budget is not None:
-            self._budget.acquire(service, self.region)
+            self._budget.acquire(service, region)
 
-    def _needs_retry(self, service: str, response: Any = None, **_: Any) -> None:
+    def _needs_retry(self, service: str, region: str | None, response: Any = None, **_: Any) -> None:
         # Returns None: a value returned from needs-retry would be taken as the retry delay.
         if self._budget is not None and isinstance(response, tuple) and len(response) == 2:
             http_response, parsed = response
             if classify(parsed, getattr(http_response, "status_code", None)) == "throttled":
-                self._budget.throttled(service, self.region)
+                self._budget.throttled(service, region)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionClients:
+    """The AwsClients of one region, made by `BotoClients.in_region`: its clients are the
+    process's (built once, counted, stoppable, paced by the one budget)."""
+
+    parent: BotoClients
+    region: str
+
+    def client(self, service: str) -> Any:
+        return self.parent.regional_client(service, self.region)
+
+    def in_region(self, region: str) -> "RegionClients":
+        return self.parent.in_region(region)

@@ -27,8 +27,9 @@ Clock = Callable[[], datetime]
 Entry = tuple[int | None, ActionRecord]
 
 
-# One resource's actions for `execute_all`: its reconciler, the actions, whether a dry run.
-Item = tuple[AnyReconciler, Sequence[Action], bool]
+# One resource's actions for `execute_all`: its reconciler, the actions, whether a dry run, and
+# the clients they are sent with (its region's).
+Item = tuple[AnyReconciler, Sequence[Action], bool, AwsClients]
 DEFAULT_CONCURRENCY = 8
 
 
@@ -60,12 +61,11 @@ class Executor:
         dry_run: bool,
     ) -> list[ActionRecord]:
         """Apply the actions of one resource (see `execute_all`)."""
-        return self.execute_all([(reconciler, actions, dry_run)], aws, revision=revision)[0]
+        return self.execute_all([(reconciler, actions, dry_run, aws)], revision=revision)[0]
 
     def execute_all(
         self,
         items: Sequence[Item],
-        aws: AwsClients,
         *,
         revision: str,
         should_stop: Callable[[], bool] = lambda: False,
@@ -80,8 +80,8 @@ class Executor:
         started when a shutdown is asked is not sent (recorded failed, `not sent: shutting
         down`)."""
         entries: list[list[Entry]] = [[] for _ in items]
-        to_apply: list[tuple[int, AnyReconciler, list[Action]]] = []
-        for index, (reconciler, actions, dry_run) in enumerate(items):
+        to_apply: list[tuple[int, AnyReconciler, list[Action], AwsClients]] = []
+        for index, (reconciler, actions, dry_run, aws) in enumerate(items):
             sent: list[Action] = []
             for action in actions:
                 if action.conflict is not None:
@@ -95,9 +95,9 @@ class Executor:
                     record = ActionRecord.of(action, outcome, time=self.clock(), revision=revision)
                     entries[index].append((None, record))
             if sent:
-                to_apply.append((index, reconciler, sent))
+                to_apply.append((index, reconciler, sent, aws))
         if to_apply:
-            for index, completed in self._journaled_apply(to_apply, aws, revision, should_stop):
+            for index, completed in self._journaled_apply(to_apply, revision, should_stop):
                 entries[index].extend(completed)
         self._emit([entry for item in entries for entry in item])
         return [[record for _, record in item] for item in entries]
@@ -117,12 +117,11 @@ class Executor:
 
     def _journaled_apply(
         self,
-        to_apply: list[tuple[int, AnyReconciler, list[Action]]],
-        aws: AwsClients,
+        to_apply: list[tuple[int, AnyReconciler, list[Action], AwsClients]],
         revision: str,
         should_stop: Callable[[], bool],
     ) -> list[tuple[int, list[Entry]]]:
-        every = [action for _, _, actions in to_apply for action in actions]
+        every = [action for _, _, actions, _ in to_apply for action in actions]
         pending = [ActionRecord.of(a, Outcome.PENDING, time=self.clock(), revision=revision) for a in every]
         try:
             ids = iter(self._journal(pending))
@@ -131,11 +130,10 @@ class Executor:
             self.log.error("journal_write_failed", rows=len(pending), error=str(exc))
             return [
                 (index, [(None, self._completed(a, revision, error)) for a in actions])
-                for index, _, actions in to_apply
+                for index, _, actions, _ in to_apply
             ]
         errors = send_in_stages(
-            [(reconciler, actions) for _, reconciler, actions in to_apply],
-            aws,
+            [(reconciler, actions, aws) for _, reconciler, actions, aws in to_apply],
             self.concurrency,
             should_stop,
         )
@@ -147,7 +145,7 @@ class Executor:
                     for a, error in zip(actions, found, strict=True)
                 ],
             )
-            for (index, _, actions), found in zip(to_apply, errors, strict=True)
+            for (index, _, actions, _), found in zip(to_apply, errors, strict=True)
         ]
 
     def _completed(self, action: Action, revision: str, error: str | None) -> ActionRecord:

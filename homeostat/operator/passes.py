@@ -16,14 +16,14 @@ from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import Hold
-from homeostat.desired_state.state import DesiredState, Resource
+from homeostat.desired_state.state import DesiredState, Resource, effective_region
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
 from homeostat.operator.records import ActionRecord, Resumed
 from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.operator.values import value_text
 from homeostat.reconcilers.actions import ObserveError, Outcome, Plan, RolloutState
-from homeostat.reconcilers.aws import AwsClients
+from homeostat.reconcilers.aws import AwsClients, clients_in, default_region, fan_out
 from homeostat.reconcilers.base import AnyReconciler, Routed, merge_plans
 from homeostat.reconcilers.registry import dependencies
 
@@ -178,10 +178,47 @@ def _plan_group(
     observe_at: datetime,
     clock: Clock,
 ) -> list[tuple[AnyReconciler, Resource[Any], Plan]]:
-    """Observe with each reconciler of a group once, then diff each resource at the instant the
-    observations returned: a time-bound decision (window edge, snapshot slot) is taken with the
-    time it is applied at, not with the pass's start, however long the observation took. A
-    resource two reconcilers plan for gets one merged plan, its own kind's part first."""
+    """Observe with each reconciler of a group once per region, then diff each resource at the
+    instant its region's observations returned: a time-bound decision (window edge, snapshot
+    slot) is taken with the time it is applied at, not with the pass's start, however long the
+    observation took. A resource two reconcilers plan for gets one merged plan, its own kind's
+    part first. Each region is observed with its own clients and sees only its own part of the
+    desired state; the regions of a group are observed concurrently (one worker per region),
+    and a region that fails is the error of its own resources only."""
+    default = default_region(aws)
+    by_region: dict[str | None, dict[Kind, list[Resource[Any]]]] = {}
+    for kind, members in active.items():
+        for resource in members:
+            by_region.setdefault(effective_region(resource, default), {}).setdefault(kind, []).append(
+                resource
+            )
+
+    def plan_region(region: str | None) -> dict[tuple[Kind, str], list[tuple[AnyReconciler, Plan]]]:
+        local = desired.in_region(region, default)
+        return _plan_region(group, by_region[region], local, clients_in(aws, region), observe_at, clock)
+
+    parts = {
+        key: found
+        for region_parts in fan_out(plan_region, by_region, workers=len(by_region))
+        for key, found in region_parts.items()
+    }
+    planned = []
+    for kind in kinds_of(group):
+        for resource in active.get(kind, ()):
+            reconciler, plan = _joined(parts[(kind, resource.name)])
+            planned.append((reconciler, resource, plan))
+    return planned
+
+
+def _plan_region(
+    group: Sequence[AnyReconciler],
+    active: Mapping[Kind, Sequence[Resource[Any]]],
+    desired: DesiredState,
+    aws: AwsClients,
+    observe_at: datetime,
+    clock: Clock,
+) -> dict[tuple[Kind, str], list[tuple[AnyReconciler, Plan]]]:
+    """One region's part of `_plan_group`: every reconciler's plan of each of its resources."""
     observations = []
     for reconciler in group:
         mine = [r for kind in reconciler.kinds for r in active.get(kind, ())]
@@ -202,12 +239,7 @@ def _plan_group(
             except Exception as exc:  # noqa: BLE001 - one resource's failure is that resource's error
                 plan = Plan(resource.kind, resource.name, error=f"diff failed: {type(exc).__name__}: {exc}")
             parts.setdefault((resource.kind, resource.name), []).append((reconciler, plan))
-    planned = []
-    for kind in kinds_of(group):
-        for resource in active.get(kind, ()):
-            reconciler, plan = _joined(parts[(kind, resource.name)])
-            planned.append((reconciler, resource, plan))
-    return planned
+    return parts
 
 
 def _joined(parts: Sequence[tuple[AnyReconciler, Plan]]) -> tuple[AnyReconciler, Plan]:
@@ -302,12 +334,13 @@ def _reconcile_group(
     # restarts included (recorded once, like findings).
     resumes = [ctx.executor.record(resumed(resource), revision=revision) for _, resource, _ in planned]
     # The kind's mutations of every resource at once: a bounded pool sends them (--concurrency).
+    # Each resource's actions are sent with its region's clients.
+    default = default_region(ctx.aws)
     executed = ctx.executor.execute_all(
         [
-            (reconciler, plan.actions, dry)
-            for (reconciler, _, plan), dry in zip(planned, dry_runs, strict=True)
+            (reconciler, plan.actions, dry, clients_in(ctx.aws, effective_region(resource, default)))
+            for (reconciler, resource, plan), dry in zip(planned, dry_runs, strict=True)
         ],
-        ctx.aws,
         revision=revision,
         should_stop=ctx.should_stop,
     )

@@ -16,8 +16,9 @@ from homeostat.reconcilers.aws import AwsClients
 from homeostat.reconcilers.base import AnyReconciler, Staged, Stages
 
 SHUTTING_DOWN = "not sent: shutting down"
-# One resource's actions to send, with the reconciler that applies them.
-Work = tuple[AnyReconciler, Sequence[Action]]
+# One resource's actions to send, with the reconciler that applies them and the clients (its
+# region's) they are sent with.
+Work = tuple[AnyReconciler, Sequence[Action], AwsClients]
 
 
 def stages_of(reconciler: AnyReconciler, actions: Sequence[Action]) -> Stages:
@@ -34,13 +35,13 @@ def stages_of(reconciler: AnyReconciler, actions: Sequence[Action]) -> Stages:
 
 
 def send_in_stages(
-    work: Sequence[Work], aws: AwsClients, concurrency: int, should_stop: Callable[[], bool]
+    work: Sequence[Work], concurrency: int, should_stop: Callable[[], bool]
 ) -> list[list[str | None]]:
     """Send every action once; per work item, the error of each action (None: applied), in
     the given order. At most `concurrency` apply calls are in flight at any moment."""
     errors: list[dict[int, str | None]] = [{} for _ in work]
     staged: list[Stages] = []
-    for index, (reconciler, actions) in enumerate(work):
+    for index, (reconciler, actions, _) in enumerate(work):
         try:
             staged.append(stages_of(reconciler, actions))
         except Exception as exc:  # noqa: BLE001 - a bug in one kind's split fails that resource only
@@ -64,13 +65,13 @@ def send_in_stages(
     ) as pool:
         for level in units:  # a stage starts once the previous one has answered
             futures = [
-                (index, unit, pool.submit(_send_unit, work[index][0], unit, aws, should_stop))
+                (index, unit, pool.submit(_send_unit, work[index][0], unit, work[index][2], should_stop))
                 for index, unit in level
             ]
             for index, unit, future in futures:
                 for action, result in zip(unit, future.result(), strict=True):
                     errors[index][id(action)] = result.error
-    return [[errors[index][id(a)] for a in actions] for index, (_, actions) in enumerate(work)]
+    return [[errors[index][id(a)] for a in actions] for index, (_, actions, _) in enumerate(work)]
 
 
 def _send_unit(

@@ -18,7 +18,7 @@ from pydantic import Field, StrictBool
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import AlarmSelector, ManifestBase, SpecBase
 from homeostat.desired_state.state import ManifestError, Resource
-from homeostat.desired_state.validation import PrefixIndex, where
+from homeostat.desired_state.validation import PrefixIndex, per_region, where
 from homeostat.reconcilers.alarm_state import AlarmPolicy
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
 from homeostat.reconcilers.descriptor import KindDescriptor, example_of
@@ -107,6 +107,6 @@ DESCRIPTOR = KindDescriptor(
     actions=ALARM_PERMISSIONS,
     observations=ALARM_OBSERVATIONS,
     gauges=(ALARMS_MANAGED,),
-    checks=(conflicting_values,),
+    checks=(per_region(conflicting_values),),
     alarm_rules=policy_of,
 )

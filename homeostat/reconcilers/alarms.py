@@ -18,6 +18,7 @@ re-enable that failed and is retried still names the window. A new process (rest
 window ended.
 """
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +41,7 @@ from homeostat.reconcilers.alarm_state import (
     managed_counts,
     sample,
 )
-from homeostat.reconcilers.aws import AwsClients
+from homeostat.reconcilers.aws import AwsClients, client_region
 from homeostat.reconcilers.base import Stages
 from homeostat.reconcilers.cloudwatch_alarms import (
     AlarmListing,
@@ -70,6 +71,7 @@ class AlarmsObserved:
     decisions: Mapping[AlarmName, Decision]
     actions: tuple[Action, ...]
     settled: Mapping[AlarmName, datetime]
+    region: str | None = None  # the region listed (alarm names are unique per region only)
 
     @classmethod
     def resolve(
@@ -78,18 +80,19 @@ class AlarmsObserved:
         rules: AlarmRules,
         now: datetime,
         settled: Mapping[AlarmName, datetime] | None = None,
+        region: str | None = None,
     ) -> "AlarmsObserved":
         """The effective state of every listed alarm at `now`, and every change it needs. Pure."""
         settled = dict(settled or {})
         decisions = rules.decide(listing.alarms, now)
         changes = rules.changes(decisions, listing.live(), now, settled)
-        return cls(listing, rules, now, decisions, actions_for(changes), settled)
+        return cls(listing, rules, now, decisions, actions_for(changes), settled, region)
 
     def at_instant(self, now: datetime) -> "AlarmsObserved":
         """The same observation resolved at another instant (the pass decides after observing)."""
         if now == self.at:
             return self
-        return AlarmsObserved.resolve(self.listing, self.rules, now, self.settled)
+        return AlarmsObserved.resolve(self.listing, self.rules, now, self.settled, self.region)
 
     def matching(self) -> list[AlarmName]:
         """The listed alarms that already match their effective state."""
@@ -116,11 +119,14 @@ class AlarmReconciler:
 
     def __init__(self, contributors: Mapping[Kind, Contribute]) -> None:
         self._contributors = dict(contributors)
-        # Per alarm, the last pass instant it was seen or made as decided (see the docstring).
-        self._settled: dict[AlarmName, datetime] = {}
-        # The pass's observation resolved at the instant the pass decides at: its resources'
-        # diffs share one resolution (the pass observes, then reads the clock, then diffs).
-        self._decided: AlarmsObserved | None = None
+        # Per region and alarm, the last pass instant it was seen or made as decided (see the
+        # docstring). Keyed by the region of the clients: the pass observes each region on its
+        # own (and concurrently), with only that region's resources.
+        self._settled: dict[str | None, dict[AlarmName, datetime]] = {}
+        # Per region, the pass's observation resolved at the instant the pass decides at: its
+        # resources' diffs share one resolution (the pass observes, then reads the clock, then diffs).
+        self._decided: dict[str | None, AlarmsObserved] = {}
+        self._lock = threading.Lock()  # guards the two dicts (regions are observed concurrently)
 
     @property
     def kinds(self) -> tuple[Kind, ...]:
@@ -140,12 +146,16 @@ class AlarmReconciler:
         self, resources: Sequence[Resource[Any]], desired: DesiredState, aws: AwsClients, now: datetime
     ) -> Mapping[str, AlarmsObserved | ObserveError]:
         rules = self.rules_of(desired, now)
-        listing = list_alarms(rules.selectors(), aws.client("cloudwatch"))
-        observed = AlarmsObserved.resolve(listing, rules, now, self._settled)
-        if listing.complete:  # forget alarms no longer listed; keep all after a partial listing
-            self._settled = {a: t for a, t in self._settled.items() if a in listing.alarms}
-        self._settled.update(dict.fromkeys(observed.matching(), now))
-        self._decided = None
+        cloudwatch = aws.client("cloudwatch")
+        region = client_region(cloudwatch)
+        listing = list_alarms(rules.selectors(), cloudwatch)
+        with self._lock:
+            settled = self._settled.get(region, {})
+            observed = AlarmsObserved.resolve(listing, rules, now, settled, region)
+            if listing.complete:  # forget alarms no longer listed; keep all after a partial listing
+                settled = {a: t for a, t in settled.items() if a in listing.alarms}
+            self._settled[region] = {**settled, **dict.fromkeys(observed.matching(), now)}
+            self._decided.pop(region, None)
         return {resource.name: observed for resource in resources}
 
     def diff(self, resource: Resource[Any], observed: AlarmsObserved | ObserveError, now: datetime) -> Plan:
@@ -160,9 +170,12 @@ class AlarmReconciler:
 
     def _resolved(self, observed: AlarmsObserved, now: datetime) -> AlarmsObserved:
         """`observed` at `now`, resolved once for all the pass's diffs at that instant."""
-        decided = self._decided
+        with self._lock:
+            decided = self._decided.get(observed.region)
         if decided is None or decided.listing is not observed.listing or decided.at != now:
-            decided = self._decided = observed.at_instant(now)
+            decided = observed.at_instant(now)
+            with self._lock:
+                self._decided[observed.region] = decided
         return decided
 
     def stages(self, actions: Sequence[Action]) -> Stages:
@@ -170,10 +183,14 @@ class AlarmReconciler:
         return [alarm_batches(actions)]
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        results = apply_alarm_actions(actions, aws.client("cloudwatch"))
-        if self._decided is not None:  # made as decided, at the instant the pass decided
-            done = (AlarmName(r.action.target) for r in results if r.error is None)
-            self._settled.update(dict.fromkeys(done, self._decided.at))
+        cloudwatch = aws.client("cloudwatch")
+        region = client_region(cloudwatch)
+        results = apply_alarm_actions(actions, cloudwatch)
+        with self._lock:
+            decided = self._decided.get(region)
+            if decided is not None:  # made as decided, at the instant the pass decided
+                done = (AlarmName(r.action.target) for r in results if r.error is None)
+                self._settled.setdefault(region, {}).update(dict.fromkeys(done, decided.at))
         return results
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:

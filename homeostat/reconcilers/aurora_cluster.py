@@ -29,7 +29,7 @@ from pydantic import Field, StrictBool, StrictInt, model_validator
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase, SpecBase, Strict
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
-from homeostat.desired_state.validation import where
+from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error
 from homeostat.reconcilers.descriptor import KindDescriptor, example_of
@@ -362,5 +362,5 @@ DESCRIPTOR = KindDescriptor(
     actions={AuroraClusterAction.MODIFY_DB_CLUSTER: ("rds:ModifyDBCluster",)},
     observations=("rds:DescribeDBClusters",),
     gauges=(CLUSTER_AVAILABLE, CAPACITY_MAX_ACU),
-    checks=(same_cluster_twice,),
+    checks=(per_region(same_cluster_twice),),
 )

@@ -4,14 +4,75 @@ botocore is imported inside the functions that need it, never at import time: th
 registry of kinds (and with it `validate` and `schema`) must load without any AWS library.
 """
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Concurrent reads of one kind's observe (clusters, families): round trips, not CPU, set its
+# wall time, and the shared API budget, not the worker count, sets the rate.
+OBSERVE_WORKERS = 8
 
 
 class AwsClients(Protocol):
     """Gives one long-lived boto3 client per service name (e.g. "ecs")."""
 
     def client(self, service: str) -> Any: ...
+
+
+@runtime_checkable
+class RegionalClients(AwsClients, Protocol):
+    """AwsClients that know their region and give the clients of any other (the operator's
+    `BotoClients`); test doubles without regions are plain AwsClients, used for every region."""
+
+    @property
+    def region(self) -> str | None: ...
+
+    def in_region(self, region: str) -> AwsClients: ...
+
+
+def default_region(aws: AwsClients) -> str | None:
+    """The region of these clients (the daemon's default region), None when they know none."""
+    return aws.region if isinstance(aws, RegionalClients) else None
+
+
+def clients_in(aws: AwsClients, region: str | None) -> AwsClients:
+    """The clients of `region` (None, or clients that know no regions: `aws` itself)."""
+    if region is None or not isinstance(aws, RegionalClients) or region == aws.region:
+        return aws
+    return aws.in_region(region)
+
+
+def client_region(client: Any) -> str | None:
+    """The region a boto3 client speaks to (None for a test double): what a reconciler keys
+    its memory by, so two regions' alarms or families of one name never mix."""
+    meta = getattr(client, "meta", None)
+    region = getattr(meta, "region_name", None)
+    return str(region) if region else None
+
+
+def fan_out(fn: Callable[[T], R], items: Iterable[T], workers: int = OBSERVE_WORKERS) -> list[R]:
+    """`fn` of each item, in the items' order, on up to `workers` threads (one item: inline).
+
+    For independent reads of one observe (a listing per cluster, per family). The first
+    exception is raised once the calls in flight have returned, and the items not started are
+    never started: a shutdown (`ShuttingDown`, raised by the stop hook before a read) stops
+    the whole observe at the next read, as it does sequentially."""
+    given = list(items)
+    if len(given) <= 1 or workers <= 1:
+        return [fn(item) for item in given]
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(given)), thread_name_prefix="homeostat-read"
+    ) as pool:
+        futures = [pool.submit(fn, item) for item in given]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        first = next((e for e in (f.exception() for f in futures if f in done) if e is not None), None)
+        if first is not None:
+            for future in futures:
+                future.cancel()
+            raise first
+        return [future.result() for future in futures]
 
 
 class ListingCutShort(Exception):

@@ -16,6 +16,7 @@ is DeploymentFailed, recorded once, and its revision is held back until the mani
 """
 
 import dataclasses
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pydantic import Field, StrictInt, model_validator
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import AWS_NAME, NAME_PATTERN, ManifestBase, SpecBase, Strict
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
-from homeostat.desired_state.validation import where
+from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
@@ -411,9 +412,11 @@ class ECSServiceReconciler:
     def __init__(self, catalog: RevisionCatalog | None = None, recall: Recall | None = None) -> None:
         self.catalog = catalog or RevisionCatalog()
         self.recall = recall
-        # Services whose deployment settles (or was just sent): they want a pass soon. Replaced
-        # whole by the kind's worker, read by the daemon's wake-up computation.
+        # Services whose deployment settles (or was just sent): they want a pass soon. Each
+        # observe replaces the entries of the services it observed (the pass observes each
+        # region on its own), read by the daemon's wake-up computation.
         self._settling: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
 
     def observe(
         self, resources: Sequence[Resource[ECSService]], desired: DesiredState, aws: AwsClients, now: datetime
@@ -478,13 +481,15 @@ class ECSServiceReconciler:
                         manifests=manifests,
                         applied_token=self._applied_token(resource.name),
                     )
-        self._settling = frozenset(
+        deploying = {
             name
             for name, seen in results.items()
             if isinstance(seen, ServiceObservation)
             and seen.watched is not None
             and seen.watched.rollout.state == RolloutState.DEPLOYING
-        )
+        }
+        with self._lock:
+            self._settling = (self._settling - {r.name for r in resources}) | deploying
         return results
 
     def _applied_token(self, name: str) -> str | None:
@@ -616,7 +621,8 @@ class ECSServiceReconciler:
                 if action.action in {ECSAction.UPDATE_SERVICE, ECSAction.REDEPLOY}:
                     aws.client("ecs").update_service(**action.params)
                     if "taskDefinition" in action.params:  # a deployment starts: watch it soon
-                        self._settling = self._settling | {action.name}
+                        with self._lock:
+                            self._settling = self._settling | {action.name}
                 elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
                     aws.client("application-autoscaling").register_scalable_target(
                         ServiceNamespace="ecs",
@@ -635,25 +641,35 @@ class ECSServiceReconciler:
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         """A pass every few seconds while a deployment settles (not the resync)."""
-        return [now + timedelta(seconds=SETTLE_SECONDS)] if self._settling else []
+        declared = {r.name for r in desired.of_kind(KIND)}  # not a service no longer declared
+        return [now + timedelta(seconds=SETTLE_SECONDS)] if self._settling & declared else []
 
 
 def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestError]:
-    """A `taskDefinitionFrom` must name an ECSTaskDefinition of the same desired state."""
-    declared = {r.name for r in resources if r.kind == Kind("ECSTaskDefinition")}
-    return [
-        ManifestError(
-            resource.source.file,
-            resource.source.line,
-            "spec.taskDefinitionFrom",
-            f"ECSService {resource.name!r} runs ECSTaskDefinition "
-            f"{resource.manifest.spec.taskDefinitionFrom!r}, which is not declared",
+    """A `taskDefinitionFrom` must name an ECSTaskDefinition of the same desired state and the
+    same `spec.region` (a service runs task definitions registered in its own region; "no
+    region" is a value of its own, as in `per_region`)."""
+    definitions = [r for r in resources if r.kind == Kind("ECSTaskDefinition")]
+    declared = {(r.manifest.spec.region, r.name) for r in definitions}
+    elsewhere = {r.name for r in definitions}
+    errors = []
+    for resource in resources:
+        spec = resource.manifest.spec
+        if resource.kind != KIND or spec.taskDefinitionFrom is None:
+            continue
+        if (spec.region, spec.taskDefinitionFrom) in declared:
+            continue
+        found = "is declared with another spec.region only" if spec.taskDefinitionFrom in elsewhere else None
+        errors.append(
+            ManifestError(
+                resource.source.file,
+                resource.source.line,
+                "spec.taskDefinitionFrom",
+                f"ECSService {resource.name!r} runs ECSTaskDefinition {spec.taskDefinitionFrom!r}, "
+                f"which {found or 'is not declared'}",
+            )
         )
-        for resource in resources
-        if resource.kind == KIND
-        and resource.manifest.spec.taskDefinitionFrom is not None
-        and resource.manifest.spec.taskDefinitionFrom not in declared
-    ]
+    return errors
 
 
 def _reconciler(shared: Shared) -> ECSServiceReconciler:
@@ -705,5 +721,5 @@ DESCRIPTOR = KindDescriptor(
         "ecs:ListTaskDefinitions",
         "ecs:DescribeTaskDefinition",
     ),
-    checks=(same_service_twice, known_task_definition),
+    checks=(per_region(same_service_twice), known_task_definition),
 )

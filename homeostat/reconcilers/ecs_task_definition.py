@@ -25,9 +25,9 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
 from homeostat.desired_state.reading import ATTACHMENT_SUFFIXES
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
-from homeostat.desired_state.validation import Attachments, Locate, where
+from homeostat.desired_state.validation import Attachments, Locate, per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
+from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, fan_out, pages
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.task_definitions import (
     DIGEST_TAG,
@@ -208,14 +208,18 @@ class ECSTaskDefinitionReconciler:
         by_family: dict[str, list[Resource[ECSTaskDefinition]]] = defaultdict(list)
         for resource in resources:
             by_family[resource.manifest.spec.family].append(resource)
-        results: dict[str, FamilyObservation | ObserveError] = {}
-        for family, members in by_family.items():
+
+        def family_of(family: str) -> FamilyObservation | ObserveError:
             try:
-                observed: FamilyObservation | ObserveError = FamilyObservation(
+                return FamilyObservation(
                     self.catalog.active_revisions(ecs, family, now), in_use, in_use_error
                 )
             except aws_errors() as exc:
-                observed = ObserveError(f"family {family}: {describe_error(exc)}")
+                return ObserveError(f"family {family}: {describe_error(exc)}")
+
+        # The families are independent listings: read concurrently (the shared budget paces them).
+        results: dict[str, FamilyObservation | ObserveError] = {}
+        for members, observed in zip(by_family.values(), fan_out(family_of, by_family), strict=True):
             for resource in members:
                 results[resource.name] = observed
         return results
@@ -319,7 +323,7 @@ DESCRIPTOR = KindDescriptor(
     reconciler=None,
     make_reconciler=_reconciler,
     resolve=resolve_definition_file,
-    checks=(same_family_twice,),
+    checks=(per_region(same_family_twice),),
     actions={
         # iam:PassRole: registering a definition that names a task or execution role passes it to ECS.
         TaskDefinitionAction.REGISTER: ("ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"),

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt
@@ -32,7 +33,7 @@ from homeostat.desired_state.identifiers import DBClusterId, Kind
 from homeostat.desired_state.instants import rfc3339
 from homeostat.desired_state.models import ManifestBase, SpecBase, Strict
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
-from homeostat.desired_state.validation import PrefixIndex, where
+from homeostat.desired_state.validation import PrefixIndex, per_region, where
 from homeostat.reconcilers.actions import (
     Action,
     ApplyResult,
@@ -42,7 +43,7 @@ from homeostat.reconcilers.actions import (
     ObserveError,
     Plan,
 )
-from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, error_code
+from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, error_code, fan_out
 from homeostat.reconcilers.base import Stages
 from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 from homeostat.reconcilers.rds_snapshots import (
@@ -312,12 +313,14 @@ class SnapshotRetentionReconciler:
                     results[resource.name] = ObserveError(
                         f"DB cluster {resource.manifest.spec.dbClusterIdentifier} not found"
                     )
-                continue
-            listing = dataclasses.replace(
-                list_cluster_snapshots(rds, cluster), cluster_status=present[cluster]
-            )
-            for resource in members:
-                results[resource.name] = listing
+        # Each cluster's listing is independent: read concurrently (the shared budget paces them).
+        listed = [cluster for cluster in by_cluster if cluster in present]
+        for cluster, listing in zip(
+            listed, fan_out(partial(list_cluster_snapshots, rds), listed), strict=True
+        ):
+            seen = dataclasses.replace(listing, cluster_status=present[cluster])
+            for resource in by_cluster[cluster]:
+                results[resource.name] = seen
         return results
 
     def diff(
@@ -424,5 +427,5 @@ DESCRIPTOR = KindDescriptor(
     },
     observations=("rds:DescribeDBClusters", "rds:DescribeDBClusterSnapshots"),
     gauges=(NEWEST_AGE, OWNED),
-    checks=(overlapping_prefixes,),
+    checks=(per_region(overlapping_prefixes),),
 )

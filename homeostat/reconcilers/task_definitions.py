@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import Field, StrictInt, model_validator
 
 from homeostat.desired_state.models import SpecBase
-from homeostat.reconcilers.aws import pages
+from homeostat.reconcilers.aws import client_region, pages
 
 DIGEST_TAG = "homeostat-digest"
 MANAGED_TAG = ("managed-by", "homeostat")
@@ -122,32 +122,40 @@ class RevisionCatalog:
 
     def __init__(self) -> None:
         self._tags: dict[str, tuple[str | None, bool]] = {}
-        self._listed: dict[str, tuple[datetime, tuple[str, ...]]] = {}
+        # By (region, family): a family of one name in two regions is two families.
+        self._listed: dict[tuple[str | None, str], tuple[datetime, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     def registered(self, arn: str, digest: str) -> None:
         """A revision homeostat just registered: its tags, and a place in this pass's listing."""
-        family = family_and_number(arn)[0]
         with self._lock:
             self._tags[arn] = (digest, True)
-            if family in self._listed:
-                at, arns = self._listed[family]
-                self._listed[family] = (at, (arn, *arns))
+            for key in self._listings_of(arn):
+                at, arns = self._listed[key]
+                self._listed[key] = (at, (arn, *arns))
 
     def deregistered(self, arn: str) -> None:
-        family = family_and_number(arn)[0]
         with self._lock:
-            if family in self._listed:
-                at, arns = self._listed[family]
-                self._listed[family] = (at, tuple(a for a in arns if a != arn))
+            for key in self._listings_of(arn):
+                at, arns = self._listed[key]
+                self._listed[key] = (at, tuple(a for a in arns if a != arn))
+
+    def _listings_of(self, arn: str) -> list[tuple[str | None, str]]:
+        """The listings an ARN belongs to: its family's, in the ARN's region (or a listing made
+        with a client that names no region: a test double). Call holding the lock."""
+        family = family_and_number(arn)[0]
+        parts = arn.split(":")
+        region = parts[3] if len(parts) > 3 and parts[0] == "arn" else None
+        return [key for key in self._listed if key[1] == family and key[0] in {region, None}]
 
     def _known(self, arn: str) -> tuple[str | None, bool] | None:
         with self._lock:
             return self._tags.get(arn)
 
     def _listing(self, ecs: Any, family: str, at: datetime) -> tuple[str, ...]:
+        key = (client_region(ecs), family)
         with self._lock:
-            cached = self._listed.get(family)
+            cached = self._listed.get(key)
         if cached is not None and cached[0] == at:
             return cached[1]
         arns = tuple(
@@ -164,7 +172,7 @@ class RevisionCatalog:
             if family_and_number(arn)[0] == family
         )
         with self._lock:
-            self._listed[family] = (at, arns)
+            self._listed[key] = (at, arns)
         return arns
 
     def active_revisions(self, ecs: Any, family: str, at: datetime) -> tuple[RevisionInfo, ...]:
