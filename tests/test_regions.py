@@ -330,11 +330,7 @@ def test_a_window_never_silences_the_alarms_of_another_region(tmp_path: Path) ->
 def test_regions_are_observed_concurrently(tmp_path: Path) -> None:
     """The two regions' observations of one kind are in flight together: both meet at a barrier
     inside DescribeAlarms (its timeout is generous); observed one after another, it would break."""
-    barrier = threading.Barrier(2, timeout=30)
-
-    def meet(**_: Any) -> None:  # None: a value returned from before-call would be the response
-        barrier.wait()
-
+    barrier, meet = meeting(2)
     with mock_aws():
         aws = BotoClients(EU)
         for region in (EU, US):
@@ -440,3 +436,56 @@ def test_a_shutdown_stops_a_concurrent_observe_at_the_next_read(tmp_path: Path) 
         )
     assert len(sent) == 8, "the reads in flight finish; no further read is sent"
     assert {(s.state, s.message) for s in report.statuses} == {(State.NOT_REACHED, "shutting down")}
+
+
+def meeting(parties: int) -> tuple[threading.Barrier, Any]:
+    """A barrier and a before-call handler that waits at it (returning None, so the call goes on)."""
+    barrier = threading.Barrier(parties, timeout=30)
+
+    def meet(**_: Any) -> None:
+        barrier.wait()
+
+    return barrier, meet
+
+
+def test_the_batches_of_describe_services_are_in_flight_together(tmp_path: Path) -> None:
+    """25 services of one cluster are 3 DescribeServices calls (10 per call), all in flight at once:
+    they meet at a barrier of 3 inside the call (sent one after another, it would break)."""
+    barrier, meet = meeting(3)
+    with mock_aws():
+        ecs = boto3.client("ecs", region_name=US)
+        ecs.create_cluster(clusterName="prod")
+        ecs.register_task_definition(
+            family="api", containerDefinitions=[{"name": "api", "image": "nginx", "memory": 128}]
+        )
+        text = ""
+        for i in range(25):
+            ecs.create_service(
+                cluster="prod", serviceName=f"s{i:02d}", taskDefinition="api:1", desiredCount=1
+            )
+            text += document(
+                "ECSService", f"s{i:02d}", None, f"  cluster: prod\n  service: s{i:02d}\n  desiredCount: 1\n"
+            )
+        aws = BotoClients(US)
+        recorder = Recorder(aws)
+        aws.client("ecs").meta.events.register("before-call.ecs.DescribeServices", meet)
+        report = reconcile(load(tmp_path, text), aws)
+    assert set(states(report).values()) == {State.IN_SYNC}
+    assert recorder.of(US)["DescribeServices"] == 3
+    assert barrier.broken is False
+
+
+def test_the_families_of_task_definitions_are_listed_together(tmp_path: Path) -> None:
+    """Two ECSTaskDefinition families: their ListTaskDefinitions listings are in flight at once."""
+    barrier, meet = meeting(2)
+    definition = "  definition:\n    containerDefinitions: [{name: app, image: nginx, memory: 128}]\n"
+    text = "".join(
+        document("ECSTaskDefinition", family, None, f"  family: {family}\n{definition}")
+        for family in ("api", "web")
+    )
+    with mock_aws():
+        aws = BotoClients(US)
+        aws.client("ecs").meta.events.register("before-call.ecs.ListTaskDefinitions", meet)
+        report = reconcile(load(tmp_path, text), aws)
+    assert states(report) == {"api": State.FIXED, "web": State.FIXED}, "each family registered once"
+    assert barrier.broken is False

@@ -10,7 +10,7 @@ alarms it decides (rows name the deciding resource). A MaintenanceWindow's own p
 this one by the pass loop.
 
 It remembers one thing across passes (and, within a pass, its one resolution): per
-alarm, the last pass that saw it (or made it)
+region and alarm, the last pass that saw it (or made it)
 match its effective state, so that an alarm found disabled after a window's end, when a
 pass since that end already had it on, is `drift`, not "maintenance window X ended"; a
 re-enable that failed and is retried still names the window. A new process (restart,

@@ -32,7 +32,7 @@ from homeostat.desired_state.models import AWS_NAME, NAME_PATTERN, ManifestBase,
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
-from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, pages
+from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, fan_out, pages
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.rollouts import (
     DEPLOYMENT_STATE,
@@ -428,22 +428,21 @@ class ECSServiceReconciler:
         targets, target_error = self._scalable_targets(resources, aws)
         ecs = aws.client("ecs")
         declared = self._declared(resources, desired, ecs, now)
+        answers = self._describe(ecs, by_cluster)
         for cluster, members in by_cluster.items():
             live: dict[str, dict[str, Any]] = {}
             failures: dict[str, str] = {}
-            names = sorted({r.manifest.spec.service for r in members})
-            try:
-                for batch in chunks(names, DESCRIBE_SERVICES_BATCH):
-                    response = ecs.describe_services(cluster=cluster, services=batch)
-                    for item in response.get("services", []):
-                        live[item["serviceName"]] = item
-                    for failure in response.get("failures", []):
-                        arn = str(failure.get("arn", ""))
-                        failures[arn.rsplit("/", 1)[-1]] = str(failure.get("reason", "unknown"))
-            except aws_errors() as exc:
+            failed = [a for a in answers[cluster] if isinstance(a, Exception)]
+            if failed:
                 for resource in members:
-                    results[resource.name] = ObserveError(f"cluster {cluster}: {describe_error(exc)}")
+                    results[resource.name] = ObserveError(f"cluster {cluster}: {describe_error(failed[0])}")
                 continue
+            for response in (a for a in answers[cluster] if not isinstance(a, Exception)):
+                for item in response.get("services", []):
+                    live[item["serviceName"]] = item
+                for failure in response.get("failures", []):
+                    arn = str(failure.get("arn", ""))
+                    failures[arn.rsplit("/", 1)[-1]] = str(failure.get("reason", "unknown"))
             for resource in members:
                 spec = resource.manifest.spec
                 item = live.get(spec.service)
@@ -491,6 +490,30 @@ class ECSServiceReconciler:
         with self._lock:
             self._settling = (self._settling - {r.name for r in resources}) | deploying
         return results
+
+    @staticmethod
+    def _describe(
+        ecs: Any, by_cluster: Mapping[str, Sequence[Resource[ECSService]]]
+    ) -> dict[str, list[Mapping[str, Any] | Exception]]:
+        """Per cluster, the DescribeServices answer of each batch of 10 services, or its error.
+        The batches are independent reads: sent concurrently (the shared budget paces them)."""
+        work = [
+            (cluster, batch)
+            for cluster, members in by_cluster.items()
+            for batch in chunks(sorted({r.manifest.spec.service for r in members}), DESCRIBE_SERVICES_BATCH)
+        ]
+
+        def describe(item: tuple[str, list[str]]) -> Mapping[str, Any] | Exception:
+            try:
+                answer: Mapping[str, Any] = ecs.describe_services(cluster=item[0], services=item[1])
+            except aws_errors() as exc:
+                return exc
+            return answer
+
+        answers: dict[str, list[Mapping[str, Any] | Exception]] = {cluster: [] for cluster in by_cluster}
+        for (cluster, _), answer in zip(work, fan_out(describe, work), strict=True):
+            answers[cluster].append(answer)
+        return answers
 
     def _applied_token(self, name: str) -> str | None:
         """The redeployToken last sent to this service. An `interrupted` row counts as sent:
