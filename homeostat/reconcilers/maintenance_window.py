@@ -36,7 +36,7 @@ from homeostat.desired_state.windows import current_start, edges, is_active, wak
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import AlarmWindow
 from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
-from homeostat.reconcilers.aws import AwsClients
+from homeostat.reconcilers.aws import AwsClients, client_region
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.pending_maintenance import (
     IDLE_READ_SECONDS,
@@ -181,8 +181,9 @@ class MaintenanceWindowReconciler:
 
     def __init__(self, recall: Recall | None = None) -> None:
         self.recall = recall
-        # The last read of pending maintenance: reused outside active windows for an hour.
-        self._last_read: PendingRead | None = None
+        # The last read of pending maintenance per region (of the RDS client; the pass observes
+        # each region on its own): reused outside active windows for an hour.
+        self._last_read: dict[str | None, PendingRead] = {}
 
     def observe(
         self,
@@ -210,7 +211,9 @@ class MaintenanceWindowReconciler:
 
     def _read(self, aws: AwsClients, clusters: Sequence[str], now: datetime, *, active: bool) -> PendingRead:
         """A new read while a window listing clusters is active, else the last one for an hour."""
-        last = self._last_read
+        rds = aws.client("rds")
+        region = client_region(rds)
+        last = self._last_read.get(region)
         if (
             not active
             and last is not None
@@ -218,8 +221,8 @@ class MaintenanceWindowReconciler:
             and 0 <= (now - last.read_at).total_seconds() < IDLE_READ_SECONDS
         ):
             return last
-        self._last_read = read_pending(aws.client("rds"), clusters, now)
-        return self._last_read
+        read = self._last_read[region] = read_pending(rds, clusters, now)
+        return read
 
     def diff(
         self, resource: Resource[MaintenanceWindow], observed: WindowObservation | ObserveError, now: datetime
