@@ -489,3 +489,52 @@ def test_the_families_of_task_definitions_are_listed_together(tmp_path: Path) ->
         report = reconcile(load(tmp_path, text), aws)
     assert states(report) == {"api": State.FIXED, "web": State.FIXED}, "each family registered once"
     assert barrier.broken is False
+
+
+class RegionRds:
+    """An RDS double of one region: cluster aurora exists; no maintenance is pending."""
+
+    def __init__(self, region: str) -> None:
+        self.meta = type("Meta", (), {"region_name": region})()
+        self.reads = 0
+
+    def describe_db_clusters(self, **_: Any) -> dict[str, Any]:
+        arn = f"arn:aws:rds:{self.meta.region_name}:123456789012:cluster:aurora"
+        return {"DBClusters": [{"DBClusterIdentifier": "aurora", "DBClusterArn": arn, "Status": "available"}]}
+
+    def describe_pending_maintenance_actions(self, **_: Any) -> dict[str, Any]:
+        self.reads += 1
+        return {"PendingMaintenanceActions": []}
+
+
+class OneService:
+    def __init__(self, rds: RegionRds) -> None:
+        self.rds = rds
+
+    def client(self, service: str) -> Any:
+        assert service == "rds"
+        return self.rds
+
+
+def test_the_hourly_pending_maintenance_read_is_kept_per_region(tmp_path: Path) -> None:
+    """Outside their windows, a window of each region listing a cluster of one name: each region
+    is read once and its read reused for the hour; one region's read never stands for the other's."""
+    from homeostat.reconcilers.maintenance_window import KIND, MaintenanceWindowReconciler
+
+    start, end = (NOW + timedelta(days=1)).isoformat(), (NOW + timedelta(days=1, hours=4)).isoformat()
+    body = (
+        f'  start: "{start}"\n  end: "{end}"\n  applyPendingMaintenance:\n    - dbClusterIdentifier: aurora\n'
+    )
+    desired = load(
+        tmp_path,
+        document("MaintenanceWindow", "eu", EU, body) + document("MaintenanceWindow", "us", US, body),
+    )
+    reconciler = MaintenanceWindowReconciler()
+    rds = {EU: RegionRds(EU), US: RegionRds(US)}
+    for minutes in (0, 5):
+        for region in (EU, US):
+            local = desired.in_region(region, EU)
+            reconciler.observe(
+                list(local.of_kind(KIND)), local, OneService(rds[region]), NOW + timedelta(minutes=minutes)
+            )
+    assert (rds[EU].reads, rds[US].reads) == (1, 1)
