@@ -71,6 +71,20 @@ class Metrics:
             namespace=PREFIX,
             registry=registry,
         )
+        self.resource_fighting = Gauge(
+            "resource_fighting",
+            "1 while something else keeps changing the resource back: its corrections are withheld.",
+            ["kind", "name"],
+            namespace=PREFIX,
+            registry=registry,
+        )
+        self.fights_total = Counter(
+            "fights_total",
+            "Fights detected (a field corrected --fight-threshold times, changed back each time), by kind.",
+            ["kind"],
+            namespace=PREFIX,
+            registry=registry,
+        )
         self.actions_total = Counter(
             "actions_total",
             "Actions by kind, action and outcome (applied|failed|dry_run|conflict).",

@@ -167,6 +167,40 @@ class HistoryStore:
             rows = connection.execute(statement).mappings().all()
         return [Remembered(as_utc(row["time"]), dict(row["after"] or {}), row["error"]) for row in rows]
 
+    def corrections(
+        self, kind: str, since: datetime, action_names: Sequence[str]
+    ) -> dict[str, list[ActionRecord]]:
+        """Fights (operator/fights.py): the applied, not dry-run rows of these actions of one
+        kind since `since`, by resource name, oldest first (kind+name and time are indexed)."""
+        statement = (
+            sa.select(actions)
+            .where(actions.c.kind == kind)
+            .where(actions.c.time >= as_utc(since))
+            .where(actions.c.action.in_(action_names))
+            .where(actions.c.outcome == str(Outcome.APPLIED))
+            .where(actions.c.dry_run.is_(False))
+            .order_by(actions.c.time, actions.c.id)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).mappings().all()
+        found: dict[str, list[ActionRecord]] = {}
+        for row in rows:
+            found.setdefault(row["name"], []).append(record_of(row))
+        return found
+
+    def newest_of(self, kind: str, action_names: Sequence[str]) -> dict[str, ActionRecord]:
+        """Fights: the newest row of any of these actions per resource of one kind, by name."""
+        newest = (
+            sa.select(sa.func.max(actions.c.id))
+            .where(actions.c.kind == kind)
+            .where(actions.c.action.in_(action_names))
+            .group_by(actions.c.name)
+        )
+        statement = sa.select(actions).where(actions.c.id.in_(newest.scalar_subquery()))
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).mappings().all()
+        return {row["name"]: record_of(row) for row in rows}
+
     def mark_interrupted(self) -> list[ActionRecord]:
         """Turn every `pending` journal row into `interrupted` (its data kept); those rows, oldest
         first. Only the lease holder may call it: a live writer's pending rows are in flight."""

@@ -108,6 +108,7 @@ class Loop:
                     should_stop=lambda: self.requests.stopping,
                     until=lambda _still_running: self.requests.timed_pending(),
                     stragglers=self.stragglers,
+                    fights=self.runtime.fights,
                 )
                 self._follow_stragglers(bypass)
                 self._after_pass(report)

@@ -21,6 +21,8 @@ from homeostat.operator.budget import DEFAULT_RATES, parse_rates
 USAGE_EXIT = 1
 # Upper bounds of whole-number options (others: 1,000,000): --resync at most a day, --watch an hour.
 INT_LIMITS = {"resync": 86_400, "limit": 1_000_000, "watch": 3_600, "concurrency": 64}
+# Lower bounds of whole-number options (others: 1): one correction is no fight.
+INT_FLOORS = {"fight_threshold": 2}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -119,7 +121,23 @@ SHARED = (
     ),
 )
 PER_COMMAND: dict[str, tuple[Option, ...]] = {
-    "run": (Option("once", ("--once",), OptionKind.BOOL, False, "one full pass, then exit"),),
+    "run": (
+        Option("once", ("--once",), OptionKind.BOOL, False, "one full pass, then exit"),
+        Option(
+            "fight_threshold",
+            ("--fight-threshold",),
+            OptionKind.INT,
+            3,
+            "corrections of one field, each changed back, that make a resource Fighting (2 or more)",
+        ),
+        Option(
+            "fight_window",
+            ("--fight-window",),
+            OptionKind.DURATION,
+            "1h",
+            "the time those corrections are counted in, and a Fighting resource's quiet time to resume",
+        ),
+    ),
     "plan": (
         Option("json", ("--json",), OptionKind.BOOL, False, "machine-readable output"),
         Option("kind", ("--kind",), OptionKind.KIND, None, "only resources of this kind"),
@@ -273,8 +291,9 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         except ValueError:
             raise UsageError(f"{source}: expected a whole number, got {raw!r}") from None
         highest = INT_LIMITS.get(option.dest, 1_000_000)
-        if not 1 <= value <= highest:
-            raise UsageError(f"{source}: must be from 1 to {highest}, got {value}")
+        lowest = INT_FLOORS.get(option.dest, 1)
+        if not lowest <= value <= highest:
+            raise UsageError(f"{source}: must be from {lowest} to {highest}, got {value}")
         return value
     if option.kind == OptionKind.PATH:
         return Path(str(raw))
@@ -361,6 +380,8 @@ class Settings:
     shell: str | None = None
     concurrency: int = 8
     api_rate: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RATES)
+    fight_threshold: int = 3
+    fight_window: timedelta = timedelta(hours=1)
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -387,6 +408,8 @@ def parse_settings(argv: list[str], environ: dict[str, str] | None = None) -> Se
             values[option.dest] = _convert(option, namespace[option.dest], flag)
         elif option.env in env:
             values[option.dest] = _convert(option, env[option.env], option.env)
+        elif option.kind == OptionKind.DURATION and option.default is not None:
+            values[option.dest] = _convert(option, option.default, flag)  # "1h", as the help shows
         else:
             values[option.dest] = option.default
     if command == "validate":

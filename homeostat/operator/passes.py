@@ -19,6 +19,7 @@ from homeostat.desired_state.models import Hold
 from homeostat.desired_state.state import DesiredState, Resource, effective_region
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.execution import Executor
+from homeostat.operator.fights import FightWatch, Judgement
 from homeostat.operator.records import ActionRecord, Resumed
 from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.operator.values import value_text
@@ -40,6 +41,8 @@ class State(StrEnum):
     # A watched ECS deployment (issue 13): settling, or failed and held back. Neither drift nor error.
     DEPLOYING = "Deploying"
     DEPLOYMENT_FAILED = "DeploymentFailed"
+    # Something else keeps changing a field back (contract 2.1): corrections withheld.
+    FIGHTING = "Fighting"
 
 
 class Result(StrEnum):
@@ -67,7 +70,7 @@ class ResourceStatus:
 
     @property
     def result(self) -> Result:
-        if self.state in {State.SUSPENDED, State.BACKING_OFF, State.NOT_REACHED}:
+        if self.state in {State.SUSPENDED, State.BACKING_OFF, State.NOT_REACHED, State.FIGHTING}:
             return Result.SKIPPED
         return Result.ERROR if self.state == State.ERROR else Result.SUCCESS
 
@@ -308,6 +311,7 @@ class _PassContext:
     dry_run: bool
     skip: Skip
     should_stop: Callable[[], bool]
+    fights: FightWatch | None = None
 
 
 def _reconcile_group(
@@ -330,24 +334,37 @@ def _reconcile_group(
             )
         return _KindPass(tuple(statuses), time.monotonic() - started)
     dry_runs = [ctx.dry_run or resource.manifest.spec.dryRun for _, resource, _ in planned]
-    # The end of a bounded hold comes before what it lets happen: one `resume` row per hold,
-    # restarts included (recorded once, like findings).
-    resumes = [ctx.executor.record(resumed(resource), revision=revision) for _, resource, _ in planned]
+    # A resource something else keeps changing back is Fighting: its actions are withheld.
+    judged = ctx.fights.judge_all([(r, p.actions) for _, r, p in planned], ctx.clock()) if ctx.fights else {}
+    verdicts = [judged.get((resource.kind, resource.name), Judgement()) for _, resource, _ in planned]
+    # The end of a bounded hold (or of a fight) comes before what it lets happen: one `resume`
+    # row per hold, restarts included (recorded once, like findings).
+    resumes = [
+        ctx.executor.record((*resumed(resource), *verdict.events), revision=revision)
+        for (_, resource, _), verdict in zip(planned, verdicts, strict=True)
+    ]
     # The kind's mutations of every resource at once: a bounded pool sends them (--concurrency).
     # Each resource's actions are sent with its region's clients.
     default = default_region(ctx.aws)
     executed = ctx.executor.execute_all(
         [
-            (reconciler, plan.actions, dry, clients_in(ctx.aws, effective_region(resource, default)))
-            for (reconciler, resource, plan), dry in zip(planned, dry_runs, strict=True)
+            (
+                reconciler,
+                () if verdict.fight else plan.actions,
+                dry,
+                clients_in(ctx.aws, effective_region(resource, default)),
+            )
+            for (reconciler, resource, plan), dry, verdict in zip(planned, dry_runs, verdicts, strict=True)
         ],
         revision=revision,
         should_stop=ctx.should_stop,
     )
-    for (_, resource, plan), resource_dry_run, applied, resumed_rows in zip(
-        planned, dry_runs, executed, resumes, strict=True
+    for (_, resource, plan), resource_dry_run, applied, resumed_rows, verdict in zip(
+        planned, dry_runs, executed, resumes, verdicts, strict=True
     ):
         state, message = classify(plan, applied, dry_run=resource_dry_run)
+        if verdict.fight is not None and ctx.fights is not None:
+            state, message = State.FIGHTING, ctx.fights.rule.message(verdict.fight)
         # Findings are reported (once), never classified: they do not make a resource fail or drift.
         records = applied + ctx.executor.record(plan.findings, revision=revision)
         statuses.append(
@@ -402,6 +419,7 @@ def run_pass(
     after: Mapping[Kind, Sequence[Kind]] | None = None,
     until: Callable[[set[GroupKey]], bool] | None = None,
     stragglers: Stragglers | None = None,
+    fights: FightWatch | None = None,
 ) -> PassReport:
     """Reconcile every resource once, each kind (or group of reconcilers sharing kinds, such as
     the alarm kinds) on its own worker: no kind waits on another kind's AWS retries.
@@ -416,9 +434,10 @@ def run_pass(
     The daemon passes `until` and `stragglers`: once `until(still_running)` is true (a timed
     pass is due), the pass stops waiting, and the workers still running go on as stragglers; a later pass
     does not start them again and reports them when they have finished (see stragglers.py).
-    Without them (`run --once`, tests) the pass waits for every worker."""
+    Without them (`run --once`, tests) the pass waits for every worker. With `fights`, a
+    resource something else keeps changing back is Fighting (fights.py); without, never."""
     started = clock()
-    ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop)
+    ctx = _PassContext(desired, aws, executor, started, clock, dry_run, skip, should_stop, fights)
     parts = groups(reconcilers)
     results: dict[GroupKey, _KindPass] = {}
     if stragglers is not None:

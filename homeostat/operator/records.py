@@ -11,10 +11,11 @@ view (JSON true/false/null).
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from homeostat.desired_state.durations import format_duration
 from homeostat.desired_state.identifiers import DESIRED_STATE_KIND
 from homeostat.desired_state.models import Hold
 from homeostat.operator.clock import rfc3339
@@ -121,8 +122,51 @@ class Resumed:
     hold: Hold
 
 
+class FightAction(StrEnum):
+    """The history actions of a fight (operator/fights.py)."""
+
+    DETECTED = "fight_detected"
+    RESOLVED = "fight_resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Fight:
+    """A fight over one field of one target: what homeostat wants, the values it found
+    instead (one per correction, and the one that made it stop), and the manifest digest it
+    was detected under (a change of the manifest resumes the resource)."""
+
+    target: str
+    field: str
+    desired: Any
+    seen: tuple[Any, ...]
+    detected: datetime
+    manifest: str
+
+
+@dataclass(frozen=True, slots=True)
+class FightDetected:
+    """Something else keeps changing a field back: homeostat stops correcting the resource."""
+
+    kind: str
+    name: str
+    fight: Fight
+    window: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class FightResolved:
+    """A fight ended (`reason`: the manifest changed, or no correction was needed for a window)."""
+
+    kind: str
+    name: str
+    fight: Fight
+    reason: str
+
+
+# The after key of a fight_detected row beside the field: the manifest digest it was seen under.
+FIGHT_MANIFEST = "manifestDigest"
 # Everything the executor records that is not an action it applies.
-Event = Finding | RevisionRejected | Unmanaged | Resumed
+Event = Finding | RevisionRejected | Unmanaged | Resumed | FightDetected | FightResolved
 
 
 def event_record(event: Event, *, time: datetime, revision: str) -> ActionRecord:
@@ -189,6 +233,48 @@ def event_record(event: Event, *, time: datetime, revision: str) -> ActionRecord
                 revision=revision,
                 dry_run=False,
             )
+        case FightDetected() | FightResolved():
+            return _fight_record(event, time=time, revision=revision)
+
+
+def _fight_record(event: FightDetected | FightResolved, *, time: datetime, revision: str) -> ActionRecord:
+    """A fight_detected row keeps the values seen in `before` and the desired value and the
+    manifest digest in `after` (what a restarted process reads back); it is a conflict, like a
+    declared count an autoscaler owns: something else decides the value, nothing is applied."""
+    fight = event.fight
+    if isinstance(event, FightResolved):
+        return ActionRecord(
+            time=time,
+            kind=event.kind,
+            name=event.name,
+            action=FightAction.RESOLVED,
+            target=fight.target,
+            outcome=Outcome.APPLIED,
+            before={"fighting": True, "field": fight.field},
+            after={"fighting": False},
+            reason=f"fight over {fight.field} ended: {event.reason}",
+            error=None,
+            revision=revision,
+            dry_run=False,
+        )
+    corrections = len(fight.seen) - 1
+    return ActionRecord(
+        time=time,
+        kind=event.kind,
+        name=event.name,
+        action=FightAction.DETECTED,
+        target=fight.target,
+        outcome=Outcome.CONFLICT,
+        before={fight.field: list(fight.seen)},
+        after={fight.field: fight.desired, FIGHT_MANIFEST: fight.manifest},
+        reason=f"fight: {fight.field} corrected {corrections} times within {format_duration(event.window)}, "
+        "changed back to a value that is not the desired one each time",
+        error=None,
+        revision=revision,
+        dry_run=False,
+        conflict=f"something else keeps changing {fight.field} back; corrections stopped until the "
+        "manifest changes or a fight window passes with no correction needed",
+    )
 
 
 def recorded_once(event: Event) -> bool:

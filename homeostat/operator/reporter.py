@@ -15,6 +15,7 @@ from homeostat import __version__
 from homeostat.desired_state.identifiers import Kind
 from homeostat.metrics import GaugeDeclaration, Metrics
 from homeostat.operator.passes import PassReport, ResourceStatus, State
+from homeostat.operator.records import FightAction
 
 ResourceKey = tuple[Kind, str]
 # (measurement metric, sorted label items) of one gauge series a plan set.
@@ -30,6 +31,7 @@ class Reporter:
         self._in_sync: set[ResourceKey] = set()
         self._suspended: set[ResourceKey] = set()  # resources with a resource_suspended series
         self._expiring: set[ResourceKey] = set()  # resources with a suspension_expiry series
+        self._fighting: set[ResourceKey] = set()  # resources with a resource_fighting series
 
     # -- the process --------------------------------------------------------------------------
 
@@ -72,6 +74,7 @@ class Reporter:
         self._suspension(key, status)
         if status.state in NOT_LOOKED_AT:
             return
+        self._fight(key, status)
         self.metrics.resource_in_sync.labels(kind=str(status.kind), name=status.name).set(
             1 if status.in_sync else 0
         )
@@ -102,6 +105,17 @@ class Reporter:
             self.metrics.suspension_expiry_timestamp_seconds.remove(str(status.kind), status.name)
             self._expiring.discard(key)
 
+    def _fight(self, key: ResourceKey, status: ResourceStatus) -> None:
+        """resource_fighting for every resource a pass looked at; fights_total per detection."""
+        kind = str(status.kind)
+        self.metrics.resource_fighting.labels(kind=kind, name=status.name).set(
+            1 if status.state == State.FIGHTING else 0
+        )
+        self._fighting.add(key)
+        detected = sum(1 for r in status.records if r.action == FightAction.DETECTED)
+        if detected:
+            self.metrics.fights_total.labels(kind=kind).inc(detected)
+
     def keep_only(self, keys: Iterable[ResourceKey]) -> None:
         """Remove every series of the resources not in `keys` (their manifests were removed)."""
         kept = set(keys)
@@ -116,6 +130,9 @@ class Reporter:
         for kind, name in self._expiring - kept:
             self.metrics.suspension_expiry_timestamp_seconds.remove(str(kind), name)
         self._expiring &= kept
+        for kind, name in self._fighting - kept:
+            self.metrics.resource_fighting.remove(str(kind), name)
+        self._fighting &= kept
 
     def _forget_measured(self, key: ResourceKey) -> None:
         series = self._measured.pop(key, set())

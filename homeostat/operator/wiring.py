@@ -20,6 +20,7 @@ from homeostat.operator.aws_session import BotoClients, Endpoint
 from homeostat.operator.budget import ApiBudget
 from homeostat.operator.clock import utc_now
 from homeostat.operator.execution import Executor
+from homeostat.operator.fights import FightRule, FightWatch
 from homeostat.operator.history import HistoryError, HistoryStore
 from homeostat.operator.last_good import LastKnownGood
 from homeostat.operator.lease import Lease
@@ -51,6 +52,7 @@ class Runtime:
     history: HistoryStore | None
     lease: Lease | None
     last_good: LastKnownGood | None
+    fights: FightWatch | None = None  # the history remembers fights; `plan` has none
 
     def close(self) -> None:
         if self.history is not None:
@@ -112,4 +114,9 @@ def build_runtime(
         history=history,
         lease=Lease(history.engine) if history is not None else None,
         last_good=LastKnownGood(history.engine, log) if history is not None else None,
+        fights=(
+            FightWatch(history, FightRule(settings.fight_threshold, settings.fight_window))
+            if history is not None
+            else None
+        ),
     )
