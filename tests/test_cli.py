@@ -63,6 +63,8 @@ ENV_CASES: list[tuple[str, str, str, str, Any]] = [
     ("history", "HOMEOSTAT_FOLLOW", "1", "follow", True),
     ("history", "HOMEOSTAT_KIND", "snapshotretention", "kind", "SnapshotRetention"),
     ("status", "HOMEOSTAT_WATCH", "2", "watch", 2),
+    ("run", "HOMEOSTAT_FIGHT_THRESHOLD", "5", "fight_threshold", 5),
+    ("run", "HOMEOSTAT_FIGHT_WINDOW", "30m", "fight_window", timedelta(minutes=30)),
     ("status", "HOMEOSTAT_WIDE", "true", "wide", True),
 ]
 
@@ -95,6 +97,8 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.resync == 60
     assert settings.dry_run is False
     assert settings.once is False
+    assert settings.fight_threshold == 3
+    assert settings.fight_window == timedelta(hours=1)
 
 
 def test_command_line_beats_environment_beats_default() -> None:
@@ -135,6 +139,9 @@ def test_validate_path_argument_overrides_desired_state() -> None:
         (["plan"], {"HOMEOSTAT_LOG_FORMAT": "xml"}, "HOMEOSTAT_LOG_FORMAT"),
         (["history", "--since", "yesterday"], {}, "--since"),
         (["history", "--limit", "-3"], {}, "--limit"),
+        (["run", "--fight-threshold", "1"], {}, "--fight-threshold: must be from 2"),
+        (["run"], {"HOMEOSTAT_FIGHT_WINDOW": "an hour"}, "HOMEOSTAT_FIGHT_WINDOW"),
+        (["run", "--fight-window", "-1h"], {}, "--fight-window"),
         (["frobnicate"], {}, "frobnicate"),
         ([], {}, "missing command"),
     ],

@@ -33,6 +33,7 @@ EXPECTED_ALERTS = {
     "HomeostatSuspendedTooLong",  # a plain `suspend: true` held over 24 hours
     "HomeostatDeploymentFailed",  # a watched ECS deployment failed (issue 13)
     "HomeostatNoLeader",  # every daemon a standby (hot standby, issue 15)
+    "HomeostatFighting",  # something keeps changing a resource back (issue 14)
 }
 RUNBOOK = ALERTS.parent / "runbook.md"
 
