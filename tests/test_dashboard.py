@@ -29,6 +29,7 @@ REQUIRED_PANELS = (
     "active maintenance windows",
     "newest snapshot age per retention policy",
     "time since last pass",
+    "fighting resources",
 )
 
 
