@@ -157,7 +157,8 @@ def cmd_run_once(settings: Settings) -> int:
     )
     if report.statuses:
         emit(report_text(report.statuses))
-    if report.errors or any(s.state == State.CONFLICT for s in report.statuses):
+    # A Fighting resource, like a Conflict, is not at its manifest and homeostat will not fix it.
+    if report.errors or any(s.state in {State.CONFLICT, State.FIGHTING} for s in report.statuses):
         return EXIT_ERROR
     return EXIT_OK
 
