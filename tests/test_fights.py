@@ -157,7 +157,12 @@ def test_a_maintenance_window_silencing_and_re_enabling_alarms_is_not_a_fight() 
         {"actionsEnabled": True}, "drift",
     )  # fmt: skip
     assert judge(RULE, KEY, [enable], windows, None, "d1", NOW, None).fight is None
+    ended = Action(
+        Kind("MaintenanceWindow"), "api", AlarmAction.ENABLE, "a1", {"actionsEnabled": False},
+        {"actionsEnabled": True}, window_ended("sunday"),
+    )  # fmt: skip
     drifts = [alarm(m, False, "drift") for m in (30, 20, 10)]
+    assert judge(RULE, KEY, [ended], drifts, None, "d1", NOW, None).fight is None  # a window's end
     assert judge(RULE, KEY, [enable], [*windows, *drifts], None, "d1", NOW, None).fight is not None
 
 

@@ -91,19 +91,24 @@ class Judgement:
     needed_at: datetime | None = None
 
 
+def is_drift(reason: str) -> bool:
+    """Whether an action's reason is drift (not a window's start or end, not a deployment)."""
+    return reason == DRIFT or reason.startswith(f"{DRIFT}:")
+
+
 def is_correction(record: ActionRecord) -> bool:
     """An applied correction of drift (see the module docstring)."""
     return (
         record.action in CORRECTIONS
         and record.outcome == Outcome.APPLIED
         and not record.dry_run
-        and (record.reason == DRIFT or record.reason.startswith(f"{DRIFT}:"))
+        and is_drift(record.reason)
     )
 
 
 def corrected_fields(action: Action) -> dict[tuple[str, str], Any]:
-    """(target, field) -> desired value of each field a planned action corrects."""
-    if str(action.action) not in CORRECTIONS or action.conflict is not None:
+    """(target, field) -> desired value of each field a planned action corrects of drift."""
+    if str(action.action) not in CORRECTIONS or action.conflict is not None or not is_drift(action.reason):
         return {}
     return {
         (action.target, key): value
