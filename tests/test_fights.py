@@ -8,6 +8,7 @@ homeostat sends are counted.
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from homeostat.operator.records import FIGHT_MANIFEST, ActionRecord, FightDetect
 from homeostat.operator.reporter import Reporter
 from homeostat.reconcilers.actions import Action, Outcome
 from homeostat.reconcilers.alarm_state import AlarmAction, window_ended, window_started
+from homeostat.reconcilers.aurora_cluster import AuroraClusterAction
 from homeostat.reconcilers.ecs_service import ECSAction, ECSService, ECSServiceReconciler
 from homeostat.reconcilers.registry import gauges
 
@@ -137,6 +139,36 @@ def test_only_applied_corrections_of_the_same_field_to_the_same_value_count(row:
     rows = [correction(30), correction(20), row]
     assert judge(RULE, KEY, [planned()], rows, None, "d1", NOW, None).fight is None
     assert judge(RULE, KEY, [planned()], [*rows, correction(5)], None, "d1", NOW, None).fight is not None
+
+
+@pytest.mark.parametrize(
+    ("action", "target", "field", "other"),
+    [
+        (ECSAction.UPDATE_SCALABLE_TARGET, "service/prod/api", "minCapacity", "maxCapacity"),
+        (
+            AuroraClusterAction.MODIFY_DB_CLUSTER,
+            "omnirapeutic-production",
+            "serverlessV2Scaling.maxCapacity",
+            "backupRetentionPeriod",
+        ),
+        (ECSAction.UPDATE_SERVICE, TARGET, "taskDefinition", "desiredCount"),
+    ],
+    ids=["scalable-target-bounds", "aurora-settings", "task-definition"],
+)
+def test_each_field_of_each_kind_is_counted_on_its_own(
+    action: str, target: str, field: str, other: str
+) -> None:
+    def fix(minutes: float, key: str) -> ActionRecord:
+        return correction(minutes, 1, 2, field=key, action=action, target=target, reason="drift: differs")
+
+    plan = Action(ECS, "api", action, target, {field: 1}, {field: 2}, "drift: differs")  # type: ignore[arg-type]
+    others = [fix(30, other), fix(20, other), fix(10, other)]
+    assert judge(RULE, KEY, [plan], others, None, "d1", NOW, None).fight is None
+    verdict = judge(
+        RULE, KEY, [plan], [*others, fix(25, field), fix(15, field), fix(5, field)], None, "d1", NOW, None
+    )
+    assert verdict.fight is not None
+    assert (verdict.fight.target, verdict.fight.field) == (target, field)
 
 
 def test_a_maintenance_window_silencing_and_re_enabling_alarms_is_not_a_fight() -> None:
@@ -401,3 +433,31 @@ def test_a_quiet_fight_window_resumes_and_a_needed_correction_restarts_it(stack:
     report = stack.run(desired)
     assert states(report)["api"] == State.FIXED
     assert stack.updates("api") == 1
+
+
+def test_the_history_reads_applied_corrections_since_an_instant_and_the_newest_fight_rows(
+    tmp_path: Path,
+) -> None:
+    store = HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+    web = replace(correction(5), name="web")
+    store.add(
+        [
+            correction(90),  # before `since`
+            correction(30),
+            correction(20, outcome=Outcome.DRY_RUN),
+            correction(15, outcome=Outcome.FAILED),
+            correction(10, action=ECSAction.REDEPLOY),
+            web,
+            detected_row(8),
+            resolved_row(4),
+        ]
+    )
+    found = store.corrections("ECSService", NOW - timedelta(hours=1), [str(ECSAction.UPDATE_SERVICE)])
+    assert {name: [r.time for r in rows] for name, rows in found.items()} == {
+        "api": [NOW - timedelta(minutes=30)],
+        "web": [NOW - timedelta(minutes=5)],
+    }
+    newest = store.newest_of("ECSService", ["fight_detected", "fight_resolved"])
+    assert list(newest) == ["api"]
+    assert newest["api"].action == "fight_resolved"
+    assert store.newest_of("AlarmActions", ["fight_detected", "fight_resolved"]) == {}

@@ -120,9 +120,18 @@ def test_suspended_and_fighting_resources_are_listed_as_held_with_the_reason_of_
             "suspension": {"until": "2026-12-02T09:00:00Z", "reason": "INC-4411"},
         },
         {"kind": "ECSService", "name": "api", "state": "InSync", "message": "in sync", "lastReconcile": None},
+        {
+            "kind": "ECSService",
+            "name": "worker",
+            "state": "Fighting",
+            "message": "Fighting: desiredCount of prod/worker was corrected 3 times and changed back each time",
+            "lastReconcile": None,
+        },
     ]
     page = render_page(status(resources=resources), [], refresh_seconds=10)
     held = page.split("Held: suspended and fighting", 1)[1].split("<h2>", 1)[0]
+    assert ">worker<" in held
+    assert "corrected 3 times and changed back" in held
     assert "web" in held
     assert "INC-4411" in held
     assert "2026-12-02T09:00:00Z" in held
