@@ -223,6 +223,8 @@ def test_after_a_fight_ended_only_newer_corrections_count() -> None:
     rows = [correction(30), correction(20), correction(10)]
     assert judge(RULE, KEY, [planned()], rows, resolved_row(15), "d1", NOW, None).fight is None
     assert judge(RULE, KEY, [planned()], rows, resolved_row(35), "d1", NOW, None).fight is not None
+    # The correction of the pass that ended the fight (recorded right after it) counts.
+    assert judge(RULE, KEY, [planned()], rows, resolved_row(30), "d1", NOW, None).fight is not None
 
 
 minutes_in_window = st.floats(min_value=0, max_value=59.9)

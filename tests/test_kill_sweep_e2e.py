@@ -39,6 +39,9 @@ pytestmark = pytest.mark.e2e
 
 SEED = 1011
 MIN_KEEP = 2
+# Every round flips the alarms back, which would be a fight (contract 2.1) from the fourth round on:
+# this test is about kills, so the fight threshold is out of reach.
+DAEMON_ARGS = ("--resync", "2", "--fight-threshold", "1000000")
 QUIET = [f"quiet-{i}" for i in range(3)]  # AlarmActions wants them disabled
 LOUD = [f"loud-{i}" for i in range(3)]  # AlarmActions wants them enabled
 PROTECTED = f"{PREFIX}keep-20260101-0000"
@@ -132,7 +135,7 @@ def test_twelve_sigkills_lose_no_mutation_duplicate_no_slot_and_keep_min_keep(
         if isinstance(plan, tuple):
             fault, service, operation = plan
             aws.faults.set(service, operation, Rule(fault, first=1, hold=120))
-        daemon = DaemonProcess(aws.moto, desired, history_url, "--resync", "2", env=env, log_dir=tmp_path)
+        daemon = DaemonProcess(aws.moto, desired, history_url, *DAEMON_ARGS, env=env, log_dir=tmp_path)
         try:
             if isinstance(plan, tuple):
                 aws.faults.wait_held(plan[2], timeout=120)
@@ -147,7 +150,7 @@ def test_twelve_sigkills_lose_no_mutation_duplicate_no_slot_and_keep_min_keep(
             aws.faults.set(plan[1], plan[2], None)
         aws.faults.wait_idle(timeout=60)
 
-    final = DaemonProcess(aws.moto, desired, history_url, "--resync", "2", env=env, log_dir=tmp_path)
+    final = DaemonProcess(aws.moto, desired, history_url, *DAEMON_ARGS, env=env, log_dir=tmp_path)
     try:
         final.wait_ready(timeout=120)
         slot_names = {f"round-{n}-{slot:%Y%m%d-%H%M}" for n in range(len(rounds))}

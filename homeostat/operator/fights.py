@@ -130,12 +130,17 @@ def _detected(
     rule: FightRule,
     planned: Sequence[Action],
     corrections: Sequence[ActionRecord],
-    since: datetime,
     now: datetime,
+    resolved: datetime | None,
     digest: str,
 ) -> Fight | None:
-    """The first planned field corrected `threshold` times to the same value after `since`."""
-    counted = (r for r in corrections if is_correction(r) and since < r.time <= now)
+    """The first planned field corrected `threshold` times to the same value within the window
+    and not before the last fight ended (`resolved`: a correction of that very pass counts)."""
+    counted = (
+        r
+        for r in corrections
+        if is_correction(r) and now - rule.window < r.time <= now and (resolved is None or r.time >= resolved)
+    )
     ordered = sorted(counted, key=lambda r: r.time)
     for action in planned:
         for (target, field), desired in corrected_fields(action).items():
@@ -179,10 +184,8 @@ def judge(
             quiet = f"no correction was needed for {format_duration(rule.window)}"
             return Judgement(events=(FightResolved(kind, name, fight, quiet),))
         return Judgement(fight=fight, needed_at=last)
-    since = now - rule.window
-    if last_event is not None:
-        since = max(since, last_event.time)
-    found = _detected(rule, planned, corrections, since, now, digest)
+    resolved = last_event.time if last_event is not None else None
+    found = _detected(rule, planned, corrections, now, resolved, digest)
     if found is None:
         return Judgement()
     return Judgement(fight=found, events=(FightDetected(kind, name, found, rule.window),), needed_at=now)
