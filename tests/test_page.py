@@ -124,7 +124,7 @@ def test_suspended_and_fighting_resources_are_listed_as_held_with_the_reason_of_
             "kind": "ECSService",
             "name": "worker",
             "state": "Fighting",
-            "message": "Fighting: desiredCount of prod/worker was corrected 3 times and changed back each time",
+            "message": "Fighting: desiredCount of prod/worker was corrected 3 times and changed back",
             "lastReconcile": None,
         },
     ]
