@@ -50,6 +50,20 @@ def test_a_deployment_in_progress_is_deploying_and_holds_the_task_definition_bac
     assert found.new_failure is None
 
 
+def test_a_deployment_of_the_wanted_revision_is_not_watched_once_the_service_runs_another() -> None:
+    """Someone deployed another revision: the wanted one's deployment (being replaced, or a record
+    that is never updated, as moto's) is not followed; the service is moved back as drift."""
+    listed = [Deployment(ARN.format(2), "PRIMARY", "IN_PROGRESS", "")]
+    assert verdict(is_two, "m1", listed, None, current=ARN.format(1)) is None
+    watched = verdict(is_two, "m1", listed, None, current=ARN.format(2))
+    assert watched is not None
+    assert watched.rollout.state == RolloutState.DEPLOYING
+    failed = [Deployment(ARN.format(2), "ACTIVE", "FAILED", TASKS_FAILED)]
+    held = verdict(is_two, "m1", failed, None, current=ARN.format(1))
+    assert held is not None
+    assert held.rollout.state == RolloutState.FAILED, "a failure is still seen after the rollback"
+
+
 def test_a_completed_deployment_is_completed_and_holds_nothing_back() -> None:
     found = verdict(is_two, "m1", [Deployment(ARN.format(2), "PRIMARY", "COMPLETED", "")], None)
     assert found is not None
@@ -249,6 +263,18 @@ def test_a_deployment_is_followed_until_it_completes_with_timed_passes(tmp_path:
     report, wakes = one_pass(desired, ecs, store)
     assert report.statuses[0].state == State.IN_SYNC
     assert wakes == []
+
+
+def test_a_revision_deployed_by_hand_during_a_rollout_is_moved_back(tmp_path: Path) -> None:
+    """The demo's `roll_back` against moto: the service runs :1 by hand while the deployment list
+    still shows :2 in progress. homeostat does not wait for that deployment for ever."""
+    ecs, store = RollingEcs(), HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+    desired = pinned(tmp_path / "d", 2)
+    one_pass(desired, ecs, store)
+    ecs.task_definition = ARN.format(1)  # UpdateService by hand; the deployments are not updated
+    report, _ = one_pass(desired, ecs, store)
+    assert [u["taskDefinition"] for u in ecs.updates] == ["shop-api:2", "shop-api:2"]
+    assert report.statuses[0].state == State.FIXED
 
 
 def test_a_failed_rollout_is_recorded_once_and_its_revision_is_never_sent_again(tmp_path: Path) -> None:

@@ -463,6 +463,7 @@ class ECSServiceReconciler:
                             manifests,
                             deployments_of(item),
                             self._memory(resource.name),
+                            current=str(item["taskDefinition"]),
                         )
                         if runs
                         else None

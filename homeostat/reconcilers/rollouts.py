@@ -95,6 +95,7 @@ def verdict(
     manifests: str,
     deployments: Sequence[Deployment],
     memory: RolloutMemory | None,
+    current: str | None = None,
 ) -> Verdict | None:
     """Pure: the watched deployment of the wanted task definition (`matches`), or None when
     there is none to watch (the service is moved to it as ordinary drift).
@@ -104,7 +105,12 @@ def verdict(
     carrying it is IN_PROGRESS (deploying), FAILED (failed) or done; a deployment gone because
     the circuit breaker rolled back to another revision is a failure when homeostat sent the
     wanted one after the last failure it recorded of it (so a rollback seen again after the
-    manifests changed is not taken for the new send's failure)."""
+    manifests changed is not taken for the new send's failure).
+
+    `current` is the service's own task definition (the latest UpdateService). When it is not
+    the wanted one, someone deployed another revision since: a deployment still listed with the
+    wanted one (being replaced, or a record moto never updates) is not watched, and the service
+    is moved back as ordinary drift instead of waiting for ever."""
     failed = [r for r in (memory.failed if memory else ()) if matches(str(r.after.get("taskDefinition")))]
     for row in failed:
         if row.after.get("manifests") == manifests and not _moved_on(matches, row, memory):
@@ -116,6 +122,8 @@ def verdict(
             return Verdict(
                 Rollout(RolloutState.FAILED, _held_back(reason)), (carrying.task_definition, reason)
             )
+        if current is not None and not matches(current):
+            return None
         if carrying.rollout_state == "IN_PROGRESS":
             return Verdict(
                 Rollout(RolloutState.DEPLOYING, f"deploying {carrying.task_definition}: rollout IN_PROGRESS")
