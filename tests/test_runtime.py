@@ -492,3 +492,23 @@ def test_the_demo_narrates_a_resume_and_an_applied_pending_maintenance_in_plain_
     assert _plain(applied) == (
         "homeostat APPLIED MaintenanceWindow/w: system-update on Aurora cluster prod, OptInType immediate (r)"
     )
+
+
+def test_the_demo_narrates_a_fight_with_the_values_seen() -> None:
+    from homeostat.operator.demo import _plain
+
+    line = _plain(
+        {
+            "event": "action",
+            "action": "fight_detected",
+            "kind": "ECSService",
+            "name": "api",
+            "target": "prod/api",
+            "outcome": "conflict",
+            "before": {"desiredCount": [2, 2, 1]},
+            "reason": "fight: desiredCount corrected 2 times within 1m",
+        }
+    )
+    assert line is not None
+    assert line.startswith("homeostat STOPS FIGHTING over ECSService/api prod/api: fight: desiredCount")
+    assert "(desiredCount was set back to 2, 2, 1)" in line

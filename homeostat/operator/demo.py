@@ -33,7 +33,7 @@ from homeostat.operator.daemon import Daemon, run_daemon
 from homeostat.operator.local_aws import LocalAws
 from homeostat.operator.local_maintenance import PendingMaintenance
 from homeostat.operator.options import Settings
-from homeostat.operator.values import change_text
+from homeostat.operator.values import change_text, value_text
 from homeostat.operator.wiring import StartupError, build_runtime
 
 CLUSTER = "omnirapeutic-production"
@@ -51,6 +51,12 @@ REGION = "us-east-1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desired-state"
 DRIFT_EVERY_SECONDS = 20
 DEMO_RESYNC_SECONDS = 5
+# The demo's fight rule: 3 corrections within 60 s (the daemon's default window is 1 h). The
+# person's other moves come minutes apart and never add up to a fight; the fight scene's old
+# scaling script reverts api every 4 s, and is stopped after FIGHT_SECONDS.
+DEMO_FIGHT_WINDOW = timedelta(seconds=60)
+FIGHT_REVERT_EVERY_SECONDS = 4
+FIGHT_SECONDS = 36
 HOLD_SECONDS = 25  # the demo's bounded hold of web ends in front of the viewer
 # The `suspend` block of web in services.yaml, commented out (as shipped) or in force.
 _HOLD_BLOCK = re.compile(r"^  (# )?suspend:\n  (# )?  until: .*\n  (# )?  reason: .*\n", re.MULTILINE)
@@ -95,6 +101,17 @@ def _plain(event: MutableMapping[str, Any]) -> str | None:
     """A plain-words line for the log events a person watching the demo cares about."""
     name = event.get("event")
     if name == "action" and event["action"] == "resume":
+        return f"homeostat RESUMED {event['kind']}/{event['name']}: {event['reason']}"
+    if name == "action" and event["action"] == "fight_detected":
+        seen = "; ".join(
+            f"{field} was set back to {', '.join(value_text(v) for v in values)}"
+            for field, values in event["before"].items()
+        )
+        return (
+            f"homeostat STOPS FIGHTING over {event['kind']}/{event['name']} {event['target']}: "
+            f"{event['reason']} ({seen}); it corrects again after a quiet fight window or a manifest change"
+        )
+    if name == "action" and event["action"] == "fight_resolved":
         return f"homeostat RESUMED {event['kind']}/{event['name']}: {event['reason']}"
     if name == "action" and event["action"] == "apply_pending_maintenance" and event["outcome"] == "applied":
         after = event["after"]
@@ -236,6 +253,7 @@ class Chaos:
             self.scale_down,
             self.deploy_api,
             self.hold_web,
+            self.fight_api,
             self.add_window,
             self.roll_back,
             self.silence_alarm,
@@ -270,15 +288,27 @@ class Chaos:
         reason = "INC-4711: web held at 6 tasks while we investigate"
         path = self.desired / "services.yaml"
         path.write_text(with_hold(path.read_text(), until, reason))
+        say(f"PERSON  held web until {time_of_day(until)} UTC in services.yaml: {reason}")
         # Scaled once homeostat holds web (it loads an edit within 2 s): a pass still on the
         # revision before the hold would put web back at once, and the hold would show nothing.
         if self.stop.wait(3):
             return
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", desiredCount=6)
-        say(
-            f"PERSON  held web until {time_of_day(until)} UTC ({reason}) in services.yaml "
-            "and scaled it to 6 tasks by hand"
-        )
+        say(f"PERSON  scaled {CLUSTER}-web to 6 tasks by hand; homeostat leaves it alone while held")
+
+    def fight_api(self) -> None:
+        """Something else fights homeostat: an old scaling script sets api to 2 tasks every few
+        seconds. After three corrections homeostat stops correcting api (Fighting) instead of
+        fighting for ever; the person finds the script, stops it and puts api back at 4 by hand,
+        and after a quiet fight window homeostat reconciles api again."""
+        say(f"SCRIPT  an old scaling script starts setting {CLUSTER}-api to 2 tasks every 4 s")
+        deadline = time.monotonic() + FIGHT_SECONDS
+        while time.monotonic() < deadline:
+            self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-api", desiredCount=2)
+            if self.stop.wait(FIGHT_REVERT_EVERY_SECONDS):
+                return
+        self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-api", desiredCount=4)
+        say(f"PERSON  found and stopped the script, and set {CLUSTER}-api back to 4 tasks")
 
     def roll_back(self) -> None:
         self.ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-web", taskDefinition=f"{CLUSTER}-web:16")
@@ -384,6 +414,7 @@ def run_demo(settings: Settings) -> int:
             dry_run=settings.dry_run,
             region=REGION,
             log_format=None,
+            fight_window=DEMO_FIGHT_WINDOW,
         )
         _narrate_logs()
 
