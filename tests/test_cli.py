@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from homeostat.desired_state.selector import EVERYTHING, Selector
 from homeostat.operator.cli import main
 from homeostat.operator.options import PER_COMMAND, SHARED, UsageError, parse_settings
 
@@ -66,6 +67,15 @@ ENV_CASES: list[tuple[str, str, str, str, Any]] = [
     ("run", "HOMEOSTAT_FIGHT_THRESHOLD", "5", "fight_threshold", 5),
     ("run", "HOMEOSTAT_FIGHT_WINDOW", "30m", "fight_window", timedelta(minutes=30)),
     ("status", "HOMEOSTAT_WIDE", "true", "wide", True),
+    (
+        "run",
+        "HOMEOSTAT_SELECTOR",
+        " team = a ,env=prod",
+        "selector",
+        Selector((("env", "prod"), ("team", "a"))),
+    ),
+    ("plan", "HOMEOSTAT_SELECTOR", "team=a", "selector", Selector((("team", "a"),))),
+    ("history", "HOMEOSTAT_SELECTOR", "", "selector", EVERYTHING),
 ]
 
 

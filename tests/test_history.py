@@ -61,8 +61,9 @@ def test_migration_creates_the_schema(tmp_path: Path) -> None:
     inspector = sa.inspect(engine)
     assert {"actions", "alembic_version"} <= set(inspector.get_table_names())
     columns = {c["name"] for c in inspector.get_columns("actions")}
-    assert CONTRACT_FIELDS | {"id", "target", "conflict"} == columns
-    assert set(RECORD_FIELDS) | {"id"} == columns, "one column per record field"
+    assert CONTRACT_FIELDS | {"id", "target", "conflict", "shard"} == columns
+    # The shard is the writer's, stamped by the store, not a record field (migration 0004).
+    assert set(RECORD_FIELDS) | {"id", "shard"} == columns, "one column per record field"
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with engine.connect() as connection:
         assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == head

@@ -51,7 +51,9 @@ class Recorder:
 
 def test_the_field_list_is_the_contract_history_fields_plus_the_conflict() -> None:
     assert set(RECORD_FIELDS) == HISTORY_JSON_FIELDS | {"target", "conflict"}
-    assert {c.name for c in actions.columns} == {*RECORD_FIELDS, "id"}, "one history column per field"
+    # Beside the fields: the row id, and the writer's shard, which the store stamps (migration 0004).
+    columns = {c.name for c in actions.columns}
+    assert columns == {*RECORD_FIELDS, "id", "shard"}, "one history column per field"
 
 
 def test_history_row_json_and_log_line_carry_the_same_fields_and_values() -> None:

@@ -18,6 +18,9 @@ from homeostat.desired_state.models import AlarmSelector, ManifestBase
 from homeostat.desired_state.state import ManifestError, Resource
 
 CrossCheck = Callable[[Sequence[Resource[Any]]], list[ManifestError]]
+# Pairs of resources one daemon must decide together, with why, found among all the resources
+# of a revision: a `--selector` shard must hold both or neither (`selector.select`).
+Bond = Callable[[Sequence[Resource[Any]]], Iterable[tuple[Resource[Any], Resource[Any], str]]]
 # The non-manifest files read with the manifests (`reading.ATTACHMENT_SUFFIXES`), by posix path
 # relative to the desired-state directory, as the manifests' `Source.file` is.
 Attachments = Mapping[str, bytes]

@@ -29,9 +29,14 @@ if TYPE_CHECKING:
 
 
 def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
+    """The directory as `plan` and `run --once` enforce it: loaded, validated, then the
+    `--selector` shard of it; each error one located line on stderr."""
+    from homeostat.desired_state.shards import select
+    from homeostat.reconcilers.registry import shard_bonds
+
     directory = settings.desired_state
     try:
-        desired = load_directory(directory, kinds=kind_table())
+        desired = select(load_directory(directory, kinds=kind_table()), settings.selector, shard_bonds())
     except InvalidDesiredState as exc:
         for error in exc.errors:
             prefix = directory_hint if directory_hint is not None else str(directory)
@@ -205,6 +210,7 @@ def cmd_history(settings: Settings) -> int:
             name=settings.name,
             revision=settings.revision,
             limit=settings.limit,
+            shard=settings.selector.text or None,
         )
         records = history.query(query)
         printed = _print_history(settings, records, first=True)

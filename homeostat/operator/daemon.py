@@ -85,6 +85,7 @@ class Daemon:
             history=self.runtime.history.engine.url.render_as_string() if self.runtime.history else None,
             resync=self.settings.resync,
             dry_run=self.settings.dry_run,
+            selector=self.settings.selector.text or None,
         )
         return True
 

@@ -43,6 +43,7 @@ class HistoryQuery:
     name: str | None = None
     revision: str | None = None
     limit: int = 100
+    shard: str | None = None  # only the rows this shard's daemon wrote (canonical selector text)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -93,8 +94,12 @@ def migrate(engine: Engine) -> None:
 
 
 class HistoryStore:
-    def __init__(self, url: str) -> None:
+    """`shard` is the canonical `--selector` text of this daemon ("" without one): stamped on
+    every row it inserts, and the only rows `mark_interrupted` touches."""
+
+    def __init__(self, url: str, shard: str = "") -> None:
         self.url = url
+        self.shard = shard
         self.engine = create_history_engine(url)
         try:
             migrate(self.engine)
@@ -113,7 +118,8 @@ class HistoryStore:
         with self.engine.begin() as connection:
             for row_id, record in entries:
                 if row_id is None:
-                    inserted = actions.insert().values(row_of(record)).returning(actions.c.id)
+                    row = {**row_of(record), "shard": self.shard}
+                    inserted = actions.insert().values(row).returning(actions.c.id)
                     ids.append(int(connection.execute(inserted).scalar_one()))
                 else:
                     connection.execute(actions.update().where(actions.c.id == row_id), row_of(record))
@@ -131,6 +137,8 @@ class HistoryStore:
             statement = statement.where(actions.c.name == query.name)
         if query.revision is not None:
             statement = statement.where(actions.c.revision.startswith(query.revision, autoescape=True))
+        if query.shard is not None:
+            statement = statement.where(actions.c.shard == query.shard)
         with self.engine.connect() as connection:
             rows = connection.execute(statement).mappings().all()
         return [record_of(row) for row in reversed(rows)]
@@ -202,9 +210,10 @@ class HistoryStore:
         return {row["name"]: record_of(row) for row in rows}
 
     def mark_interrupted(self) -> list[ActionRecord]:
-        """Turn every `pending` journal row into `interrupted` (its data kept); those rows, oldest
-        first. Only the lease holder may call it: a live writer's pending rows are in flight."""
-        pending = actions.c.outcome == str(Outcome.PENDING)
+        """Turn every `pending` journal row of this shard into `interrupted` (its data kept);
+        those rows, oldest first. Only the shard's lease holder may call it: a live writer's
+        pending rows are in flight, and another shard's writer may be live."""
+        pending = (actions.c.outcome == str(Outcome.PENDING)) & (actions.c.shard == self.shard)
         with self.engine.begin() as connection:
             rows = (
                 connection.execute(sa.select(actions).where(pending).order_by(actions.c.id)).mappings().all()

@@ -7,15 +7,21 @@ saved here (its id and the bytes of every manifest file) and a daemon that
 starts while the directory is invalid rebuilds it with the loader's own
 parsing (`load_files`) and keeps enforcing it.
 
-One slot per database: the single-writer lease already makes one database
-serve one daemon, and keeping the slot independent of the directory path
-means a moved mount or a missing checkout still finds what was last good.
+One slot per shard (per `--selector`; a daemon without one has slot 1): the
+lease makes one writer per shard, and a slot of its own means two shards that
+see different revisions during an update (one has pulled the new commit, the
+other not yet) never overwrite each other's, and each restarts on the revision
+it was enforcing. The whole directory is saved (the shard is filtered after
+loading, like a directory read from disk). Keeping the slot independent of the
+directory path means a moved mount or a missing checkout still finds what was
+last good.
 Storage failures are logged and never stop a pass: the in-memory state is
 still in force, only its survival of a restart is at risk.
 """
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +42,15 @@ from homeostat.operator.history_schema import last_known_good
 from homeostat.reconcilers.registry import kind_table
 
 SLOT_ID = 1
+
+
+def slot_id(shard: str) -> int:
+    """The slot of a shard: 1 without a selector, else a stable 31-bit digest of the canonical
+    selector text (from 2). The row also holds the text, so a digest collision reads as no
+    slot rather than as another shard's revision."""
+    if not shard:
+        return SLOT_ID
+    return 2 + int.from_bytes(hashlib.sha256(shard.encode("utf-8")).digest()[:4], "big") % (2**31 - 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +85,11 @@ def decode_files(stored: Mapping[str, str]) -> dict[Path, bytes]:
 class LastKnownGood:
     """Save and restore the last valid revision; never raises on storage errors."""
 
-    def __init__(self, engine: Engine, log: Any) -> None:
+    def __init__(self, engine: Engine, log: Any, shard: str = "") -> None:
         self.engine = engine
         self.log = log
+        self.shard = shard
+        self.slot = slot_id(shard)
         self._saved: tuple[str, str] | None = None
 
     def save(self, revision: Revision, directory: Path, files: Mapping[Path, bytes], now: datetime) -> bool:
@@ -81,7 +98,8 @@ class LastKnownGood:
         if key == self._saved:
             return True
         row = {
-            "id": SLOT_ID,
+            "id": self.slot,
+            "shard": self.shard,
             "revision": str(revision),
             "directory": str(directory),
             "saved_at": as_utc(now),
@@ -89,7 +107,7 @@ class LastKnownGood:
         }
         try:
             with self.engine.begin() as connection:
-                connection.execute(sa.delete(last_known_good).where(last_known_good.c.id == SLOT_ID))
+                connection.execute(sa.delete(last_known_good).where(last_known_good.c.id == self.slot))
                 connection.execute(sa.insert(last_known_good), [row])
         except SQLAlchemyError as exc:
             self.log.warning("last_known_good_save_failed", revision=revision, error=first_line(exc))
@@ -100,7 +118,11 @@ class LastKnownGood:
 
     def load(self) -> SavedRevision | None:
         """The persisted revision, or None when there is none or it cannot be read."""
-        statement = sa.select(last_known_good).where(last_known_good.c.id == SLOT_ID)
+        statement = (
+            sa.select(last_known_good)
+            .where(last_known_good.c.id == self.slot)
+            .where(last_known_good.c.shard == self.shard)
+        )
         try:
             with self.engine.connect() as connection:
                 row = connection.execute(statement).mappings().first()

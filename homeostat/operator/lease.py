@@ -1,4 +1,9 @@
-"""Single writer: only one daemon may act per history database.
+"""Single writer: only one daemon may act per history database and shard.
+
+Each `--selector` shard has its own lease on the shared database: the lock key
+is derived from the canonical selector text (a daemon without a selector keeps
+the historical key and `<database>.lock`), so daemons of different shards lead
+side by side and a second daemon of one shard is its standby.
 
 SQLite: an exclusive `flock` on `<database>.lock`; PostgreSQL: a session
 advisory lock on a connection held for the life of the process. Both are
@@ -28,8 +33,21 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from homeostat.desired_state.selector import EVERYTHING, Selector
+
 LOCK_FILE_MODE = 0o600
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"homeostat-writer").digest()[:8], "big", signed=True)
+
+
+def advisory_key(shard: Selector) -> int:
+    """The PostgreSQL advisory lock key of a shard: ADVISORY_KEY without a selector, else a
+    stable 64-bit hash of the canonical selector text (the same however it was spelled)."""
+    if not shard.pairs:
+        return ADVISORY_KEY
+    digest = hashlib.sha256(b"homeostat-writer\0" + shard.text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 # The lease connection's keepalives (libpq on the client; the server's own, set for this session,
 # so the *server* drops a dead leader's session): silent after 5 s, probed every 2 s, dead
 # after 3 unanswered probes, so a lost leader's lock is free about 11 s after it went quiet.
@@ -52,8 +70,10 @@ class LeaseHeld(Exception):
 
 
 class Lease:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, shard: Selector = EVERYTHING) -> None:
         self.engine = engine
+        self.shard = shard
+        self.key = advisory_key(shard)
         self._file: Any = None
         self._connection: Connection | None = None
         self._lock_engine: Engine | None = None
@@ -77,14 +97,16 @@ class Lease:
 
     def _held_message(self) -> str:
         url = self.engine.url
+        shard = f" for shard {self.shard.text!r}" if self.shard.pairs else ""
         if url.get_backend_name() == "sqlite":
             lock = self._lock_path()
-            return f"another homeostat daemon already writes to {url.database} (lock {lock} is held)"
-        return f"another homeostat daemon already writes to {url.render_as_string()}"
+            return f"another homeostat daemon already writes to {url.database}{shard} (lock {lock} is held)"
+        return f"another homeostat daemon already writes to {url.render_as_string()}{shard}"
 
     def _lock_path(self) -> Path:
         database = str(self.engine.url.database)
-        return Path(database).resolve().with_name(Path(database).name + ".lock")
+        suffix = f".shard-{self.shard.digest}.lock" if self.shard.pairs else ".lock"
+        return Path(database).resolve().with_name(Path(database).name + suffix)
 
     def _try_file(self) -> bool:
         if self._file is not None:
@@ -120,7 +142,7 @@ class Lease:
             # where a server timeout would end it and silently drop the lock.
             self._connection = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            got = self._connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+            got = self._connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
             self._holding = bool(got.scalar())
         except SQLAlchemyError:
             self._drop_connection()  # the next try reconnects (a restarted server, a cut link)
@@ -149,7 +171,7 @@ class Lease:
             # Unlock first: the server ends an invalidated session asynchronously, and a writer
             # starting right after this release must find the lock free, not still held.
             with contextlib.suppress(SQLAlchemyError):  # a dead session holds no lock anyway
-                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
             self._drop_connection()
         if self._lock_engine is not None:
             self._lock_engine.dispose()

@@ -32,7 +32,9 @@ class Loop:
         self.log = runtime.log
         self.clock = runtime.clock
         self.requests = runtime.requests
-        self.status = LoopStatus(resync_seconds=float(runtime.settings.resync))
+        self.status = LoopStatus(
+            resync_seconds=float(runtime.settings.resync), selector=runtime.settings.selector.text
+        )
         self.backoff = Backoff()
         self.wakes = wakes
         self.reloader = Reloader(
@@ -42,6 +44,7 @@ class Loop:
             runtime.reporter,
             self.status,
             runtime.log,
+            runtime.settings.selector,
         )
         self.reloader.restore()
         self.stragglers = Stragglers()

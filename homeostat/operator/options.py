@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
+from homeostat.desired_state.selector import EVERYTHING, Selector, parse_selector
 from homeostat.operator.budget import DEFAULT_RATES, parse_rates
 
 USAGE_EXIT = 1
@@ -52,6 +53,7 @@ class OptionKind(StrEnum):
     CHOICE = "choice"
     KIND = "kind"
     RATES = "rates"  # SERVICE=RPS,... (budget.parse_rates)
+    SELECTOR = "selector"  # key=value,... (selector.parse_selector)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,13 @@ SHARED = (
         "SERVICE=RPS,... requests per second per AWS service and region (default "
         + ",".join(f"{k}={v:g}" for k, v in DEFAULT_RATES.items())
         + ")",
+    ),
+    Option(
+        "selector",
+        ("--selector",),
+        OptionKind.SELECTOR,
+        EVERYTHING,
+        "key=value,...: only the resources whose labels match (a shard; default: all)",
     ),
     Option(
         "log_format",
@@ -187,9 +196,9 @@ COMMAND_HELP = {
 # environment and checked (a stray bad HOMEOSTAT_LISTEN is none of `schema`'s business).
 USES: dict[str, tuple[str, ...]] = {
     "run": tuple(o.dest for o in SHARED),
-    "plan": ("desired_state", "region", "log_format", "api_rate"),
+    "plan": ("desired_state", "region", "log_format", "api_rate", "selector"),
     "validate": ("desired_state",),
-    "history": ("history",),
+    "history": ("history", "selector"),  # --selector: the rows that shard's daemon wrote
     "status": ("listen",),
     "schema": (),
     "demo": ("history", "listen", "resync", "dry_run", "concurrency", "api_rate"),
@@ -215,7 +224,7 @@ SHELLS = ("bash", "zsh")
 
 def _help(option: Option) -> str:
     default = option.default
-    shown = "" if default is None or isinstance(default, bool) else f" (default: {default})"
+    shown = "" if default is None or isinstance(default, bool | Selector) else f" (default: {default})"
     return f"{option.help}{shown} [env {option.env}]"
 
 
@@ -297,8 +306,13 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         return value
     if option.kind == OptionKind.PATH:
         return Path(str(raw))
-    if option.kind in {OptionKind.DURATION, OptionKind.KIND, OptionKind.RATES}:
-        parse = {OptionKind.DURATION: _duration, OptionKind.KIND: canonical_kind, OptionKind.RATES: _rates}
+    if option.kind in {OptionKind.DURATION, OptionKind.KIND, OptionKind.RATES, OptionKind.SELECTOR}:
+        parse = {
+            OptionKind.DURATION: _duration,
+            OptionKind.KIND: canonical_kind,
+            OptionKind.RATES: _rates,
+            OptionKind.SELECTOR: _selector,
+        }
         return parse[option.kind](str(raw), source)
     if option.kind == OptionKind.CHOICE and str(raw) not in option.choices:
         raise UsageError(f"{source}: expected one of {', '.join(option.choices)}, got {raw!r}")
@@ -315,6 +329,13 @@ def _rates(text: str, source: str) -> Mapping[str, float]:
         return parse_rates(text)
     except ValueError as exc:
         raise UsageError(f"{source}: {exc}") from None
+
+
+def _selector(text: str, source: str) -> Selector:
+    try:
+        return parse_selector(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc} (expected key=value,...)") from None
 
 
 def _duration(text: str, source: str) -> timedelta:
@@ -382,6 +403,7 @@ class Settings:
     api_rate: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RATES)
     fight_threshold: int = 3
     fight_window: timedelta = timedelta(hours=1)
+    selector: Selector = EVERYTHING
 
     @property
     def listen_address(self) -> tuple[str, int]:

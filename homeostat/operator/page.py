@@ -214,6 +214,7 @@ def render_page(
         ),
     ]
     last = instant_text(status.get("lastPass")) or "no pass yet"
+    shard = status.get("selector")  # --selector: the labels this daemon's resources match
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -221,7 +222,8 @@ def render_page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>homeostat</title><style>{_STYLE}</style></head><body>"
         "<h1>homeostat</h1>"
-        f'<p class="meta">Last pass: <code>{escape(str(last))}</code>'
+        + (f'<p class="meta">Shard: <code>{escape(str(shard))}</code></p>' if shard else "")
+        + f'<p class="meta">Last pass: <code>{escape(str(last))}</code>'
         f" · passes: {int(status.get('passes') or 0)}"
         f" · this page refreshes every {int(refresh_seconds)} s</p>"
         + _banner(status)

@@ -7,6 +7,13 @@ as the last known good; resources whose manifests it no longer holds get an
 `unmanage` row (compared with the revision in force before, which after a
 restart or in `run --once` is the last known good from the database) and
 nothing in AWS is changed.
+
+With `--selector` the whole directory is loaded, validated and saved, then
+filtered to the shard (`shards.select`); a revision whose bonds the selector
+cuts is rejected for this shard like an invalid one. A resource that leaves the
+shard by a label change while its manifest stays is not unmanaged: the shard
+its labels now match manages it (its history goes on there); it is only logged
+(`resource_left_shard`) and leaves this daemon's status and metrics.
 """
 
 from collections.abc import Mapping
@@ -15,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from homeostat.desired_state.loading import DirectoryLoader
+from homeostat.desired_state.selector import EVERYTHING, Selector
+from homeostat.desired_state.shards import select
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.execution import Executor
 from homeostat.operator.last_good import LastKnownGood
 from homeostat.operator.records import RevisionRejected, Unmanaged
 from homeostat.operator.reporter import Reporter, ResourceKey
 from homeostat.operator.status import LoopStatus
-from homeostat.reconcilers.registry import kind_table
+from homeostat.reconcilers.registry import kind_table, shard_bonds
 
 
 class Reloader:
@@ -33,8 +42,10 @@ class Reloader:
         reporter: Reporter,
         status: LoopStatus,
         log: Any,
+        selector: Selector = EVERYTHING,
     ) -> None:
         self.directory = directory
+        self.selector = selector
         self.executor = executor
         self.last_good = last_good
         self.reporter = reporter
@@ -49,7 +60,12 @@ class Reloader:
         """Start from the last valid revision in the database, enforced until the directory loads."""
         if self.last_good is None:
             return
-        self.desired = self.last_good.restore(self.directory)
+        restored = self.last_good.restore(self.directory)
+        try:
+            self.desired = self._shard(restored) if restored is not None else None
+        except InvalidDesiredState as exc:
+            self.log.warning("last_known_good_invalid", errors=[str(e) for e in exc.errors])
+            self.desired = None
         if self.desired is not None:
             self.reporter.revision_in_force(self.desired.revision)
             self.status.revision = self.desired.revision
@@ -62,10 +78,11 @@ class Reloader:
         """Load the directory; returns the keys of the resources now managed."""
         try:
             files, loaded = self._loader.load()
+            shard = self._shard(loaded)
         except InvalidDesiredState as exc:
             self._reject(exc)
         else:
-            self._accept(loaded, files, now)
+            self._accept(shard, loaded, files, now)
         return {(r.kind, r.name) for r in self.desired.resources} if self.desired else set()
 
     def _reject(self, exc: InvalidDesiredState) -> None:
@@ -86,7 +103,13 @@ class Reloader:
         event = RevisionRejected(str(self.directory), rejected, in_force, self.errors)
         self.executor.record([event], revision=rejected)
 
-    def _accept(self, loaded: DesiredState, files: Mapping[Path, bytes], now: datetime) -> None:
+    def _shard(self, loaded: DesiredState) -> DesiredState:
+        return select(loaded, self.selector, shard_bonds())
+
+    def _accept(
+        self, loaded: DesiredState, whole: DesiredState, files: Mapping[Path, bytes], now: datetime
+    ) -> None:
+        """`loaded` is this daemon's shard of `whole`, the directory as read (and saved)."""
         self.reporter.desired_state_loaded(loaded.revision)
         self._rejected = None
         self.errors = ()
@@ -97,7 +120,7 @@ class Reloader:
         if self.last_good is not None:
             self.last_good.save(loaded.revision, self.directory, files, now)
         if previous is not None:
-            self._record_removed(previous, loaded)
+            self._record_removed(previous, loaded, whole)
         self.desired = loaded
         with self.status.lock:
             self.status.valid = True
@@ -105,7 +128,12 @@ class Reloader:
             self.status.rejected_revision = None
             self.status.rejected_errors = ()
 
-    def _record_removed(self, previous: DesiredState, loaded: DesiredState) -> None:
-        keys = {(r.kind, r.name) for r in loaded.resources}
-        removed = sorted({(r.kind, r.name) for r in previous.resources} - keys)
+    def _record_removed(self, previous: DesiredState, loaded: DesiredState, whole: DesiredState) -> None:
+        """`unmanage` rows for the manifests removed from the directory; a log line for those
+        still declared that left the shard (no row: the shard they moved to manages them)."""
+        gone = {(r.kind, r.name) for r in previous.resources} - {(r.kind, r.name) for r in loaded.resources}
+        declared = {(r.kind, r.name) for r in whole.resources}
+        for kind, name in sorted(gone & declared):
+            self.log.info("resource_left_shard", kind=str(kind), name=name, selector=self.selector.text)
+        removed = sorted(gone - declared)
         self.executor.record([Unmanaged(str(kind), name) for kind, name in removed], revision=loaded.revision)

@@ -34,6 +34,7 @@ class LoopStatus:
     last_pass_time: datetime | None = None
     resources: dict[tuple[Kind, str], ResourceStatus] = field(default_factory=dict)
     standby: bool = False  # waiting for the lease another daemon holds (standby.py)
+    selector: str = ""  # the canonical `--selector` text of this daemon's shard ("" for all)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin_pass(self) -> None:
@@ -101,6 +102,7 @@ class LoopStatus:
             resources = sorted(self.resources.values(), key=lambda s: (s.kind, s.name))
             return {
                 "revision": self.revision,
+                "selector": self.selector or None,
                 "valid": self.valid,
                 "rejectedRevision": self.rejected_revision,
                 "rejectedErrors": list(self.rejected_errors),

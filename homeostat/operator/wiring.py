@@ -98,7 +98,7 @@ def build_runtime(
     history: HistoryStore | None = None
     if not read_only:
         try:
-            history = HistoryStore(settings.history)
+            history = HistoryStore(settings.history, shard=settings.selector.text)
         except HistoryError as exc:
             raise StartupError(str(exc)) from exc
     return Runtime(
@@ -112,8 +112,8 @@ def build_runtime(
         reconcilers=tuple(reconcilers) if reconcilers is not None else default_reconcilers(recall=history),
         executor=Executor(history, reporter.metrics, log, clock, settings.concurrency),
         history=history,
-        lease=Lease(history.engine) if history is not None else None,
-        last_good=LastKnownGood(history.engine, log) if history is not None else None,
+        lease=Lease(history.engine, settings.selector) if history is not None else None,
+        last_good=LastKnownGood(history.engine, log, settings.selector.text) if history is not None else None,
         fights=(
             FightWatch(history, FightRule(settings.fight_threshold, settings.fight_window))
             if history is not None

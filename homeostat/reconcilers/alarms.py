@@ -19,14 +19,16 @@ window ended.
 """
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from homeostat.desired_state.identifiers import AlarmName, Kind
 from homeostat.desired_state.state import DesiredState, Resource
+from homeostat.desired_state.validation import Bond
 from homeostat.desired_state.windows import is_active
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import (
@@ -249,3 +251,40 @@ def _window_plan(window: AlarmWindow, observed: AlarmsObserved, now: datetime) -
         measurements=observed.measurements(),
         facts=in_alarm_facts(listing, selected),
     )
+
+
+# Any instant will do for the bond: a contribution's selectors do not depend on it.
+_ANY_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def alarm_bond(contributors: Mapping[Kind, Contribute]) -> Bond:
+    """The shard bond of alarm rules: two contributing resources (policies, windows) that can
+    select one alarm are decided together (rules 1-3 weigh every window and policy of an alarm;
+    split over two daemons, one would silence what the other re-enables)."""
+
+    def bond(resources: Sequence[Resource[Any]]) -> Iterator[tuple[Resource[Any], Resource[Any], str]]:
+        names: dict[str, list[Resource[Any]]] = defaultdict(list)
+        prefixes: dict[str, list[Resource[Any]]] = defaultdict(list)
+        atoms: list[tuple[Resource[Any], str, bool]] = []  # (resource, text, is a prefix)
+        for resource in resources:
+            contribute = contributors.get(resource.kind)
+            if contribute is None:
+                continue
+            found = contribute(resource, _ANY_INSTANT)
+            for selector in (found.selector,) if isinstance(found, AlarmPolicy) else found.selectors:
+                if selector.alarmNamePrefix is not None:
+                    prefixes[selector.alarmNamePrefix].append(resource)
+                    atoms.append((resource, selector.alarmNamePrefix, True))
+                for name in selector.alarmNames or ():
+                    names[name].append(resource)
+                    atoms.append((resource, name, False))
+        why = "both can select the same alarms"
+        # Two selectors overlap when one prefix starts the other's text, or two names are equal:
+        # each atom looks up its own leading parts, so the longer side finds every overlap.
+        for resource, text, is_prefix in atoms:
+            others = [] if is_prefix else list(names[text])
+            for end in range(1, len(text) + 1):
+                others.extend(prefixes.get(text[:end], ()))
+            yield from ((resource, other, why) for other in others if other is not resource)
+
+    return bond

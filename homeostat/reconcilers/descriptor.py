@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
-from homeostat.desired_state.validation import CrossCheck, Resolve
+from homeostat.desired_state.validation import Bond, CrossCheck, Resolve
 from homeostat.reconcilers.actions import GaugeSpec
 from homeostat.reconcilers.alarm_state import Contribute
 from homeostat.reconcilers.base import Reconciler
@@ -81,7 +81,8 @@ class KindDescriptor(Generic[M]):
     have finished, in a pass, before this kind's starts (ECSService after ECSTaskDefinition:
     the pass that registers a revision also moves the service to it); they must come earlier
     in the pass order. `resolve` completes a manifest from the files it names (the loader's
-    hook, `validation.Resolve`).
+    hook, `validation.Resolve`). `bonds` name the pairs of resources one `--selector` shard
+    must hold together (`selector.select`).
     """
 
     kind: Kind
@@ -97,6 +98,7 @@ class KindDescriptor(Generic[M]):
     make_reconciler: Callable[[Shared], Reconciler[M, Any]] | None = None
     after: tuple[Kind, ...] = ()
     resolve: Resolve | None = None
+    bonds: tuple[Bond, ...] = ()
 
     @property
     def module(self) -> str:

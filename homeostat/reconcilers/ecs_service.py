@@ -18,7 +18,7 @@ is DeploymentFailed, recorded once, and its revision is held back until the mani
 import dataclasses
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -696,6 +696,18 @@ def known_task_definition(resources: Sequence[Resource[Any]]) -> list[ManifestEr
     return errors
 
 
+def runs_task_definition(
+    resources: Sequence[Resource[Any]],
+) -> Iterator[tuple[Resource[Any], Resource[Any], str]]:
+    """The shard bond of `taskDefinitionFrom`: a service and the ECSTaskDefinition it runs are
+    decided together (the service's revision is the one its task definition's reconciler holds)."""
+    declared = {r.name: r for r in resources if r.kind == Kind("ECSTaskDefinition")}
+    for resource in resources:
+        named = resource.manifest.spec.taskDefinitionFrom if resource.kind == KIND else None
+        if named is not None and named in declared:
+            yield resource, declared[named], "the service runs it (taskDefinitionFrom)"
+
+
 def _reconciler(shared: Shared) -> ECSServiceReconciler:
     return ECSServiceReconciler(shared.get(RevisionCatalog), shared.recall)
 
@@ -746,4 +758,5 @@ DESCRIPTOR = KindDescriptor(
         "ecs:DescribeTaskDefinition",
     ),
     checks=(per_region(same_service_twice), known_task_definition),
+    bonds=(runs_task_definition,),
 )

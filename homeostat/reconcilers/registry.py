@@ -17,7 +17,7 @@ from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.models import ManifestBase
-from homeostat.desired_state.validation import KindTable
+from homeostat.desired_state.validation import Bond, KindTable
 from homeostat.reconcilers import (
     alarm_actions,
     aurora_cluster,
@@ -27,7 +27,7 @@ from homeostat.reconcilers import (
     snapshot_retention,
 )
 from homeostat.reconcilers.actions import GaugeSpec
-from homeostat.reconcilers.alarms import AlarmReconciler
+from homeostat.reconcilers.alarms import AlarmReconciler, alarm_bond
 from homeostat.reconcilers.base import AnyReconciler
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared
 from homeostat.reconcilers.rollouts import Recall
@@ -57,6 +57,14 @@ def kind_table(registry: Registry = KINDS) -> KindTable:
         checks=tuple(check for d in ordered for check in d.checks),
         resolvers={d.kind: d.resolve for d in ordered if d.resolve is not None},
     )
+
+
+def shard_bonds(registry: Registry = KINDS) -> tuple[Bond, ...]:
+    """The pairs a `--selector` shard must hold together: each kind's bonds, and the alarm
+    rules' (every contributing kind's resources that can select one alarm)."""
+    contributors = {d.kind: d.alarm_rules for d in in_pass_order(registry) if d.alarm_rules is not None}
+    own = tuple(bond for d in in_pass_order(registry) for bond in d.bonds)
+    return (*own, alarm_bond(contributors)) if contributors else own
 
 
 def dependencies(registry: Registry = KINDS) -> Mapping[Kind, tuple[Kind, ...]]:
