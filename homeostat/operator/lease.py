@@ -3,7 +3,9 @@
 Each `--selector` shard has its own lease on the shared database: the lock key
 is derived from the canonical selector text (a daemon without a selector keeps
 the historical key and `<database>.lock`), so daemons of different shards lead
-side by side and a second daemon of one shard is its standby.
+side by side and a second daemon of one shard is its standby. A shard also
+holds the historical lock *shared*, which a daemon without a selector needs
+exclusively: that one never leads beside a shard (see `Lease`).
 
 SQLite: an exclusive `flock` on `<database>.lock`; PostgreSQL: a session
 advisory lock on a connection held for the life of the process. Both are
@@ -70,14 +72,24 @@ class LeaseHeld(Exception):
 
 
 class Lease:
+    """The lease of one shard (EVERYTHING: a daemon without `--selector`).
+
+    A shard's lease is two locks: its own key exclusively, and the whole database's key
+    *shared*; a daemon without a selector holds the whole database's key exclusively. So
+    daemons of different shards lead side by side, while a daemon of everything never leads
+    beside any shard (it would reconcile their resources too): whichever comes second waits
+    as a standby, which also makes splitting a running daemon into shards a rolling change.
+    """
+
     def __init__(self, engine: Engine, shard: Selector = EVERYTHING) -> None:
         self.engine = engine
         self.shard = shard
         self.key = advisory_key(shard)
-        self._file: Any = None
+        self._files: list[Any] = []
         self._connection: Connection | None = None
         self._lock_engine: Engine | None = None
         self._holding = False
+        self._blocked_by_everything = False  # the last failed try met a daemon without a selector
 
     def acquire(self) -> None:
         """Take the lease now, or raise LeaseHeld (`run --once`, and the tests)."""
@@ -87,7 +99,7 @@ class Lease:
     def try_acquire(self) -> bool:
         """True when the lease is ours (now or already); False while another live daemon holds
         it. Raises LeaseHeld only when this database cannot hold a lease at all. Cheap enough
-        to poll every second: one non-blocking flock, or one query on a kept connection."""
+        to poll every second: non-blocking flocks, or queries on a kept connection."""
         backend = self.engine.url.get_backend_name()
         if backend == "sqlite":
             return self._try_file()
@@ -97,38 +109,56 @@ class Lease:
 
     def _held_message(self) -> str:
         url = self.engine.url
+        where = url.database if url.get_backend_name() == "sqlite" else url.render_as_string()
+        if self._blocked_by_everything:
+            return f"a homeostat daemon without --selector already writes to {where} (it manages every shard)"
         shard = f" for shard {self.shard.text!r}" if self.shard.pairs else ""
         if url.get_backend_name() == "sqlite":
-            lock = self._lock_path()
-            return f"another homeostat daemon already writes to {url.database}{shard} (lock {lock} is held)"
-        return f"another homeostat daemon already writes to {url.render_as_string()}{shard}"
+            lock = self._lock_path(self.shard) if self.shard.pairs else self._lock_path(EVERYTHING)
+            return f"another homeostat daemon already writes to {where}{shard} (lock {lock} is held)"
+        return f"another homeostat daemon already writes to {where}{shard}"
 
-    def _lock_path(self) -> Path:
+    def _lock_path(self, shard: Selector) -> Path:
         database = str(self.engine.url.database)
-        suffix = f".shard-{self.shard.digest}.lock" if self.shard.pairs else ".lock"
+        suffix = f".shard-{shard.digest}.lock" if shard.pairs else ".lock"
         return Path(database).resolve().with_name(Path(database).name + suffix)
 
     def _try_file(self) -> bool:
-        if self._file is not None:
+        if self._files:
             return True
         database = self.engine.url.database
         if not database or database == ":memory:":
             return True  # private to this process
-        path = self._lock_path()
+        if not self.shard.pairs:
+            whole = self._flock(self._lock_path(EVERYTHING), fcntl.LOCK_EX)
+            self._files = [whole] if whole is not None else []
+            self._blocked_by_everything = False
+        else:
+            whole = self._flock(self._lock_path(EVERYTHING), fcntl.LOCK_SH)
+            self._blocked_by_everything = whole is None
+            own = self._flock(self._lock_path(self.shard), fcntl.LOCK_EX) if whole is not None else None
+            if own is None and whole is not None:
+                whole.close()  # a standby holds nothing: a daemon of everything may start
+            self._files = [whole, own] if whole is not None and own is not None else []
+        return bool(self._files)
+
+    @staticmethod
+    def _flock(path: Path, mode: int) -> Any:
+        """The open lock file once locked in `mode` (an exclusive holder writes its PID), or None."""
         handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, LOCK_FILE_MODE), "a+")
         if os.fstat(handle.fileno()).st_uid == os.getuid():
             os.fchmod(handle.fileno(), LOCK_FILE_MODE)  # one made 0666 by an older homeostat
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._file = handle
-        return True
+            return None
+        if mode == fcntl.LOCK_EX:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+        return handle
 
     def _try_advisory(self) -> bool:
         if self._holding:
@@ -142,12 +172,26 @@ class Lease:
             # where a server timeout would end it and silently drop the lock.
             self._connection = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            got = self._connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
-            self._holding = bool(got.scalar())
+            self._holding = self._advisory_locks(self._connection)
         except SQLAlchemyError:
             self._drop_connection()  # the next try reconnects (a restarted server, a cut link)
             raise
         return self._holding  # when False, the kept connection holds nothing: the next poll asks on it
+
+    def _advisory_locks(self, connection: Connection) -> bool:
+        def ask(function: str, key: int) -> bool:
+            return bool(connection.execute(sa.text(f"SELECT {function}(:k)"), {"k": key}).scalar())
+
+        if not self.shard.pairs:
+            self._blocked_by_everything = False
+            return ask("pg_try_advisory_lock", ADVISORY_KEY)
+        self._blocked_by_everything = not ask("pg_try_advisory_lock_shared", ADVISORY_KEY)
+        if self._blocked_by_everything:
+            return False
+        if ask("pg_try_advisory_lock", self.key):
+            return True
+        ask("pg_advisory_unlock_shared", ADVISORY_KEY)  # a standby holds nothing
+        return False
 
     def still_held(self) -> bool:
         """False once a held lease is gone: the PostgreSQL session holding the lock has ended
@@ -163,15 +207,19 @@ class Lease:
         return self._holding
 
     def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        for handle in reversed(self._files):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+        self._files = []
         if self._connection is not None:
             # Unlock first: the server ends an invalidated session asynchronously, and a writer
             # starting right after this release must find the lock free, not still held.
             with contextlib.suppress(SQLAlchemyError):  # a dead session holds no lock anyway
-                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                if self._holding:
+                    self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                if self._holding and self.shard.pairs:
+                    unlock = sa.text("SELECT pg_advisory_unlock_shared(:k)")
+                    self._connection.execute(unlock, {"k": ADVISORY_KEY})
             self._drop_connection()
         if self._lock_engine is not None:
             self._lock_engine.dispose()
