@@ -7,6 +7,7 @@ whose labels match; several daemons share one directory and one history database
 its own lease) and section 4 (high availability per shard); issue 15 item 5.
 """
 
+import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,12 +23,14 @@ from alembic.config import Config
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
+from rich.console import Console
 
 from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.selector import EVERYTHING, MAX_SELECTOR_CHARACTERS, Selector, parse_selector
 from homeostat.desired_state.shards import select
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.operator.console import print_status
 from homeostat.operator.execution import mark_interrupted
 from homeostat.operator.history import MIGRATIONS, HistoryQuery, HistoryStore
 from homeostat.operator.last_good import SLOT_ID, LastKnownGood, slot_id
@@ -363,12 +366,15 @@ def test_migration_0004_keeps_old_rows_and_slot_for_the_daemon_without_a_selecto
 # --- status and page ----------------------------------------------------------------------------
 
 
-def test_status_and_page_name_the_shard() -> None:
+def test_status_page_and_status_command_name_the_shard() -> None:
     assert LoopStatus(resync_seconds=60).to_json()["selector"] is None
     document = LoopStatus(resync_seconds=60, selector="team=a").to_json()
     assert document["selector"] == "team=a"
     assert "Shard: <code>team=a</code>" in render_page(document, [], refresh_seconds=5)
     assert "Shard:" not in render_page(LoopStatus(resync_seconds=60).to_json(), [], refresh_seconds=5)
+    out = io.StringIO()
+    print_status(document, Console(file=out, width=120), wide=False)
+    assert "· shard team=a" in out.getvalue().splitlines()[0]
 
 
 # --- the commands on a shard --------------------------------------------------------------------

@@ -130,6 +130,7 @@ def status_renderables(document: Mapping[str, Any], *, wide: bool = False) -> li
             ("revision ", ""),
             (str(revision), "bold"),
             (f" · last pass {instant_text(document.get('lastPass')) or 'none yet'}", ""),
+            (f" · shard {document['selector']}" if document.get("selector") else "", ""),
         )
     ]
     if not document.get("valid", False):
