@@ -419,6 +419,12 @@ def test_plan_and_run_once_see_only_their_shard(tmp_path: Path, capsys: pytest.C
         assert counts(ecs, "api", "web") == {"api": 3, "web": 3}
         rows = run_main(capsys, "history", "--history", url, "--json", "--selector", "team=b").stdout
         assert [json.loads(line)["name"] for line in rows.splitlines()] == ["web"]
+        nothing = run_main(capsys, "plan", "--desired-state", str(state), "--selector", "team=zzz")
+        assert nothing.returncode == 0
+        assert (
+            f"warning: no manifests in {state} match --selector team=zzz: nothing is managed"
+            in nothing.stderr
+        )
 
 
 def test_plan_on_a_shard_that_cuts_a_bond_is_one_located_line_and_exit_1(

@@ -36,7 +36,8 @@ def load_or_fail(settings: Settings, directory_hint: str | None = None) -> Desir
 
     directory = settings.desired_state
     try:
-        desired = select(load_directory(directory, kinds=kind_table()), settings.selector, shard_bonds())
+        whole = load_directory(directory, kinds=kind_table())
+        desired = select(whole, settings.selector, shard_bonds())
     except InvalidDesiredState as exc:
         for error in exc.errors:
             prefix = directory_hint if directory_hint is not None else str(directory)
@@ -48,7 +49,10 @@ def load_or_fail(settings: Settings, directory_hint: str | None = None) -> Desir
             print(f"{line}: {what}", file=sys.stderr)
         raise CommandError("", EXIT_ERROR) from exc
     if not desired.resources:  # plan, run --once: a typo in --desired-state must not look "in sync"
-        print(f"homeostat: warning: no manifests in {directory}: nothing is managed", file=sys.stderr)
+        matching = f" match --selector {settings.selector.text}" if whole.resources else ""
+        print(
+            f"homeostat: warning: no manifests in {directory}{matching}: nothing is managed", file=sys.stderr
+        )
     return desired
 
 

@@ -55,6 +55,7 @@ class Reloader:
         self.errors: tuple[str, ...] = ()  # of the newest revision, when it was rejected
         self._rejected: str | None = None
         self._loader = DirectoryLoader(directory, kinds=kind_table())  # parses only when the bytes changed
+        self._selected: tuple[DesiredState, DesiredState] | None = None  # (loaded, its shard)
 
     def restore(self) -> None:
         """Start from the last valid revision in the database, enforced until the directory loads."""
@@ -104,7 +105,13 @@ class Reloader:
         self.executor.record([event], revision=rejected)
 
     def _shard(self, loaded: DesiredState) -> DesiredState:
-        return select(loaded, self.selector, shard_bonds())
+        """This daemon's shard of `loaded`; the loader hands back the same state while the bytes
+        are unchanged, so an in-sync pass filters (and checks the bonds) only once per revision."""
+        if self._selected is not None and self._selected[0] is loaded:
+            return self._selected[1]
+        shard = select(loaded, self.selector, shard_bonds())
+        self._selected = (loaded, shard)
+        return shard
 
     def _accept(
         self, loaded: DesiredState, whole: DesiredState, files: Mapping[Path, bytes], now: datetime
