@@ -112,11 +112,15 @@ class Lease:
         where = url.database if url.get_backend_name() == "sqlite" else url.render_as_string()
         if self._blocked_by_everything:
             return f"a homeostat daemon without --selector already writes to {where} (it manages every shard)"
+        # Without a selector, the holders may be another such daemon or any shard's daemons.
         shard = f" for shard {self.shard.text!r}" if self.shard.pairs else ""
+        holders = "" if self.shard.pairs else ", by a daemon or by --selector shards"
         if url.get_backend_name() == "sqlite":
-            lock = self._lock_path(self.shard) if self.shard.pairs else self._lock_path(EVERYTHING)
-            return f"another homeostat daemon already writes to {where}{shard} (lock {lock} is held)"
-        return f"another homeostat daemon already writes to {where}{shard}"
+            lock = self._lock_path(self.shard)
+            return f"another homeostat daemon already writes to {where}{shard} (lock {lock} is held{holders})"
+        return f"another homeostat daemon already writes to {where}{shard}" + (
+            f" ({holders[2:]})" if holders else ""
+        )
 
     def _lock_path(self, shard: Selector) -> Path:
         database = str(self.engine.url.database)
