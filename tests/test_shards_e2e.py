@@ -141,15 +141,16 @@ def test_two_shards_lead_side_by_side_each_reconciling_only_its_own_resources(
 
 def test_postgresql_leases_are_per_shard_and_exclude_a_daemon_of_everything(postgres: PostgresServer) -> None:
     stores = [HistoryStore(postgres.url) for _ in range(4)]
+    leases = [
+        Lease(s.engine, sel) for s, sel in zip(stores, (TEAM_A, TEAM_A, TEAM_B, EVERYTHING), strict=True)
+    ]
+    a, a2, b, whole = leases
     try:
-        a, a2, b, whole = (
-            Lease(s.engine, sel) for s, sel in zip(stores, (TEAM_A, TEAM_A, TEAM_B, EVERYTHING), strict=True)
-        )
         assert a.try_acquire()
         assert b.try_acquire(), "another shard leads beside it"
         with pytest.raises(LeaseHeld, match="for shard 'team=a'"):
             a2.acquire()
-        with pytest.raises(LeaseHeld, match=r"writes to .* \(a daemon or --selector shards\)$"):
+        with pytest.raises(LeaseHeld, match=r"writes to .* \(by a daemon or by --selector shards\)$"):
             whole.acquire()
         assert a.still_held()
         a.release()
@@ -163,6 +164,8 @@ def test_postgresql_leases_are_per_shard_and_exclude_a_daemon_of_everything(post
         assert b.try_acquire()
         b.release()
     finally:
+        for lease in leases:
+            lease.release()
         for store in stores:
             store.close()
 
