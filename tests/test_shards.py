@@ -440,6 +440,30 @@ def test_plan_on_a_shard_that_cuts_a_bond_is_one_located_line_and_exit_1(
     assert line.startswith(f"{state}/p.yaml:1: metadata.labels: AlarmActions 'prod' is in shard 'team=b'")
 
 
+def test_validate_with_a_selector_checks_that_shards_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CI job can validate each shard: a cut bond is a located line and exit 1; a good shard
+    is counted."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "w.yaml").write_text(window("sunday", "{team: a}", "alarmNamePrefix: prod"))
+    (state / "p.yaml").write_text(alarms("prod", "{team: b}", "alarmNamePrefix: prod-api"))
+    (state / "api.yaml").write_text(service("api", 3, "{team: c}"))
+    whole = run_main(capsys, "validate", str(state))
+    assert whole.returncode == 0
+    assert whole.stdout.startswith("valid: 3 resources, revision ")
+    cut = run_main(capsys, "validate", str(state), "--selector", "team=a")
+    assert cut.returncode == 1
+    (line,) = cut.stderr.strip().splitlines()
+    assert line.startswith(
+        f"{state}/w.yaml:1: metadata.labels: MaintenanceWindow 'sunday' is in shard 'team=a'"
+    )
+    good = run_main(capsys, "validate", str(state), "--selector", "team=c")
+    assert good.returncode == 0
+    assert good.stdout.startswith("valid: 3 resources, 1 in shard team=c, revision ")
+
+
 def test_a_resource_that_moves_to_another_shard_is_not_unmanaged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -73,9 +73,13 @@ def expired_holds(desired: DesiredState, now: datetime) -> list[str]:
 
 def cmd_validate(settings: Settings) -> int:
     """Files and directories as given (a pre-commit hook passes changed files), checked as one state."""
+    from homeostat.desired_state.shards import select
+    from homeostat.reconcilers.registry import shard_bonds
+
     paths = settings.paths or (settings.desired_state,)
     try:
         desired = load_paths(paths, kinds=kind_table())
+        shard = select(desired, settings.selector, shard_bonds())  # CI can check each shard's split
     except InvalidDesiredState as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)  # the errors name the paths as given
@@ -85,7 +89,10 @@ def cmd_validate(settings: Settings) -> int:
         print(f"homeostat: warning: no manifests in {named}: nothing would be managed", file=sys.stderr)
     for warning in expired_holds(desired, utc_now()):
         print(warning, file=sys.stderr)
-    emit(f"valid: {len(desired.resources)} resources, revision {desired.revision}")
+    in_shard = (
+        f", {len(shard.resources)} in shard {settings.selector.text}" if settings.selector.pairs else ""
+    )
+    emit(f"valid: {len(desired.resources)} resources{in_shard}, revision {desired.revision}")
     return EXIT_OK
 
 

@@ -197,7 +197,7 @@ COMMAND_HELP = {
 USES: dict[str, tuple[str, ...]] = {
     "run": tuple(o.dest for o in SHARED),
     "plan": ("desired_state", "region", "log_format", "api_rate", "selector"),
-    "validate": ("desired_state",),
+    "validate": ("desired_state", "selector"),  # --selector: also check that shard's bonds
     "history": ("history", "selector"),  # --selector: the rows that shard's daemon wrote
     "status": ("listen",),
     "schema": (),
