@@ -96,7 +96,11 @@ def test_two_shards_lead_side_by_side_each_reconciling_only_its_own_resources(
             status = process.get("/status").json()
             assert status["selector"] == selector
             assert [r["name"] for r in status["resources"]] == [own]
-            assert f"Shard: <code>{selector}</code>" in process.get("/").text
+            page = process.get("/").text
+            assert f"Shard: <code>{selector}</code>" in page
+            other = "web" if own == "api" else "api"
+            assert f"ECSService/{own}" in page, "its history rows"
+            assert f"ECSService/{other}" not in page, "not the other shard's"
             (started,) = process.events("daemon_started")
             assert started["selector"] == selector
 

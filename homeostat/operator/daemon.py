@@ -152,7 +152,8 @@ class Daemon:
         if self.runtime.history is None:
             return []
         try:
-            records = self.runtime.history.query(HistoryQuery(limit=limit))
+            # The rows of this daemon's shard: the page shows what this daemon manages.
+            records = self.runtime.history.query(HistoryQuery(limit=limit, shard=self.runtime.history.shard))
         except SQLAlchemyError as exc:
             self.runtime.log.warning("page_history_failed", error=str(exc).splitlines()[0])
             return []
