@@ -25,20 +25,25 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from rich.console import Console
 
-from homeostat.desired_state.identifiers import Revision
+from homeostat.desired_state.identifiers import Kind, Revision
 from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.selector import EVERYTHING, MAX_SELECTOR_CHARACTERS, Selector, parse_selector
 from homeostat.desired_state.shards import select
-from homeostat.desired_state.state import DesiredState, InvalidDesiredState
+from homeostat.desired_state.state import DesiredState, InvalidDesiredState, Resource, Source
+from homeostat.operator import reload
 from homeostat.operator.console import print_status
 from homeostat.operator.execution import mark_interrupted
 from homeostat.operator.history import MIGRATIONS, HistoryQuery, HistoryStore
 from homeostat.operator.last_good import SLOT_ID, LastKnownGood, slot_id
 from homeostat.operator.lease import ADVISORY_KEY, Lease, LeaseHeld, advisory_key
+from homeostat.operator.loop import Loop
+from homeostat.operator.options import Settings
 from homeostat.operator.page import render_page
 from homeostat.operator.records import ActionRecord
 from homeostat.operator.status import LoopStatus
+from homeostat.operator.wiring import build_runtime
 from homeostat.reconcilers.actions import Outcome
+from homeostat.reconcilers.ecs_service import ECSService
 from homeostat.reconcilers.registry import kind_table, shard_bonds
 
 from .conftest import REGION, run_main
@@ -139,19 +144,40 @@ LABEL_TEXT = st.text(
 LABELS = st.dictionaries(LABEL_TEXT.filter(bool), LABEL_TEXT, max_size=5)
 
 
-@given(labels=LABELS, data=st.data())
-def test_selecting_by_a_resources_own_labels_always_selects_it(labels: dict[str, str], data: Any) -> None:
-    """Any subset of a resource's own labels, as a selector's text, selects it; one more pair
-    it does not carry does not; the empty selector selects everything."""
+def labelled(name: str, labels: dict[str, str]) -> Resource[Any]:
+    manifest = ECSService.model_validate(
+        {
+            "apiVersion": "homeostat/v1",
+            "kind": "ECSService",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"cluster": "prod", "service": name, "desiredCount": 1},
+        }
+    )
+    return Resource(manifest, Source(f"{name}.yaml", 1))
+
+
+@given(labels=LABELS, others=st.lists(LABELS, max_size=3), data=st.data())
+def test_selecting_by_a_resources_own_labels_always_selects_it(
+    labels: dict[str, str], others: list[dict[str, str]], data: Any
+) -> None:
+    """Any subset of a resource's own labels, as a selector's text, selects it (and exactly the
+    resources whose labels hold that subset); one more pair it does not carry does not; the
+    empty selector selects everything."""
     keys = data.draw(st.lists(st.sampled_from(sorted(labels)), unique=True) if labels else st.just([]))
     text = ",".join(f"{key}={labels[key]}" for key in keys)
-    assert parse_selector(text).matches(labels)
-    assert EVERYTHING.matches(labels)
+    mine = labelled("mine", labels)
+    rest = [labelled(f"other-{i}", other) for i, other in enumerate(others)]
+    state = DesiredState(Revision("r"), Path("/state"), (mine, *rest))
+    shard = select(state, parse_selector(text))
+    assert mine in shard.resources
+    assert [r.name for r in shard.resources] == [
+        r.name for r in state.resources if all(r.manifest.metadata.labels.get(k) == labels[k] for k in keys)
+    ]
+    assert select(state, EVERYTHING).resources == state.resources
     stranger = data.draw(LABEL_TEXT.filter(lambda k: bool(k) and k not in labels))
     assert not parse_selector(",".join(filter(None, [text, f"{stranger}=x"]))).matches(labels)
     if keys:
-        other = labels[keys[0]] + "-other"
-        assert not parse_selector(f"{keys[0]}={other}").matches(labels)
+        assert not parse_selector(f"{keys[0]}={labels[keys[0]]}-other").matches(labels)
 
 
 # --- the shard of a desired state ---------------------------------------------------------------
@@ -510,3 +536,41 @@ def test_run_once_beside_a_leader_of_the_same_shard_refuses_and_of_another_shard
             assert counts(ecs, "api", "web") == {"api": 1, "web": 3}
     finally:
         held.release()
+
+
+def test_a_shard_is_selected_once_per_loaded_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-sync pass reuses the shard of an unchanged directory (no filtering, no bond checks)."""
+    state = shard_directory(tmp_path)
+    calls: list[Selector] = []
+    real = reload.select
+
+    def counted(desired: DesiredState, selector: Selector, bonds: Any = ()) -> DesiredState:
+        calls.append(selector)
+        return real(desired, selector, bonds)
+
+    monkeypatch.setattr(reload, "select", counted)
+    settings = Settings(
+        command="run",
+        desired_state=state,
+        history=f"sqlite:///{tmp_path / 'h.db'}",
+        listen="127.0.0.1:0",
+        resync=60,
+        dry_run=False,
+        region=REGION,
+        log_format="json",
+        selector=TEAM_A,
+    )
+    with mock_aws():
+        runtime = build_runtime(settings)
+        try:
+            reloader = Loop(runtime).reloader
+            assert reloader.reload(NOW) == {(Kind("ECSService"), "api")}
+            assert reloader.reload(NOW) == {(Kind("ECSService"), "api")}
+            assert calls == [TEAM_A]
+            (state / "web.yaml").write_text(service("web", 4, "{team: a}"))
+            assert reloader.reload(NOW) == {(Kind("ECSService"), "api"), (Kind("ECSService"), "web")}
+            assert calls == [TEAM_A, TEAM_A]
+        finally:
+            runtime.close()
