@@ -2,7 +2,7 @@
 
 A fleet that outgrows one process is split by label: several daemons share one directory
 and one history database, each with its own selector. The whole directory is always loaded
-and validated first (a directory valid for one shard is valid for all), then filtered here.
+and validated first (its cross-document rules span shards), then filtered here.
 Some resources must be decided together by one daemon: the alarm reconciler resolves each
 alarm from every window and policy that can select it, and a service's `taskDefinitionFrom`
 is resolved from its task definition. Each kind names such pairs (its `Bond`); a pair cut
