@@ -538,6 +538,20 @@ def test_run_once_beside_a_leader_of_the_same_shard_refuses_and_of_another_shard
         held.release()
 
 
+def daemon_settings(state: Path, url: str, selector: Selector) -> Settings:
+    return Settings(
+        command="run",
+        desired_state=state,
+        history=url,
+        listen="127.0.0.1:0",
+        resync=60,
+        dry_run=False,
+        region=REGION,
+        log_format="json",
+        selector=selector,
+    )
+
+
 def test_a_shard_is_selected_once_per_loaded_revision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -551,17 +565,7 @@ def test_a_shard_is_selected_once_per_loaded_revision(
         return real(desired, selector, bonds)
 
     monkeypatch.setattr(reload, "select", counted)
-    settings = Settings(
-        command="run",
-        desired_state=state,
-        history=f"sqlite:///{tmp_path / 'h.db'}",
-        listen="127.0.0.1:0",
-        resync=60,
-        dry_run=False,
-        region=REGION,
-        log_format="json",
-        selector=TEAM_A,
-    )
+    settings = daemon_settings(state, f"sqlite:///{tmp_path / 'h.db'}", TEAM_A)
     with mock_aws():
         runtime = build_runtime(settings)
         try:
@@ -574,3 +578,35 @@ def test_a_shard_is_selected_once_per_loaded_revision(
             assert calls == [TEAM_A, TEAM_A]
         finally:
             runtime.close()
+
+
+def test_a_daemon_rejects_a_revision_that_cuts_a_bond_and_keeps_the_one_in_force(tmp_path: Path) -> None:
+    """The daemon's reload: an edit that puts a window's alarms in another shard is rejected for
+    this shard like an invalid revision (recorded once); the previous shard stays in force."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "w.yaml").write_text(window("sunday", "{team: a}", "alarmNamePrefix: prod"))
+    (state / "p.yaml").write_text(alarms("prod", "{team: a}", "alarmNamePrefix: prod-api"))
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    settings = daemon_settings(state, url, TEAM_A)
+    with mock_aws():
+        runtime = build_runtime(settings)
+        try:
+            reloader = Loop(runtime).reloader
+            both = {(Kind("MaintenanceWindow"), "sunday"), (Kind("AlarmActions"), "prod")}
+            assert reloader.reload(NOW) == both
+            good = reloader.desired
+            (state / "p.yaml").write_text(alarms("prod", "{team: b}", "alarmNamePrefix: prod-api"))
+            assert reloader.reload(NOW) == both, "the revision in force is unchanged"
+            assert reloader.reload(NOW) == both
+            assert reloader.desired is good
+            (error,) = reloader.errors
+            assert "MaintenanceWindow 'sunday' is in shard 'team=a' but AlarmActions 'prod'" in error
+        finally:
+            runtime.close()
+    store = HistoryStore(url)
+    try:
+        rejected = [r for r in store.query(HistoryQuery()) if r.action == "reject_revision"]
+    finally:
+        store.close()
+    assert len(rejected) == 1
