@@ -250,6 +250,26 @@ def test_alarm_rules_that_cannot_select_one_alarm_may_be_in_different_shards() -
     assert names(select(state, TEAM_B, shard_bonds())) == ["policy-b", "names-b"]
 
 
+def test_alarm_rules_of_different_regions_may_be_in_different_shards() -> None:
+    """Alarm names are per region: a window of eu-west-1 and a policy of us-east-1 on the same
+    prefix are split freely; one without a region may be in either, so it binds to both."""
+    state = desired(
+        window("sunday", "{team: a}", "alarmNamePrefix: prod").replace(
+            "spec: {", "spec: {region: eu-west-1, "
+        ),
+        alarms("policy", "{team: b}", "region: us-east-1, alarmNamePrefix: prod"),
+    )
+    assert names(select(state, TEAM_A, shard_bonds())) == ["sunday"]
+    unplaced = desired(
+        window("sunday", "{team: a}", "alarmNamePrefix: prod").replace(
+            "spec: {", "spec: {region: eu-west-1, "
+        ),
+        alarms("policy", "{team: b}", "alarmNamePrefix: prod"),
+    )
+    (error,) = shard_errors(unplaced, TEAM_B)
+    assert "AlarmActions 'policy' is in shard 'team=b' but MaintenanceWindow 'sunday'" in error
+
+
 # --- one lease per shard on one SQLite database -------------------------------------------------
 
 

@@ -260,31 +260,43 @@ _ANY_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
 def alarm_bond(contributors: Mapping[Kind, Contribute]) -> Bond:
     """The shard bond of alarm rules: two contributing resources (policies, windows) that can
     select one alarm are decided together (rules 1-3 weigh every window and policy of an alarm;
-    split over two daemons, one would silence what the other re-enables)."""
+    split over two daemons, one would silence what the other re-enables). Alarm names are per
+    region; validation does not know the daemon's default region, so a resource without
+    `spec.region` is taken to share every region (never a missed pair, at worst a cautious one)."""
 
     def bond(resources: Sequence[Resource[Any]]) -> Iterator[tuple[Resource[Any], Resource[Any], str]]:
-        names: dict[str, list[Resource[Any]]] = defaultdict(list)
-        prefixes: dict[str, list[Resource[Any]]] = defaultdict(list)
-        atoms: list[tuple[Resource[Any], str, bool]] = []  # (resource, text, is a prefix)
+        by_region: dict[str | None, list[Resource[Any]]] = defaultdict(list)
         for resource in resources:
-            contribute = contributors.get(resource.kind)
-            if contribute is None:
-                continue
-            found = contribute(resource, _ANY_INSTANT)
-            for selector in (found.selector,) if isinstance(found, AlarmPolicy) else found.selectors:
-                if selector.alarmNamePrefix is not None:
-                    prefixes[selector.alarmNamePrefix].append(resource)
-                    atoms.append((resource, selector.alarmNamePrefix, True))
-                for name in selector.alarmNames or ():
-                    names[name].append(resource)
-                    atoms.append((resource, name, False))
-        why = "both can select the same alarms"
-        # Two selectors overlap when one prefix starts the other's text, or two names are equal:
-        # each atom looks up its own leading parts, so the longer side finds every overlap.
-        for resource, text, is_prefix in atoms:
-            others = [] if is_prefix else list(names[text])
-            for end in range(1, len(text) + 1):
-                others.extend(prefixes.get(text[:end], ()))
-            yield from ((resource, other, why) for other in others if other is not resource)
+            if resource.kind in contributors:
+                by_region[resource.manifest.spec.region].append(resource)
+        unplaced = by_region.pop(None, [])
+        for members in by_region.values() or [[]]:
+            yield from _overlapping(contributors, [*members, *unplaced])
 
     return bond
+
+
+def _overlapping(
+    contributors: Mapping[Kind, Contribute], resources: Sequence[Resource[Any]]
+) -> Iterator[tuple[Resource[Any], Resource[Any], str]]:
+    """Pairs of contributing resources whose selectors can select one alarm name."""
+    names: dict[str, list[Resource[Any]]] = defaultdict(list)
+    prefixes: dict[str, list[Resource[Any]]] = defaultdict(list)
+    atoms: list[tuple[Resource[Any], str, bool]] = []  # (resource, text, is a prefix)
+    for resource in resources:
+        found = contributors[resource.kind](resource, _ANY_INSTANT)
+        for selector in (found.selector,) if isinstance(found, AlarmPolicy) else found.selectors:
+            if selector.alarmNamePrefix is not None:
+                prefixes[selector.alarmNamePrefix].append(resource)
+                atoms.append((resource, selector.alarmNamePrefix, True))
+            for name in selector.alarmNames or ():
+                names[name].append(resource)
+                atoms.append((resource, name, False))
+    why = "both can select the same alarms"
+    # Two selectors overlap when one prefix starts the other's text, or two names are equal:
+    # each atom looks up its own leading parts, so the longer side finds every overlap.
+    for resource, text, is_prefix in atoms:
+        others = [] if is_prefix else list(names[text])
+        for end in range(1, len(text) + 1):
+            others.extend(prefixes.get(text[:end], ()))
+        yield from ((resource, other, why) for other in others if other is not resource)
