@@ -314,8 +314,10 @@ def faulty_aws() -> Iterator[FaultyAws]:
         return injectors[-1]
 
     server = LocalAws(on_request=_record_homeostat, middleware=wrap).start()
+    moto = MotoServer(server.url, server)
+    moto.reset()  # moto's backends are global to the process: start from none of an earlier test's
     try:
-        yield FaultyAws(server, injectors[0], MotoServer(server.url, server))
+        yield FaultyAws(server, injectors[0], moto)
     finally:
         injectors[0].release()
         server.stop()

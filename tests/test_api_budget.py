@@ -24,6 +24,7 @@ from homeostat.operator.local_aws import LocalAws, Throttle
 from homeostat.operator.options import UsageError, parse_settings
 from homeostat.operator.passes import State, run_pass
 from homeostat.reconcilers.registry import default_reconcilers, gauges, kind_table
+from tests.conftest import MotoServer
 from tests.snapshot_helpers import CLUSTER, PREFIX, create_cluster, manifest_yaml, set_created
 
 
@@ -193,6 +194,7 @@ def throttled_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalAws, l
         return made[-1]
 
     server = LocalAws(middleware=wrap).start()
+    MotoServer(server.url, server).reset()  # moto's backends are global to the process
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
     try:
         yield server, made

@@ -47,8 +47,12 @@ def aws() -> Iterator[tuple[MotoServer, PendingMaintenance]]:
         return stubs[-1]
 
     server = LocalAws(on_request=_record_homeostat, middleware=wrap).start()
+    moto = MotoServer(server.url, server)
+    # moto's backends are global to the process: an earlier test's cluster of the same name (and
+    # its automated snapshot, named to the minute) would make this one's create fail.
+    moto.reset()
     try:
-        yield MotoServer(server.url, server), stubs[0]
+        yield moto, stubs[0]
     finally:
         server.stop()
 
