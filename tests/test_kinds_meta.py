@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from types import ModuleType
@@ -187,6 +188,27 @@ def test_the_registry_has_one_descriptor_per_kind_and_a_declared_pass_order() ->
         Kind("SnapshotRetention"),
         Kind("AuroraCluster"),
     ]
+
+
+def test_the_fought_over_actions_are_each_kinds_declared_corrections() -> None:
+    """Fight detection counts what the kinds declare, nothing else: each correction is one of its
+    kind's own actions, a deletion or a registration is never one, and adding a kind's
+    correction reaches the fight rule through the registry alone."""
+    from homeostat.operator.fights import CORRECTIONS
+    from homeostat.reconcilers.registry import corrections
+
+    for descriptor in KINDS:
+        assert set(descriptor.corrections) <= set(descriptor.actions), descriptor.kind
+    assert corrections() == CORRECTIONS
+    assert {
+        "update_service",
+        "update_scalable_target",
+        "modify_db_cluster",
+        "enable_alarm_actions",
+        "disable_alarm_actions",
+    } == CORRECTIONS
+    extra = replace(KINDS[0], corrections=(*KINDS[0].corrections, *KINDS[0].actions))
+    assert set(map(str, KINDS[0].actions)) <= corrections((extra, *KINDS[1:]))
 
 
 def test_one_reconciler_owns_every_alarm_call() -> None:

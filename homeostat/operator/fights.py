@@ -43,22 +43,12 @@ from homeostat.operator.records import (
 )
 from homeostat.operator.values import value_text
 from homeostat.reconcilers.actions import Action, Outcome
-from homeostat.reconcilers.alarm_state import DRIFT, AlarmAction
-from homeostat.reconcilers.aurora_cluster import AuroraClusterAction
-from homeostat.reconcilers.ecs_service import ECSAction
+from homeostat.reconcilers.alarm_state import DRIFT
+from homeostat.reconcilers.registry import corrections
 from homeostat.reconcilers.task_definitions import digest_of
 
-# The actions that hold a value (each kind's vocabulary): what can be fought over.
-CORRECTIONS = frozenset(
-    str(a)
-    for a in (
-        ECSAction.UPDATE_SERVICE,
-        ECSAction.UPDATE_SCALABLE_TARGET,
-        AuroraClusterAction.MODIFY_DB_CLUSTER,
-        AlarmAction.DISABLE,
-        AlarmAction.ENABLE,
-    )
-)
+# The actions that hold a value (each kind declares its `corrections`): what can be fought over.
+CORRECTIONS = corrections()
 DEFAULT_THRESHOLD = 3
 DEFAULT_WINDOW = timedelta(hours=1)
 

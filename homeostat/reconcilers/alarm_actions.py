@@ -20,7 +20,12 @@ from homeostat.desired_state.models import AlarmSelector, ManifestBase, SpecBase
 from homeostat.desired_state.state import ManifestError, Resource
 from homeostat.desired_state.validation import PrefixIndex, per_region, where
 from homeostat.reconcilers.alarm_state import AlarmPolicy
-from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
+from homeostat.reconcilers.alarms import (
+    ALARM_CORRECTIONS,
+    ALARM_OBSERVATIONS,
+    ALARM_PERMISSIONS,
+    ALARMS_MANAGED,
+)
 from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 
 KIND = Kind("AlarmActions")
@@ -105,6 +110,7 @@ DESCRIPTOR = KindDescriptor(
     example=example_of(AlarmActions),
     reconciler=None,  # the one alarm reconciler plans for it (alarm_rules)
     actions=ALARM_PERMISSIONS,
+    corrections=ALARM_CORRECTIONS,
     observations=ALARM_OBSERVATIONS,
     gauges=(ALARMS_MANAGED,),
     checks=(per_region(conflicting_values),),

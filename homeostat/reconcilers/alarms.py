@@ -60,6 +60,8 @@ ALARM_PERMISSIONS: Mapping[StrEnum, tuple[str, ...]] = {
     AlarmAction.ENABLE: ("cloudwatch:EnableAlarmActions",),
 }
 ALARM_OBSERVATIONS = ("cloudwatch:DescribeAlarms",)
+# Both hold a value (an alarm's ActionsEnabled) that something else can keep changing back.
+ALARM_CORRECTIONS: tuple[StrEnum, ...] = (AlarmAction.DISABLE, AlarmAction.ENABLE)
 
 
 @dataclass(frozen=True, slots=True)

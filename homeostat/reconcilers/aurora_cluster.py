@@ -360,6 +360,7 @@ DESCRIPTOR = KindDescriptor(
     example=example_of(AuroraCluster),
     reconciler=AuroraClusterReconciler(),
     actions={AuroraClusterAction.MODIFY_DB_CLUSTER: ("rds:ModifyDBCluster",)},
+    corrections=(AuroraClusterAction.MODIFY_DB_CLUSTER,),
     observations=("rds:DescribeDBClusters",),
     gauges=(CLUSTER_AVAILABLE, CAPACITY_MAX_ACU),
     checks=(per_region(same_cluster_twice),),

@@ -82,7 +82,9 @@ class KindDescriptor(Generic[M]):
     the pass that registers a revision also moves the service to it); they must come earlier
     in the pass order. `resolve` completes a manifest from the files it names (the loader's
     hook, `validation.Resolve`). `bonds` name the pairs of resources one `--selector` shard
-    must hold together (`selector.select`).
+    must hold together (`selector.select`). `corrections` are the actions that hold a value
+    against drift, each field of their `after` a value something else can keep changing back:
+    what fight detection (operator/fights.py) counts.
     """
 
     kind: Kind
@@ -99,6 +101,7 @@ class KindDescriptor(Generic[M]):
     after: tuple[Kind, ...] = ()
     resolve: Resolve | None = None
     bonds: tuple[Bond, ...] = ()
+    corrections: tuple[StrEnum, ...] = ()
 
     @property
     def module(self) -> str:

@@ -750,6 +750,7 @@ DESCRIPTOR = KindDescriptor(
         ECSAction.DEPLOYMENT_FAILED: ("ecs:DescribeServices",),
         ECSAction.REDEPLOY: ("ecs:UpdateService",),
     },
+    corrections=(ECSAction.UPDATE_SERVICE, ECSAction.UPDATE_SCALABLE_TARGET),
     gauges=(DEPLOYMENT_STATE,),
     observations=(
         "ecs:DescribeServices",

@@ -35,7 +35,12 @@ from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.desired_state.windows import current_start, edges, is_active, wake_instants
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
 from homeostat.reconcilers.alarm_state import AlarmWindow
-from homeostat.reconcilers.alarms import ALARM_OBSERVATIONS, ALARM_PERMISSIONS, ALARMS_MANAGED
+from homeostat.reconcilers.alarms import (
+    ALARM_CORRECTIONS,
+    ALARM_OBSERVATIONS,
+    ALARM_PERMISSIONS,
+    ALARMS_MANAGED,
+)
 from homeostat.reconcilers.aws import AwsClients, client_region
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.pending_maintenance import (
@@ -276,6 +281,7 @@ DESCRIPTOR = KindDescriptor(
     # The alarm rows are the alarm reconciler's, named after the window; the pending
     # maintenance rows its own.
     actions={**ALARM_PERMISSIONS, **PENDING_PERMISSIONS},
+    corrections=ALARM_CORRECTIONS,  # an alarm changed back during a window is drift too
     observations=(*ALARM_OBSERVATIONS, *PENDING_OBSERVATIONS),
     gauges=(WINDOW_ACTIVE, ALARMS_MANAGED),
     alarm_rules=window_of,

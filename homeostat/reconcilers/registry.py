@@ -97,6 +97,11 @@ def gauges(registry: Registry = KINDS) -> tuple[GaugeSpec, ...]:
     return tuple(found.values())
 
 
+def corrections(registry: Registry = KINDS) -> frozenset[str]:
+    """The actions of every kind that hold a value against drift: what a fight is counted in."""
+    return frozenset(str(action) for descriptor in registry for action in descriptor.corrections)
+
+
 def default_reconcilers(
     registry: Registry = KINDS, recall: Recall | None = None
 ) -> tuple[AnyReconciler, ...]:
