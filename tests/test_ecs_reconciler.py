@@ -19,12 +19,12 @@ from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.state import DesiredState, Resource, Source
 from homeostat.reconcilers.actions import ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.ecs_service import (
-    DESCRIBE_SERVICES_BATCH,
     ECSAction,
     ECSService,
     ECSServiceReconciler,
     ServiceObservation,
 )
+from homeostat.reconcilers.ecs_services import DESCRIBE_SERVICES_BATCH
 
 from .conftest import CallLog, CountingClients
 

@@ -1,7 +1,7 @@
 """ECSService: desiredCount and task definition of ECS services, autoscaler-aware.
 
-Observe: DescribeServices, 10 services per call per cluster (AWS's limit), and
-Application Auto Scaling DescribeScalableTargets, 50 resource ids per call.
+Observe (the I/O is ecs_services.py): DescribeServices, 10 services per call per cluster
+(AWS's limit), and Application Auto Scaling DescribeScalableTargets, 50 resource ids per call.
 Diff: one UpdateService per drifted service carrying every drifted field; an
 autoscaled service whose manifest declares desiredCount is a Conflict (the
 autoscaler owns the count; nothing is changed); declared `autoscaling` bounds
@@ -32,8 +32,16 @@ from homeostat.desired_state.models import AWS_NAME, NAME_PATTERN, ManifestBase,
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
-from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, fan_out, pages
+from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
+from homeostat.reconcilers.ecs_services import (
+    ScalableTarget,
+    describe_services,
+    not_active,
+    primary_rollout,
+    register_scalable_target,
+    scalable_targets,
+)
 from homeostat.reconcilers.rollouts import (
     DEPLOYMENT_STATE,
     SETTLE_SECONDS,
@@ -47,10 +55,6 @@ from homeostat.reconcilers.rollouts import (
 from homeostat.reconcilers.task_definitions import RevisionCatalog, TaskDefinitionSpec, digest_of, holding
 
 KIND = Kind("ECSService")
-
-DESCRIBE_SERVICES_BATCH = 10
-SCALABLE_TARGETS_BATCH = 50
-SCALABLE_DIMENSION = "ecs:service:DesiredCount"
 
 
 class ECSAction(StrEnum):
@@ -139,12 +143,6 @@ class ECSService(ManifestBase):
 
 
 @dataclass(frozen=True, slots=True)
-class ScalableTarget:
-    min_capacity: int
-    max_capacity: int
-
-
-@dataclass(frozen=True, slots=True)
 class DeclaredRevision:
     """Where `taskDefinitionFrom` points: the ECSTaskDefinition's family and declared digest, and
     the ACTIVE revisions that carry it (newest first; none before it is registered)."""
@@ -176,15 +174,6 @@ class ServiceObservation:
     applied_token: str | None = None
 
 
-def primary_rollout(item: Mapping[str, Any]) -> str | None:
-    """The rolloutState of the service's PRIMARY deployment (None when AWS gives none)."""
-    for deployment in item.get("deployments") or ():
-        if deployment.get("status") == "PRIMARY":
-            state = deployment.get("rolloutState")
-            return str(state) if state else None
-    return None
-
-
 def service_facts(observed: ServiceObservation) -> dict[str, Any]:
     """The Plan facts of a service (see Plan): tasks and rollout, as observed."""
     return {
@@ -209,22 +198,6 @@ def same_task_definition(declared: str, live_arn: str) -> bool:
     if declared.startswith("arn:"):
         return declared == live_arn
     return live_arn == declared or live_arn.endswith(f":task-definition/{declared}")
-
-
-def not_active(
-    service: str, cluster: str, item: Mapping[str, Any] | None, failures: Mapping[str, str]
-) -> str | None:
-    """Why a described service must not be touched (missing, INACTIVE, DRAINING), or None. Pure.
-
-    moto keeps every service ACTIVE until it is deleted, so DRAINING is tested with a stubbed
-    DescribeServices response."""
-    if item is None or item.get("status") == "INACTIVE":
-        reason = failures.get(service, "INACTIVE" if item else "MISSING")
-        return f"service {service} not found in cluster {cluster} ({reason})"
-    if item.get("status") != "ACTIVE":
-        status = item.get("status")
-        return f"service {service} in cluster {cluster} is {status}, not ACTIVE: no UpdateService is sent"
-    return None
 
 
 # What `plan` (no history store) knows of the last applied redeployToken: nothing.
@@ -425,31 +398,29 @@ class ECSServiceReconciler:
         for resource in resources:
             by_cluster[resource.manifest.spec.cluster].append(resource)
         results: dict[str, ServiceObservation | ObserveError] = {}
-        targets, target_error = self._scalable_targets(resources, aws)
+        ids = [resource_id(r.manifest.spec) for r in resources]
+        targets, target_error = (
+            scalable_targets(aws.client("application-autoscaling"), ids) if ids else ({}, None)
+        )
         ecs = aws.client("ecs")
         declared = self._declared(resources, desired, ecs, now)
-        answers = self._describe(ecs, by_cluster)
+        answers = describe_services(
+            ecs,
+            {cluster: [r.manifest.spec.service for r in members] for cluster, members in by_cluster.items()},
+        )
         for cluster, members in by_cluster.items():
-            live: dict[str, dict[str, Any]] = {}
-            failures: dict[str, str] = {}
-            failed = [a for a in answers[cluster] if isinstance(a, Exception)]
-            if failed:
+            found = answers[cluster]
+            if found.error is not None:
                 for resource in members:
-                    results[resource.name] = ObserveError(f"cluster {cluster}: {describe_error(failed[0])}")
+                    results[resource.name] = ObserveError(found.error)
                 continue
-            for response in (a for a in answers[cluster] if not isinstance(a, Exception)):
-                for item in response.get("services", []):
-                    live[item["serviceName"]] = item
-                for failure in response.get("failures", []):
-                    arn = str(failure.get("arn", ""))
-                    failures[arn.rsplit("/", 1)[-1]] = str(failure.get("reason", "unknown"))
             for resource in members:
                 spec = resource.manifest.spec
-                item = live.get(spec.service)
+                item = found.live.get(spec.service)
                 wanted = declared.get(spec.taskDefinitionFrom) if spec.taskDefinitionFrom else None
                 error = (
                     target_error
-                    or not_active(spec.service, cluster, item, failures)
+                    or not_active(spec.service, cluster, item, found.failures)
                     or (wanted.message if isinstance(wanted, ObserveError) else None)
                 )
                 if error is not None or item is None or isinstance(wanted, ObserveError):
@@ -491,30 +462,6 @@ class ECSServiceReconciler:
         with self._lock:
             self._settling = (self._settling - {r.name for r in resources}) | deploying
         return results
-
-    @staticmethod
-    def _describe(
-        ecs: Any, by_cluster: Mapping[str, Sequence[Resource[ECSService]]]
-    ) -> dict[str, list[Mapping[str, Any] | Exception]]:
-        """Per cluster, the DescribeServices answer of each batch of 10 services, or its error.
-        The batches are independent reads: sent concurrently (the shared budget paces them)."""
-        work = [
-            (cluster, batch)
-            for cluster, members in by_cluster.items()
-            for batch in chunks(sorted({r.manifest.spec.service for r in members}), DESCRIBE_SERVICES_BATCH)
-        ]
-
-        def describe(item: tuple[str, list[str]]) -> Mapping[str, Any] | Exception:
-            try:
-                answer: Mapping[str, Any] = ecs.describe_services(cluster=item[0], services=item[1])
-            except aws_errors() as exc:
-                return exc
-            return answer
-
-        answers: dict[str, list[Mapping[str, Any] | Exception]] = {cluster: [] for cluster in by_cluster}
-        for (cluster, _), answer in zip(work, fan_out(describe, work), strict=True):
-            answers[cluster].append(answer)
-        return answers
 
     def _applied_token(self, name: str) -> str | None:
         """The redeployToken last sent to this service. An `interrupted` row counts as sent:
@@ -569,34 +516,6 @@ class ECSServiceReconciler:
             )
         return found
 
-    @staticmethod
-    def _scalable_targets(
-        resources: Sequence[Resource[ECSService]], aws: AwsClients
-    ) -> tuple[dict[str, ScalableTarget], str | None]:
-        """Scalable targets by resource id. A failed read is an error for every service:
-        without it we cannot know whether an autoscaler owns the count (fail closed)."""
-        ids = sorted({resource_id(r.manifest.spec) for r in resources})
-        found: dict[str, ScalableTarget] = {}
-        if not ids:
-            return found, None
-        client = aws.client("application-autoscaling")
-        try:
-            for batch in chunks(ids, SCALABLE_TARGETS_BATCH):
-                for response in pages(
-                    client.describe_scalable_targets,
-                    "NextToken",
-                    ServiceNamespace="ecs",
-                    ResourceIds=batch,
-                    ScalableDimension=SCALABLE_DIMENSION,
-                ):
-                    for item in response.get("ScalableTargets", []):
-                        found[item["ResourceId"]] = ScalableTarget(
-                            int(item["MinCapacity"]), int(item["MaxCapacity"])
-                        )
-        except aws_errors() as exc:
-            return {}, f"cannot read Application Auto Scaling targets: {describe_error(exc)}"
-        return found, None
-
     def diff(
         self, resource: Resource[ECSService], observed: ServiceObservation | ObserveError, now: datetime
     ) -> Plan:
@@ -648,13 +567,7 @@ class ECSServiceReconciler:
                         with self._lock:
                             self._settling = self._settling | {action.name}
                 elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
-                    aws.client("application-autoscaling").register_scalable_target(
-                        ServiceNamespace="ecs",
-                        ScalableDimension=SCALABLE_DIMENSION,
-                        ResourceId=action.params["resourceId"],
-                        MinCapacity=action.params["minCapacity"],
-                        MaxCapacity=action.params["maxCapacity"],
-                    )
+                    register_scalable_target(aws.client("application-autoscaling"), action.params)
                 else:
                     raise ValueError(f"unknown action {action.action}")
             except aws_errors() as exc:

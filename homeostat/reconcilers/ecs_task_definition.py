@@ -29,6 +29,7 @@ from homeostat.desired_state.validation import Attachments, Locate, per_region, 
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, fan_out, pages
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
+from homeostat.reconcilers.ecs_services import DESCRIBE_SERVICES_BATCH
 from homeostat.reconcilers.task_definitions import (
     DIGEST_TAG,
     MANAGED_TAG,
@@ -40,8 +41,6 @@ from homeostat.reconcilers.task_definitions import (
 )
 
 KIND = Kind("ECSTaskDefinition")
-
-DESCRIBE_SERVICES_BATCH = 10
 
 
 class TaskDefinitionAction(StrEnum):
