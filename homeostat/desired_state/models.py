@@ -138,6 +138,20 @@ class ManifestBase(Strict):
     spec: SpecBase
 
 
+class CapacityBounds(Strict):
+    """A minimum and a maximum capacity (ECS autoscaling tasks, Aurora Serverless v2 ACUs); a
+    kind narrows the two fields' types and limits. The minimum must not exceed the maximum."""
+
+    minCapacity: float
+    maxCapacity: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CapacityBounds":
+        if self.minCapacity > self.maxCapacity:
+            raise ValueError("minCapacity must not exceed maxCapacity")
+        return self
+
+
 class AlarmSelector(Strict):
     """CloudWatch alarms by name prefix or exact names; shared by every kind that selects alarms."""
 

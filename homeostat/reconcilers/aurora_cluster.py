@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import ManifestBase, SpecBase, Strict
+from homeostat.desired_state.models import CapacityBounds, ManifestBase, SpecBase
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
@@ -59,7 +59,7 @@ class AuroraClusterAction(StrEnum):
     MODIFY_DB_CLUSTER = "modify_db_cluster"
 
 
-class ServerlessV2Scaling(Strict):
+class ServerlessV2Scaling(CapacityBounds):
     """AWS's ranges for Aurora Serverless v2, in steps of 0.5 ACU: MinCapacity 0 (automatic pause,
     where the engine version supports it) or 0.5 to 256, MaxCapacity 1 to 256. Strict numbers:
     a quoted "16" is an error, not a silent conversion."""
@@ -74,12 +74,6 @@ class ServerlessV2Scaling(Strict):
         float,
         Field(strict=True, ge=1, le=256, multiple_of=0.5, description="Maximum ACUs: 1-256, step 0.5."),
     ]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "ServerlessV2Scaling":
-        if self.minCapacity > self.maxCapacity:
-            raise ValueError("minCapacity must not exceed maxCapacity")
-        return self
 
 
 class AuroraClusterSpec(SpecBase):

@@ -28,7 +28,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, model_validator
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.desired_state.models import AWS_NAME, NAME_PATTERN, ManifestBase, SpecBase, Strict
+from homeostat.desired_state.models import (
+    AWS_NAME,
+    NAME_PATTERN,
+    CapacityBounds,
+    ManifestBase,
+    SpecBase,
+)
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
@@ -64,15 +70,9 @@ class ECSAction(StrEnum):
     REDEPLOY = "redeploy"
 
 
-class AutoscalingBounds(Strict):
+class AutoscalingBounds(CapacityBounds):
     minCapacity: Annotated[StrictInt, Field(ge=0, description="Scalable target MinCapacity.")]
     maxCapacity: Annotated[StrictInt, Field(ge=0, description="Scalable target MaxCapacity.")]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "AutoscalingBounds":
-        if self.minCapacity > self.maxCapacity:
-            raise ValueError("minCapacity must not exceed maxCapacity")
-        return self
 
 
 class ECSServiceSpec(SpecBase):
