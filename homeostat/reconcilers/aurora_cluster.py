@@ -31,7 +31,7 @@ from homeostat.desired_state.models import CapacityBounds, ManifestBase, SpecBas
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, GaugeSpec, Measurement, ObserveError, Plan
-from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error
+from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, send_each
 from homeostat.reconcilers.descriptor import KindDescriptor, example_of
 from homeostat.reconcilers.rds_clusters import describe_clusters
 
@@ -308,17 +308,12 @@ class AuroraClusterReconciler:
         return plan_cluster(resource.name, resource.manifest.spec, observed)
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        results = []
-        for action in actions:
-            try:
-                if action.action != AuroraClusterAction.MODIFY_DB_CLUSTER:
-                    raise ValueError(f"unknown action {action.action}")
-                aws.client("rds").modify_db_cluster(**action.params)
-            except aws_errors() as exc:
-                results.append(ApplyResult(action, describe_error(exc)))
-            else:
-                results.append(ApplyResult(action))
-        return results
+        def send(action: Action) -> None:
+            if action.action != AuroraClusterAction.MODIFY_DB_CLUSTER:
+                raise ValueError(f"unknown action {action.action}")
+            aws.client("rds").modify_db_cluster(**action.params)
+
+        return send_each(actions, send)
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         return []  # a cluster left for a later pass is seen again at the next resync

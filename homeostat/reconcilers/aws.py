@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from homeostat.reconcilers.actions import Action, ApplyResult
+
 T = TypeVar("T")
 R = TypeVar("R")
 # Concurrent reads of one kind's observe (clusters, families): round trips, not CPU, set its
@@ -123,3 +125,19 @@ def describe_error(exc: BaseException) -> str:
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def send_each(actions: Iterable[Action], send: Callable[[Action], str | None]) -> list[ApplyResult]:
+    """Each action through `send`, in order: what it returns is a refusal (the action is not
+    sent, and fails with that reason), an AWS failure is that action's error, and the next
+    action is sent either way. Anything else raised (an unknown action: a bug) propagates, and
+    the executor fails the actions of this unit."""
+    results = []
+    for action in actions:
+        try:
+            refused = send(action)
+        except aws_errors() as exc:
+            results.append(ApplyResult(action, describe_error(exc)))
+        else:
+            results.append(ApplyResult(action, refused))
+    return results

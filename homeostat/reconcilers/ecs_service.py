@@ -38,7 +38,7 @@ from homeostat.desired_state.models import (
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
-from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error
+from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, send_each
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.ecs_services import (
     ScalableTarget,
@@ -549,32 +549,24 @@ class ECSServiceReconciler:
         )
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        results = []
-        for action in actions:
-            try:
-                if action.action == ECSAction.UPDATE_SERVICE and "unregistered" in action.params:
-                    results.append(
-                        ApplyResult(
-                            action,
-                            f"not sent: ECSTaskDefinition {action.params['unregistered']} has no ACTIVE "
-                            "revision holding its declared content",
-                        )
-                    )
-                    continue
-                if action.action in {ECSAction.UPDATE_SERVICE, ECSAction.REDEPLOY}:
-                    aws.client("ecs").update_service(**action.params)
-                    if "taskDefinition" in action.params:  # a deployment starts: watch it soon
-                        with self._lock:
-                            self._settling = self._settling | {action.name}
-                elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
-                    register_scalable_target(aws.client("application-autoscaling"), action.params)
-                else:
-                    raise ValueError(f"unknown action {action.action}")
-            except aws_errors() as exc:
-                results.append(ApplyResult(action, describe_error(exc)))
+        def send(action: Action) -> str | None:
+            if action.action == ECSAction.UPDATE_SERVICE and "unregistered" in action.params:
+                return (
+                    f"not sent: ECSTaskDefinition {action.params['unregistered']} has no ACTIVE "
+                    "revision holding its declared content"
+                )
+            if action.action in {ECSAction.UPDATE_SERVICE, ECSAction.REDEPLOY}:
+                aws.client("ecs").update_service(**action.params)
+                if "taskDefinition" in action.params:  # a deployment starts: watch it soon
+                    with self._lock:
+                        self._settling = self._settling | {action.name}
+            elif action.action == ECSAction.UPDATE_SCALABLE_TARGET:
+                register_scalable_target(aws.client("application-autoscaling"), action.params)
             else:
-                results.append(ApplyResult(action))
-        return results
+                raise ValueError(f"unknown action {action.action}")
+            return None
+
+        return send_each(actions, send)
 
     def wake_times(self, desired: DesiredState, now: datetime) -> list[datetime]:
         """A pass every few seconds while a deployment settles (not the resync)."""

@@ -27,7 +27,15 @@ from homeostat.desired_state.reading import ATTACHMENT_SUFFIXES
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import Attachments, Locate, per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.aws import AwsClients, aws_errors, chunks, describe_error, fan_out, pages
+from homeostat.reconcilers.aws import (
+    AwsClients,
+    aws_errors,
+    chunks,
+    describe_error,
+    fan_out,
+    pages,
+    send_each,
+)
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.ecs_services import DESCRIBE_SERVICES_BATCH
 from homeostat.reconcilers.task_definitions import (
@@ -252,23 +260,16 @@ class ECSTaskDefinitionReconciler:
         return diff_task_definition(resource.name, resource.manifest.spec, observed)
 
     def apply(self, actions: Sequence[Action], aws: AwsClients) -> list[ApplyResult]:
-        results = []
-        for action in actions:
-            try:
-                if action.action == TaskDefinitionAction.REGISTER:
-                    self._register(action, aws)
-                elif action.action == TaskDefinitionAction.DEREGISTER:
-                    aws.client("ecs").deregister_task_definition(
-                        taskDefinition=action.params["taskDefinition"]
-                    )
-                    self.catalog.deregistered(action.params["taskDefinition"])
-                else:
-                    raise ValueError(f"unknown action {action.action}")
-            except aws_errors() as exc:
-                results.append(ApplyResult(action, describe_error(exc)))
+        def send(action: Action) -> None:
+            if action.action == TaskDefinitionAction.REGISTER:
+                self._register(action, aws)
+            elif action.action == TaskDefinitionAction.DEREGISTER:
+                aws.client("ecs").deregister_task_definition(taskDefinition=action.params["taskDefinition"])
+                self.catalog.deregistered(action.params["taskDefinition"])
             else:
-                results.append(ApplyResult(action))
-        return results
+                raise ValueError(f"unknown action {action.action}")
+
+        return send_each(actions, send)
 
     def _register(self, action: Action, aws: AwsClients) -> None:
         """One RegisterTaskDefinition, tagged with the digest (the proof), which the catalog then
