@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import alarms as alarm_bench
-from benchmarks.common import REGION, CountingAws, run_once
+from benchmarks.common import REGION, CountingAws, migrated_history, run_once
 from homeostat.operator.local_aws import Latency, Throttle
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -74,7 +74,11 @@ class Bench:
 
 def homeostat(*extra: str) -> Callable[[Bench, Job], tuple[float, Counter[str]]]:
     def command(bench: Bench, job: Job) -> tuple[float, Counter[str]]:
-        figures = run_once(bench.aws, job.desired, *extra)
+        # One history database per job and contender, kept from run to run, as a deployment
+        # keeps it: each process finds it migrated (a new one would cost Alembic every time).
+        path = job.desired.parent / f"history-{job.desired.name}-{len(extra)}.db"
+        history = path if path.exists() else migrated_history(path)
+        figures = run_once(bench.aws, job.desired, *extra, history=history)
         return figures.process_seconds, figures.calls
 
     return command
