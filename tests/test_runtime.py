@@ -175,6 +175,46 @@ def test_run_once_saves_the_last_known_good_and_records_unmanage_against_it(
     assert [(r.name, r.action) for r in rows if r.action == "update_service"] == [("api", "update_service")]
 
 
+def test_run_once_parses_the_desired_state_once_and_the_saved_revision_only_when_it_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The validation before the pass and the pass share one parse; the last known good is rebuilt
+    only when the directory's bytes differ from it (then removals are unmanaged against it)."""
+    from homeostat.desired_state import loading
+    from homeostat.operator.last_good import LastKnownGood
+
+    parses: list[Path] = []
+    rebuilds: list[str] = []
+    parse, rebuild = loading._parse_or_reject, LastKnownGood.rebuild
+    monkeypatch.setattr(
+        loading, "_parse_or_reject", lambda f, d, *a, **k: parses.append(d) or parse(f, d, *a, **k)
+    )
+    monkeypatch.setattr(
+        LastKnownGood,
+        "rebuild",
+        lambda self, saved, d: rebuilds.append(saved.revision) or rebuild(self, saved, d),
+    )
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "api.yaml").write_text(SERVICE.format(n="api", c=2))
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    argv = ["run", "--once", "--desired-state", str(state), "--history", url, "--log-format", "json"]
+    with mock_aws():
+        seed({"api": 1})
+        assert main(argv) == 0
+        assert main(argv) == 0  # the same bytes as saved: nothing rebuilt
+        assert (len(parses), rebuilds) == (2, [])
+        (state / "web.yaml").write_text(SERVICE.format(n="web", c=1))
+        ecs = boto3.client("ecs", region_name=REGION)
+        ecs.register_task_definition(
+            family="web", containerDefinitions=[{"name": "web", "image": "x", "memory": 64}]
+        )
+        ecs.create_service(cluster="prod", serviceName="web", taskDefinition="web:1", desiredCount=1)
+        assert main(argv) == 0  # other bytes: the saved revision is what removals are judged by
+    assert len(parses) == 3
+    assert len(rebuilds) == 1
+
+
 def test_run_once_exits_1_on_a_conflict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Conflict is not success for `run --once` (State.CONFLICT, not a string)."""
     state = tmp_path / "state"

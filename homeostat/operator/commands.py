@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from homeostat.desired_state.loading import load_directory, load_paths
+from homeostat.desired_state.loading import DirectoryLoader, load_directory, load_paths
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, CommandError, emit
 from homeostat.operator.clock import rfc3339, seconds_text, utc_now
@@ -28,15 +28,18 @@ if TYPE_CHECKING:
     from homeostat.operator.records import ActionRecord
 
 
-def load_or_fail(settings: Settings, directory_hint: str | None = None) -> DesiredState:
+def load_or_fail(
+    settings: Settings, directory_hint: str | None = None, loader: DirectoryLoader | None = None
+) -> DesiredState:
     """The directory as `plan` and `run --once` enforce it: loaded, validated, then the
-    `--selector` shard of it; each error one located line on stderr."""
+    `--selector` shard of it; each error one located line on stderr. With `loader`, through
+    it: the pass that follows finds the bytes parsed already."""
     from homeostat.desired_state.shards import select
     from homeostat.reconcilers.registry import shard_bonds
 
     directory = settings.desired_state
     try:
-        whole = load_directory(directory, kinds=kind_table())
+        whole = loader.load()[1] if loader is not None else load_directory(directory, kinds=kind_table())
         desired = select(whole, settings.selector, shard_bonds())
     except InvalidDesiredState as exc:
         for error in exc.errors:
@@ -159,9 +162,10 @@ def cmd_run_once(settings: Settings) -> int:
     from homeostat.operator.passes import State
     from homeostat.operator.wiring import build_runtime
 
-    load_or_fail(settings)
+    loader = DirectoryLoader(settings.desired_state, kinds=kind_table())
+    load_or_fail(settings, loader=loader)  # invalid: one line per error, and nothing written
     started = time.monotonic()
-    result = run_once(build_runtime(settings))
+    result = run_once(build_runtime(settings), loader=loader)
     if result.signal is not None:  # never 0: the pass did not reach every resource
         raise CommandError(f"interrupted by {result.signal.name}", 128 + result.signal.value)
     report = result.report

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from homeostat import __version__
+from homeostat.desired_state.loading import DirectoryLoader
 from homeostat.operator.execution import mark_interrupted
 from homeostat.operator.history import HistoryQuery
 from homeostat.operator.http import StatusServer
@@ -239,7 +240,7 @@ class OnceResult:
     signal: signal.Signals | None
 
 
-def run_once(runtime: Runtime) -> OnceResult:
+def run_once(runtime: Runtime, loader: DirectoryLoader | None = None) -> OnceResult:
     """`run --once`: the lease, then one pass of the loop.
 
     SIGINT/SIGTERM stop it the way they stop the daemon (the action in flight is finished and
@@ -256,7 +257,7 @@ def run_once(runtime: Runtime) -> OnceResult:
     try:
         take_lease(runtime)
         try:
-            report = Loop(runtime).run_one_pass([PassRequest(PassReason.ONCE)])
+            report = Loop(runtime, loader=loader).run_one_pass([PassRequest(PassReason.ONCE)])
         finally:
             if runtime.lease is not None:
                 runtime.lease.release()

@@ -116,6 +116,10 @@ class LastKnownGood:
         self.log.info("last_known_good_saved", revision=revision, files=len(files))
         return True
 
+    def known(self, saved: SavedRevision) -> None:
+        """The slot holds `saved` already: saving that revision again is a no-op."""
+        self._saved = (str(saved.revision), saved.directory)
+
     def load(self) -> SavedRevision | None:
         """The persisted revision, or None when there is none or it cannot be read."""
         statement = (
@@ -148,8 +152,11 @@ class LastKnownGood:
         enforced, and that is logged.
         """
         saved = self.load()
-        if saved is None:
-            return None
+        return None if saved is None else self.rebuild(saved, directory)
+
+    def rebuild(self, saved: SavedRevision, directory: Path) -> DesiredState | None:
+        """`saved` (from `load`) as a DesiredState of `directory`, or None when it no longer
+        validates (logged)."""
         try:
             desired = load_files(saved.files, directory, saved.revision, kinds=kind_table())
         except InvalidDesiredState as exc:

@@ -11,6 +11,7 @@ good and records `unmanage` rows exactly as the daemon does.
 from collections.abc import Sequence
 from typing import Any
 
+from homeostat.desired_state.loading import DirectoryLoader
 from homeostat.desired_state.state import Resource
 from homeostat.operator.backoff import Backoff
 from homeostat.operator.clock import rfc3339
@@ -27,7 +28,9 @@ UNRECONCILED = frozenset({State.BACKING_OFF, State.NOT_REACHED, State.SUSPENDED}
 
 
 class Loop:
-    def __init__(self, runtime: Runtime, wakes: WakeScheduler | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, wakes: WakeScheduler | None = None, loader: DirectoryLoader | None = None
+    ) -> None:
         self.runtime = runtime
         self.log = runtime.log
         self.clock = runtime.clock
@@ -45,6 +48,7 @@ class Loop:
             self.status,
             runtime.log,
             runtime.settings.selector,
+            loader,
         )
         self.reloader.restore()
         self.stragglers = Stragglers()

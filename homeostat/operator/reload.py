@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from homeostat.desired_state.loading import DirectoryLoader
+from homeostat.desired_state.revision import content_hash
 from homeostat.desired_state.selector import EVERYTHING, Selector
 from homeostat.desired_state.shards import select
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.execution import Executor
-from homeostat.operator.last_good import LastKnownGood
+from homeostat.operator.last_good import LastKnownGood, SavedRevision
 from homeostat.operator.records import RevisionRejected, Unmanaged
 from homeostat.operator.reporter import Reporter, ResourceKey
 from homeostat.operator.status import LoopStatus
@@ -43,6 +44,7 @@ class Reloader:
         status: LoopStatus,
         log: Any,
         selector: Selector = EVERYTHING,
+        loader: DirectoryLoader | None = None,
     ) -> None:
         self.directory = directory
         self.selector = selector
@@ -54,22 +56,35 @@ class Reloader:
         self.desired: DesiredState | None = None
         self.errors: tuple[str, ...] = ()  # of the newest revision, when it was rejected
         self._rejected: str | None = None
-        self._loader = DirectoryLoader(directory, kinds=kind_table())  # parses only when the bytes changed
+        # Parses only when the bytes changed; `run --once` hands in the one that validated them.
+        self._loader = loader if loader is not None else DirectoryLoader(directory, kinds=kind_table())
+        self._saved: SavedRevision | None = None  # read by restore(), rebuilt only when needed
         self._selected: tuple[DesiredState, DesiredState] | None = None  # (loaded, its shard)
 
     def restore(self) -> None:
-        """Start from the last valid revision in the database, enforced until the directory loads."""
-        if self.last_good is None:
-            return
-        restored = self.last_good.restore(self.directory)
+        """Start from the last valid revision in the database, enforced until the directory loads.
+
+        It is read now and rebuilt (parsed, validated) only when it is needed: the directory does
+        not load, or holds other bytes than were saved (removed manifests are unmanaged against
+        it). A directory holding exactly the saved bytes is that revision: every start (and every
+        `run --once`) would otherwise parse the whole desired state twice."""
+        self._saved = self.last_good.load() if self.last_good is not None else None
+
+    def _restored(self) -> DesiredState | None:
+        """The saved revision rebuilt as this daemon's shard (once), or None."""
+        saved, self._saved = self._saved, None
+        if saved is None or self.last_good is None:
+            return None
+        restored = self.last_good.rebuild(saved, self.directory)
         try:
-            self.desired = self._shard(restored) if restored is not None else None
+            desired = self._shard(restored) if restored is not None else None
         except InvalidDesiredState as exc:
             self.log.warning("last_known_good_invalid", errors=[str(e) for e in exc.errors])
-            self.desired = None
-        if self.desired is not None:
-            self.reporter.revision_in_force(self.desired.revision)
-            self.status.revision = self.desired.revision
+            return None
+        if desired is not None:
+            self.reporter.revision_in_force(desired.revision)
+            self.status.revision = desired.revision
+        return desired
 
     @property
     def valid(self) -> bool:
@@ -81,8 +96,16 @@ class Reloader:
             files, loaded = self._loader.load()
             shard = self._shard(loaded)
         except InvalidDesiredState as exc:
+            if self.desired is None:
+                self.desired = self._restored()
             self._reject(exc)
         else:
+            if self.desired is None and self._saved is not None:
+                if self.last_good is not None and content_hash(self._saved.files) == content_hash(files):
+                    self.last_good.known(self._saved)  # the same bytes: nothing was removed
+                    self._saved = None
+                else:
+                    self.desired = self._restored()
             self._accept(shard, loaded, files, now)
         return {(r.kind, r.name) for r in self.desired.resources} if self.desired else set()
 
