@@ -3,8 +3,9 @@
 Observe side only, and no decision: DescribeServices 10 services per call per cluster
 (AWS's limit), the batches sent concurrently (the shared budget paces them), each cluster's
 answers merged into its services and its failures; Application Auto Scaling
-DescribeScalableTargets, 50 resource ids per call, paged. A failed read is returned as a
-value for the kind module to turn into the error of the resources it covers (fail closed).
+DescribeScalableTargets, 50 resource ids per call, paged, its batches sent concurrently too.
+A failed read is returned as a value for the kind module to turn into the error of the
+resources it covers (fail closed).
 """
 
 from collections.abc import Mapping, Sequence
@@ -72,24 +73,27 @@ def describe_services(ecs: Any, services: Mapping[str, Sequence[str]]) -> dict[s
 
 def scalable_targets(client: Any, ids: Sequence[str]) -> tuple[dict[str, ScalableTarget], str | None]:
     """Scalable targets by resource id, or the error of the read. A failed read is an error for
-    every service: without it nobody knows whether an autoscaler owns the count (fail closed)."""
-    found: dict[str, ScalableTarget] = {}
+    every service: without it nobody knows whether an autoscaler owns the count (fail closed).
+    The batches are independent reads, sent concurrently as DescribeServices' are."""
+
+    def read(batch: list[str]) -> dict[str, ScalableTarget]:
+        found: dict[str, ScalableTarget] = {}
+        for response in pages(
+            client.describe_scalable_targets,
+            "NextToken",
+            ServiceNamespace="ecs",
+            ResourceIds=batch,
+            ScalableDimension=SCALABLE_DIMENSION,
+        ):
+            for item in response.get("ScalableTargets", []):
+                found[item["ResourceId"]] = ScalableTarget(int(item["MinCapacity"]), int(item["MaxCapacity"]))
+        return found
+
     try:
-        for batch in chunks(sorted(set(ids)), SCALABLE_TARGETS_BATCH):
-            for response in pages(
-                client.describe_scalable_targets,
-                "NextToken",
-                ServiceNamespace="ecs",
-                ResourceIds=batch,
-                ScalableDimension=SCALABLE_DIMENSION,
-            ):
-                for item in response.get("ScalableTargets", []):
-                    found[item["ResourceId"]] = ScalableTarget(
-                        int(item["MinCapacity"]), int(item["MaxCapacity"])
-                    )
+        parts = fan_out(read, chunks(sorted(set(ids)), SCALABLE_TARGETS_BATCH))
     except aws_errors() as exc:
         return {}, f"cannot read Application Auto Scaling targets: {describe_error(exc)}"
-    return found, None
+    return {resource: target for part in parts for resource, target in part.items()}, None
 
 
 def register_scalable_target(client: Any, params: Mapping[str, Any]) -> None:
