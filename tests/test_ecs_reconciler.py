@@ -332,3 +332,36 @@ def test_pinned_task_definition_is_deployed(clients: CountingClients) -> None:
     # moto stores the pin as given ("api:2"); AWS would return the ARN: compare the last part.
     assert live_services(clients, ["api"])["api"]["taskDefinition"].rsplit("/", 1)[-1] == "api:2"
     assert plan_all([resource], clients)["api"].in_sync
+
+
+def test_the_scalable_target_batches_are_read_concurrently_and_a_failed_one_fails_closed() -> None:
+    """Two batches of 50 resource ids are in flight together (each waits for the other: read one
+    after the other, they would time out); one failing batch makes the whole read an error."""
+    import threading
+
+    from botocore.exceptions import ClientError
+
+    from homeostat.reconcilers.ecs_services import SCALABLE_TARGETS_BATCH, scalable_targets
+
+    together = threading.Barrier(2, timeout=30)
+    ids = [f"service/prod/s{i:03d}" for i in range(SCALABLE_TARGETS_BATCH + 1)]
+
+    class Targets:
+        fail = False
+
+        def describe_scalable_targets(self, **params: Any) -> dict[str, Any]:
+            together.wait()
+            if self.fail and len(params["ResourceIds"]) == 1:
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Describe")
+            first = params["ResourceIds"][0]
+            return {"ScalableTargets": [{"ResourceId": first, "MinCapacity": 1, "MaxCapacity": 3}]}
+
+    client = Targets()
+    found, error = scalable_targets(client, ids)
+    assert error is None
+    assert sorted(found) == [ids[0], ids[SCALABLE_TARGETS_BATCH]]
+    client.fail = True
+    found, error = scalable_targets(client, ids)
+    assert found == {}
+    assert error is not None
+    assert "ThrottlingException" in error
