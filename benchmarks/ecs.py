@@ -17,13 +17,15 @@ from benchmarks.common import CountingAws, report_calls, run_once
 CLUSTERS = 10
 
 
-def seed(aws: CountingAws, total: int, desired: Path) -> int:
+def seed(aws: CountingAws, total: int, desired: Path) -> dict[str, dict[str, int]]:
+    """`total` services at 2 tasks in CLUSTERS clusters, every tenth declared at 3 in
+    desired/services.yaml; the declared count of each service, by cluster."""
     ecs = aws.client("ecs")
     ecs.register_task_definition(
         family="bench", containerDefinitions=[{"name": "a", "image": "x", "memory": 64}]
     )
     documents = []
-    drifted = 0
+    wanted: dict[str, dict[str, int]] = {}
     for index in range(total):
         cluster = f"bench-{index % CLUSTERS}"
         if index < CLUSTERS:
@@ -31,13 +33,13 @@ def seed(aws: CountingAws, total: int, desired: Path) -> int:
         name = f"svc-{index:05d}"
         ecs.create_service(cluster=cluster, serviceName=name, taskDefinition="bench:1", desiredCount=2)
         want = 3 if index % 10 == 0 else 2
-        drifted += want != 2
+        wanted.setdefault(cluster, {})[name] = want
         documents.append(
             f"apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {{name: {name}}}\n"
             f"spec: {{cluster: {cluster}, service: {name}, desiredCount: {want}}}\n"
         )
     (desired / "services.yaml").write_text("---\n".join(documents))
-    return drifted
+    return wanted
 
 
 def main() -> None:
@@ -48,7 +50,8 @@ def main() -> None:
         aws = CountingAws()
         try:
             desired = Path(tempfile.mkdtemp(prefix="homeostat-bench-ecs-"))
-            drifted = seed(aws, total, desired)
+            wanted = seed(aws, total, desired)
+            drifted = sum(1 for services in wanted.values() for want in services.values() if want != 2)
             figures = run_once(aws, desired)
             per_cluster = math.ceil(total / CLUSTERS)
             floor = {"DescribeServices": CLUSTERS * math.ceil(per_cluster / 10), "UpdateService": drifted}

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import alarms as alarm_bench
+from benchmarks import ecs as ecs_bench
 from benchmarks.common import REGION, CountingAws, migrated_history, run_once
 from homeostat.operator.local_aws import Latency, Throttle
 
@@ -42,7 +43,7 @@ LATENCIES = (0.0, 0.030)
 RAISED = "rds=1000,ecs=1000,cloudwatch=1000,application-autoscaling=1000"
 PUBLISHED = {"rds": 12.0, "ecs": 20.0}  # requests/s, by signing name
 SNAPSHOTS, EXPIRED, SNAP_CLUSTER, SNAP_PREFIX = 1000, 500, "bench-snap", "bench-snap-"
-SERVICES, CLUSTERS = 1000, 10
+SERVICES = 1000
 
 
 @dataclass(frozen=True)
@@ -174,27 +175,9 @@ def alarm_job(aws: CountingAws, work: Path) -> Job:
 def service_job(aws: CountingAws, work: Path) -> Job:
     from moto.ecs.models import ecs_backends
 
-    ecs = aws.client("ecs")
-    ecs.register_task_definition(
-        family="bench", containerDefinitions=[{"name": "a", "image": "x", "memory": 64}]
-    )
-    documents = []
-    wanted: dict[str, dict[str, int]] = {}
-    for index in range(SERVICES):
-        cluster = f"bench-{index % CLUSTERS}"
-        if index < CLUSTERS:
-            ecs.create_cluster(clusterName=cluster)
-        name = f"svc-{index:05d}"
-        ecs.create_service(cluster=cluster, serviceName=name, taskDefinition="bench:1", desiredCount=2)
-        want = 3 if index % 10 == 0 else 2
-        wanted.setdefault(cluster, {})[name] = want
-        documents.append(
-            f"apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {{name: {name}}}\n"
-            f"spec: {{cluster: {cluster}, service: {name}, desiredCount: {want}}}\n"
-        )
     desired = work / "services"
     desired.mkdir()
-    (desired / "services.yaml").write_text("---\n".join(documents))
+    wanted = ecs_bench.seed(aws, SERVICES, desired)
     floor_job = work / "services.json"
     floor_job.write_text(json.dumps({"scenario": "services", "services": wanted}))
     backend = ecs_backends[ACCOUNT][REGION]
