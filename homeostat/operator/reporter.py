@@ -121,18 +121,15 @@ class Reporter:
         kept = set(keys)
         for key in set(self._measured) - kept:
             self._forget_measured(key)
-        for kind, name in self._in_sync - kept:
-            self.metrics.resource_in_sync.remove(str(kind), name)
-        self._in_sync &= kept
-        for kind, name in self._suspended - kept:
-            self.metrics.resource_suspended.remove(str(kind), name)
-        self._suspended &= kept
-        for kind, name in self._expiring - kept:
-            self.metrics.suspension_expiry_timestamp_seconds.remove(str(kind), name)
-        self._expiring &= kept
-        for kind, name in self._fighting - kept:
-            self.metrics.resource_fighting.remove(str(kind), name)
-        self._fighting &= kept
+        for gauge, reported in (  # the per-resource gauges and the resources each has a series of
+            (self.metrics.resource_in_sync, self._in_sync),
+            (self.metrics.resource_suspended, self._suspended),
+            (self.metrics.suspension_expiry_timestamp_seconds, self._expiring),
+            (self.metrics.resource_fighting, self._fighting),
+        ):
+            for kind, name in reported - kept:
+                gauge.remove(str(kind), name)
+            reported.intersection_update(kept)
 
     def _forget_measured(self, key: ResourceKey) -> None:
         series = self._measured.pop(key, set())
