@@ -398,6 +398,26 @@ def test_after_three_reverted_corrections_homeostat_stops_and_other_services_go_
     assert stack.sample("resource_fighting", kind="ECSService", name="api") is None
 
 
+def test_an_in_sync_pass_hashes_no_manifest_and_a_fighting_one_is_still_judged(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resource neither fighting nor correcting anything is no fight without its manifest's
+    digest (an in-sync pass of 1,000 services would hash 1,000 manifests); a fighting one is
+    judged on it, so it stays Fighting with nothing planned."""
+    from homeostat.operator import fights
+
+    hashed: list[str] = []
+    digest = fights.manifest_digest
+    monkeypatch.setattr(fights, "manifest_digest", lambda r: hashed.append(r.name) or digest(r))
+    desired = desired_of(service("api"), service("web"))
+    fight_three_times(stack, desired)
+    hashed.clear()
+    stack.revert("api", 4)  # the other party stopped: api needs no correction now
+    report = stack.run(desired)
+    assert states(report) == {"api": State.FIGHTING, "web": State.IN_SYNC}
+    assert hashed == ["api"]
+
+
 def test_a_restart_neither_repeats_the_row_nor_forgets_the_fight(stack: Stack) -> None:
     desired = desired_of(service("api"), service("web"))
     fight_three_times(stack, desired)

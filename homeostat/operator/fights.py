@@ -217,6 +217,13 @@ class FightWatch:
         with self._lock:
             for resource, actions in planned:
                 key = (str(kind), resource.name)
+                fighting = fight_of(events.get(resource.name)) is not None
+                if not fighting and not any(corrected_fields(a) for a in actions):
+                    # Not fighting and correcting nothing: judge's answer is no fight, known
+                    # without its inputs (an in-sync pass hashes no manifest).
+                    self._needed.pop(key, None)
+                    out[resource.name] = Judgement()
+                    continue
                 verdict = judge(
                     self.rule,
                     key,
