@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from homeostat.desired_state.identifiers import Kind
-from homeostat.operator.history import MIGRATIONS, HistoryError, HistoryQuery, HistoryStore
+from homeostat.operator.history import (
+    MIGRATIONS,
+    NAMES_PER_QUERY,
+    REMEMBERED,
+    HistoryError,
+    HistoryQuery,
+    HistoryStore,
+)
 from homeostat.operator.records import RECORD_FIELDS, ActionRecord
 from homeostat.reconcilers.actions import Action, Outcome
 from tests.conftest import HISTORY_JSON_FIELDS
@@ -239,3 +246,31 @@ def test_times_in_other_zones_are_stored_as_their_utc_instant(store: HistoryStor
     rows = store.query(HistoryQuery())
     assert [(r.name, r.time) for r in rows] == [("early", T0), ("late", T0 + timedelta(hours=1))]
     assert [r.name for r in store.query(HistoryQuery(since=T0 + timedelta(minutes=30)))] == ["late"]
+
+
+def test_remembered_reads_a_group_newest_first_bounded_per_resource(store: HistoryStore) -> None:
+    """One batched recall for many resources: per name its rows of the action with the asked
+    outcomes, newest first, at most REMEMBERED each; other actions, outcomes, kinds and names
+    are not recalled; names beyond one query's batch are recalled all the same."""
+    names = [f"svc-{i:04d}" for i in range(NAMES_PER_QUERY + 3)]
+    rows = [record(name, minutes=i % 7) for i, name in enumerate(names)]
+    rows += [record("api", minutes=m) for m in range(REMEMBERED + 5)]
+    rows += [replace(record("api", minutes=100), outcome=Outcome.INTERRUPTED)]
+    rows += [replace(record("api", minutes=200), outcome=Outcome.FAILED)]
+    rows += [replace(record("api", minutes=300), action="redeploy")]
+    rows += [record("api", minutes=400, kind="AlarmActions")]
+    store.add(rows)
+    found = store.remembered(
+        "ECSService", ["api", "never-seen", *names], "update_service", ("applied", "interrupted")
+    )
+    api = found["api"]
+    assert len(api) == REMEMBERED
+    assert [r.time for r in api] == sorted((r.time for r in api), reverse=True)
+    assert api[0].time == T0 + timedelta(minutes=100)  # the interrupted row, the newest asked for
+    assert api[-1].time == T0 + timedelta(minutes=REMEMBERED + 5 - (REMEMBERED - 1))
+    assert "never-seen" not in found
+    assert {name: len(found[name]) for name in names} == dict.fromkeys(names, 1)
+    assert found[names[-1]][0].after == {"desiredCount": 4}
+    only_applied = store.remembered("ECSService", ["api"], "update_service", ("applied",))
+    assert only_applied["api"][0].time == T0 + timedelta(minutes=REMEMBERED + 4)
+    assert store.remembered("ECSService", [], "update_service", ("applied",)) == {}

@@ -9,7 +9,7 @@ DescribeDBClusters (the ARNs).
 """
 
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,13 +196,20 @@ def test_an_interrupted_application_counts_as_sent() -> None:
     """AWS may have seen a call the process died in: a restart must not send it again."""
 
     class Rows:
-        def remembered(self, kind: str, name: str, action: str, outcome: str) -> list[Remembered]:
+        def remembered(
+            self, kind: str, names: Sequence[str], action: str, outcomes: Sequence[str]
+        ) -> dict[str, list[Remembered]]:
             after = {
                 "occurrence": "sunday@2026-12-06T02:00:00Z",
                 "cluster": CLUSTER,
                 "action": "system-update",
             }
-            return [Remembered(SUNDAY, after, None)] if outcome == "interrupted" else []
+            # Only the interrupted row: it is recalled only if interrupted rows are asked for.
+            return (
+                {name: [Remembered(SUNDAY, after, None)] for name in names}
+                if "interrupted" in outcomes
+                else {}
+            )
 
     assert remembered_sent(Rows(), KIND, "sunday") == frozenset(
         {("sunday@2026-12-06T02:00:00Z", CLUSTER, "system-update")}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,11 @@ def test_history_on_postgresql_migrates_and_round_trips(postgres: PostgresServer
         store.add([record])
         (row,) = store.query(HistoryQuery(revision="pg-test"))
         assert row == record
+        # The batched recall's window function, on PostgreSQL too.
+        store.add([replace(record, time=NOW + timedelta(minutes=1), after={"desiredCount": 3})])
+        recalled = store.remembered("ECSService", ["api", "web"], "update_service", ("applied",))
+        assert [r.after for r in recalled["api"]] == [{"desiredCount": 3}, {"desiredCount": 2}]
+        assert "web" not in recalled
     finally:
         store.close()
 

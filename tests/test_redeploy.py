@@ -7,6 +7,7 @@ deployment for it); the end-to-end test runs the real CLI twice against moto's s
 """
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import Outcome
 from homeostat.reconcilers.ecs_service import NOT_REMEMBERED, ECSServiceReconciler, ECSServiceSpec, redeploy
 from homeostat.reconcilers.registry import kind_table
+from homeostat.reconcilers.rollouts import Remembered
 from tests.conftest import MotoServer, run_cli
 from tests.test_rollouts import NOW, Clients, RollingEcs
 
@@ -144,3 +146,51 @@ def test_run_once_twice_with_a_redeploy_token_redeploys_once(moto_server: MotoSe
     assert [(r["outcome"], r["after"]) for r in redeploys] == [
         ("applied", {"redeployToken": "2026-12-01-rotate-secrets"})
     ]
+
+
+class ManyServices(RollingEcs):
+    """Every asked-for service exists, runs revision 1 and has its declared count."""
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, Any]:
+        answer = super().describe_services(cluster, services)
+        (item,) = answer["services"]
+        return {"services": [dict(item, serviceName=name) for name in services], "failures": []}
+
+
+class CountingRecall:
+    def __init__(self, store: HistoryStore) -> None:
+        self.store, self.calls = store, 0
+
+    def remembered(
+        self, kind: str, names: Sequence[str], action: str, outcomes: Sequence[str]
+    ) -> Mapping[str, list[Remembered]]:
+        self.calls += 1
+        return self.store.remembered(kind, names, action, outcomes)
+
+
+def test_a_pass_recalls_a_group_of_services_in_three_queries_not_per_service(tmp_path: Path) -> None:
+    """The redeployToken and rollout memory of 40 services (tokens, pins) are read in one
+    batched query each; the tokens already applied redeploy nothing, the new ones once."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    for i in range(40):
+        (directory / f"s{i}.yaml").write_text(
+            f"apiVersion: homeostat/v1\nkind: ECSService\nmetadata: {{name: s{i}}}\n"
+            f"spec: {{cluster: prod, service: s{i}, desiredCount: 1, taskDefinition: 'shop-api:1', "
+            f"redeployToken: t{i}}}\n"
+        )
+    desired = load_directory(directory, kinds=kind_table())
+    store = HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
+    ecs, recall = ManyServices(), CountingRecall(store)
+    for _ in range(2):
+        executor = Executor(store, None, structlog.get_logger(), lambda: NOW)
+        run_pass(
+            desired,
+            [ECSServiceReconciler(recall=recall)],
+            Clients(ecs),
+            executor,
+            clock=lambda: NOW,
+            dry_run=False,
+        )
+    assert recall.calls == 2 * 3
+    assert sorted(u["service"] for u in ecs.updates) == sorted(f"s{i}" for i in range(40))

@@ -30,6 +30,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0004"
 # The rows `remembered` reads back per resource and action: the newest are the ones that decide.
 REMEMBERED = 20
+# Resource names per `remembered` query: well under SQLite's oldest bound-parameter limit (999).
+NAMES_PER_QUERY = 500
 
 
 class HistoryError(Exception):
@@ -159,21 +161,38 @@ class HistoryStore:
         with self.engine.connect() as connection:
             return connection.execute(statement).first() is not None
 
-    def remembered(self, kind: str, name: str, action: str, outcome: str) -> list[Remembered]:
-        """Recall (reconcilers/rollouts.py): one resource's rows of an action and outcome,
-        newest first, at most REMEMBERED of them (what a reconciler remembers across restarts)."""
-        statement = (
-            sa.select(actions.c.time, actions.c.after, actions.c.error)
-            .where(actions.c.kind == kind)
-            .where(actions.c.name == name)
-            .where(actions.c.action == action)
-            .where(actions.c.outcome == outcome)
-            .order_by(actions.c.time.desc(), actions.c.id.desc())
-            .limit(REMEMBERED)
-        )
-        with self.engine.connect() as connection:
-            rows = connection.execute(statement).mappings().all()
-        return [Remembered(as_utc(row["time"]), dict(row["after"] or {}), row["error"]) for row in rows]
+    def remembered(
+        self, kind: str, names: Sequence[str], action: str, outcomes: Sequence[str]
+    ) -> dict[str, list[Remembered]]:
+        """Recall (reconcilers/rollouts.py): per resource of `names`, its rows of an action with
+        any of these outcomes, newest first, at most REMEMBERED each (what a reconciler remembers
+        across restarts). One query per NAMES_PER_QUERY resources, not one per resource: an
+        in-sync pass of 1,000 services asked 2,000 queries before."""
+        found: dict[str, list[Remembered]] = {}
+        for start in range(0, len(names), NAMES_PER_QUERY):
+            rank = (
+                sa.func.row_number()
+                .over(partition_by=actions.c.name, order_by=(actions.c.time.desc(), actions.c.id.desc()))
+                .label("rank")
+            )
+            ranked = (
+                sa.select(actions.c.name, actions.c.time, actions.c.after, actions.c.error, rank)
+                .where(actions.c.kind == kind)
+                .where(actions.c.name.in_(names[start : start + NAMES_PER_QUERY]))
+                .where(actions.c.action == action)
+                .where(actions.c.outcome.in_(outcomes))
+                .subquery()
+            )
+            statement = (
+                sa.select(ranked).where(ranked.c.rank <= REMEMBERED).order_by(ranked.c.name, ranked.c.rank)
+            )
+            with self.engine.connect() as connection:
+                rows = connection.execute(statement).mappings().all()
+            for row in rows:
+                found.setdefault(row["name"], []).append(
+                    Remembered(as_utc(row["time"]), dict(row["after"] or {}), row["error"])
+                )
+        return found
 
     def corrections(
         self, kind: str, since: datetime, action_names: Sequence[str]

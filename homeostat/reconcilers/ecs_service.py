@@ -204,6 +204,21 @@ def same_task_definition(declared: str, live_arn: str) -> bool:
 NOT_REMEMBERED = "(unknown: plan does not read the history)"
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceRecall:
+    """The history's part of one group's observation (both None without a history: `plan`)."""
+
+    tokens: Mapping[str, str | None] | None
+    memories: Mapping[str, RolloutMemory] | None
+
+    def token(self, name: str) -> str | None:
+        """The redeployToken last sent to the service (None: never, or it declares none)."""
+        return NOT_REMEMBERED if self.tokens is None else self.tokens.get(name)
+
+    def memory(self, name: str) -> RolloutMemory | None:
+        return None if self.memories is None else self.memories.get(name, RolloutMemory())
+
+
 def redeploy(name: str, spec: ECSServiceSpec, applied: str | None) -> tuple[Action, ...]:
     """Pure: one forced new deployment when the declared redeployToken differs from the one
     last applied (the first value set counts as different). Without a history (`plan`) it
@@ -404,6 +419,7 @@ class ECSServiceReconciler:
         )
         ecs = aws.client("ecs")
         declared = self._declared(resources, desired, ecs, now)
+        recalled = self._recalled(resources)
         answers = describe_services(
             ecs,
             {cluster: [r.manifest.spec.service for r in members] for cluster, members in by_cluster.items()},
@@ -433,7 +449,7 @@ class ECSServiceReconciler:
                             partial(runs_one_of, runs),
                             manifests,
                             deployments_of(item),
-                            self._memory(resource.name),
+                            recalled.memory(resource.name),
                             current=str(item["taskDefinition"]),
                         )
                         if runs
@@ -450,7 +466,7 @@ class ECSServiceReconciler:
                         rollout=primary_rollout(item),
                         watched=watched,
                         manifests=manifests,
-                        applied_token=self._applied_token(resource.name),
+                        applied_token=recalled.token(resource.name),
                     )
         deploying = {
             name
@@ -463,26 +479,34 @@ class ECSServiceReconciler:
             self._settling = (self._settling - {r.name for r in resources}) | deploying
         return results
 
-    def _applied_token(self, name: str) -> str | None:
-        """The redeployToken last sent to this service. An `interrupted` row counts as sent:
-        AWS may have seen the call, and a restart must never redeploy twice."""
+    def _recalled(self, resources: Sequence[Resource[ECSService]]) -> ServiceRecall:
+        """What the history holds for this group, in three batched queries (not two or four per
+        service): the redeployToken last sent to each service that declares one, and the
+        rollout memory of each that runs a declared task definition."""
         if self.recall is None:
-            return NOT_REMEMBERED
-        rows = [
-            row
-            for outcome in ("applied", "interrupted")
-            for row in self.recall.remembered(str(KIND), name, ECSAction.REDEPLOY, outcome)
+            return ServiceRecall(tokens=None, memories=None)
+        tokened = [r.name for r in resources if r.manifest.spec.redeployToken is not None]
+        pinned = [
+            r.name
+            for r in resources
+            if r.manifest.spec.taskDefinition is not None or r.manifest.spec.taskDefinitionFrom is not None
         ]
-        newest = max(rows, key=lambda row: row.time, default=None)
-        return str(newest.after.get("redeployToken")) if newest is not None else None
-
-    def _memory(self, name: str) -> RolloutMemory | None:
-        """What the history remembers of this service's task definitions (None without one)."""
-        if self.recall is None:
-            return None
-        return RolloutMemory(
-            sent=tuple(self.recall.remembered(str(KIND), name, ECSAction.UPDATE_SERVICE, "applied")),
-            failed=tuple(self.recall.remembered(str(KIND), name, ECSAction.DEPLOYMENT_FAILED, "failed")),
+        kind = str(KIND)
+        # An `interrupted` row counts as sent: AWS may have seen the call, and a restart must
+        # never redeploy twice.
+        redeploys = self.recall.remembered(kind, tokened, ECSAction.REDEPLOY, ("applied", "interrupted"))
+        sent = self.recall.remembered(kind, pinned, ECSAction.UPDATE_SERVICE, ("applied",))
+        failed = self.recall.remembered(kind, pinned, ECSAction.DEPLOYMENT_FAILED, ("failed",))
+        return ServiceRecall(
+            tokens={
+                name: str(rows[0].after.get("redeployToken")) if rows else None
+                for name in tokened
+                for rows in [redeploys.get(name, [])]
+            },
+            memories={
+                name: RolloutMemory(sent=tuple(sent.get(name, ())), failed=tuple(failed.get(name, ())))
+                for name in pinned
+            },
         )
 
     def _declared(

@@ -159,13 +159,9 @@ def remembered_sent(recall: Recall | None, kind: Kind, window: str) -> frozenset
     (None without a history: `plan`)."""
     if recall is None:
         return None
-    rows = [
-        row
-        for outcome in SENT_OUTCOMES
-        for row in recall.remembered(
-            str(kind), window, PendingMaintenanceAction.APPLY_PENDING_MAINTENANCE, outcome
-        )
-    ]
+    rows = recall.remembered(
+        str(kind), [window], PendingMaintenanceAction.APPLY_PENDING_MAINTENANCE, SENT_OUTCOMES
+    ).get(window, [])
     return frozenset(
         (
             str(row.after.get("occurrence")),

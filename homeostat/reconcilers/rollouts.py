@@ -39,8 +39,11 @@ class Remembered:
 class Recall(Protocol):
     """The history database, read-only, as reconcilers see it (the operator's HistoryStore)."""
 
-    def remembered(self, kind: str, name: str, action: str, outcome: str) -> list[Remembered]:
-        """The rows of one resource's action with this outcome, newest first (a bounded number)."""
+    def remembered(
+        self, kind: str, names: Sequence[str], action: str, outcomes: Sequence[str]
+    ) -> Mapping[str, list[Remembered]]:
+        """Per resource of `names` (absent: none), its rows of an action with any of these
+        outcomes, newest first (a bounded number); one batch for a whole group of resources."""
         ...
 
 
