@@ -27,7 +27,7 @@ from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.budget import ApiBudget
 from homeostat.operator.execution import Executor
 from homeostat.operator.passes import PassReport, State, run_pass
-from homeostat.reconcilers.aws import fan_out
+from homeostat.reconcilers.aws import fan_out, together
 from homeostat.reconcilers.registry import default_reconcilers, kind_table
 
 from .snapshot_helpers import create_cluster, set_created
@@ -392,6 +392,30 @@ def test_fan_out_raises_the_first_error_and_starts_nothing_after_it() -> None:
     with pytest.raises(RuntimeError, match="stop"):
         fan_out(fail_first, range(50), workers=2)
     assert len(started) < 50
+
+
+def test_together_runs_both_reads_at_once_and_raises_only_after_both_returned() -> None:
+    """The autoscaler check beside DescribeServices: both in flight at one moment (a barrier of
+    two would time out run in turn); a failure of one is raised once the other has returned."""
+    gate = threading.Barrier(2, timeout=30)
+    assert together(lambda: (gate.wait(), "targets")[1], lambda: (gate.wait(), "services")[1]) == (
+        "targets",
+        "services",
+    )
+    finished: list[str] = []
+
+    def slow() -> str:
+        gate.wait()
+        finished.append("first")
+        return "first"
+
+    def fails() -> str:
+        gate.wait()
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        together(slow, fails)
+    assert finished == ["first"]
 
 
 def test_a_shutdown_stops_a_concurrent_observe_at_the_next_read(tmp_path: Path) -> None:

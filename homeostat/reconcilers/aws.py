@@ -77,6 +77,17 @@ def fan_out(fn: Callable[[T], R], items: Iterable[T], workers: int = OBSERVE_WOR
         return [future.result() for future in futures]
 
 
+def together(first: Callable[[], T], second: Callable[[], R]) -> tuple[T, R]:
+    """Two independent reads of one observe at once (`first` on a thread of its own, `second`
+    on this one), e.g. ECS's autoscaler check beside its DescribeServices batches: the slower
+    one, not their sum, sets the wall time. An exception of either is raised once both have
+    returned, `second`'s first, so a shutdown stops both at their next read."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeostat-read") as pool:
+        pending = pool.submit(first)
+        answer = second()  # leaving the block waits for `first` either way
+    return pending.result(), answer
+
+
 class ListingCutShort(Exception):
     """A paged listing cannot be completed (e.g. the endpoint repeats a page token)."""
 

@@ -38,7 +38,7 @@ from homeostat.desired_state.models import (
 from homeostat.desired_state.state import DesiredState, ManifestError, Resource
 from homeostat.desired_state.validation import per_region, where
 from homeostat.reconcilers.actions import Action, ApplyResult, Finding, ObserveError, Plan, RolloutState
-from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, send_each
+from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, send_each, together
 from homeostat.reconcilers.descriptor import KindDescriptor, Shared, example_of
 from homeostat.reconcilers.ecs_services import (
     ScalableTarget,
@@ -414,15 +414,18 @@ class ECSServiceReconciler:
             by_cluster[resource.manifest.spec.cluster].append(resource)
         results: dict[str, ServiceObservation | ObserveError] = {}
         ids = [resource_id(r.manifest.spec) for r in resources]
-        targets, target_error = (
-            scalable_targets(aws.client("application-autoscaling"), ids) if ids else ({}, None)
-        )
         ecs = aws.client("ecs")
         declared = self._declared(resources, desired, ecs, now)
         recalled = self._recalled(resources)
-        answers = describe_services(
-            ecs,
-            {cluster: [r.manifest.spec.service for r in members] for cluster, members in by_cluster.items()},
+        (targets, target_error), answers = together(
+            lambda: scalable_targets(aws.client("application-autoscaling"), ids) if ids else ({}, None),
+            lambda: describe_services(
+                ecs,
+                {
+                    cluster: [r.manifest.spec.service for r in members]
+                    for cluster, members in by_cluster.items()
+                },
+            ),
         )
         for cluster, members in by_cluster.items():
             found = answers[cluster]
