@@ -17,17 +17,15 @@ from hypothesis import strategies as st
 from homeostat.desired_state.identifiers import Kind, Revision
 from homeostat.desired_state.state import DesiredState, Resource, Source
 from homeostat.reconcilers.actions import Action, ObserveError
-from homeostat.reconcilers.ecs_service import (
-    ECSAction,
-    ECSService,
-    ECSServiceReconciler,
-    ECSServiceSpec,
-    ScalableTarget,
+from homeostat.reconcilers.ecs_service import ECSAction, ECSService, ECSServiceSpec
+from homeostat.reconcilers.ecs_service_diff import (
     ServiceObservation,
     diff_service,
     resource_id,
     same_task_definition,
 )
+from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
+from homeostat.reconcilers.ecs_services import ScalableTarget
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 ACCOUNT_PREFIX = "arn:aws:ecs:us-east-1:123456789012:task-definition/"

@@ -18,12 +18,9 @@ from moto import mock_aws
 from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.state import DesiredState, Resource, Source
 from homeostat.reconcilers.actions import ApplyResult, ObserveError, Plan
-from homeostat.reconcilers.ecs_service import (
-    ECSAction,
-    ECSService,
-    ECSServiceReconciler,
-    ServiceObservation,
-)
+from homeostat.reconcilers.ecs_service import ECSAction, ECSService
+from homeostat.reconcilers.ecs_service_diff import ServiceObservation
+from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.ecs_services import DESCRIBE_SERVICES_BATCH
 
 from .conftest import CallLog, CountingClients

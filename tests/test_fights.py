@@ -32,7 +32,8 @@ from homeostat.operator.reporter import Reporter
 from homeostat.reconcilers.actions import Action, Outcome
 from homeostat.reconcilers.alarm_state import AlarmAction, window_ended, window_started
 from homeostat.reconcilers.aurora_cluster import AuroraClusterAction
-from homeostat.reconcilers.ecs_service import ECSAction, ECSService, ECSServiceReconciler
+from homeostat.reconcilers.ecs_service import ECSAction, ECSService
+from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.registry import gauges
 
 from .conftest import CountingClients

@@ -24,7 +24,9 @@ from homeostat.operator.history import HistoryStore
 from homeostat.operator.passes import run_pass
 from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import Outcome
-from homeostat.reconcilers.ecs_service import NOT_REMEMBERED, ECSServiceReconciler, ECSServiceSpec, redeploy
+from homeostat.reconcilers.ecs_service import ECSServiceSpec
+from homeostat.reconcilers.ecs_service_diff import NOT_REMEMBERED, redeploy
+from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.registry import kind_table
 from homeostat.reconcilers.rollouts import Remembered
 from tests.conftest import MotoServer, run_cli

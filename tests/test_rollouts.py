@@ -25,7 +25,7 @@ from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.passes import PassReport, State, run_pass
 from homeostat.operator.reporter import Reporter
 from homeostat.reconcilers.actions import RolloutState
-from homeostat.reconcilers.ecs_service import ECSServiceReconciler
+from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.registry import gauges, kind_table
 from homeostat.reconcilers.rollouts import Deployment, Remembered, RolloutMemory, verdict
 
