@@ -1,6 +1,11 @@
 """Specification of the action history store: Alembic schema, SQLite WAL, queries, JSON rows."""
 
+import fcntl
 import json
+import os
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,16 +18,21 @@ from alembic.script import ScriptDirectory
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.history import (
+    HEAD_REVISION,
     MIGRATIONS,
     NAMES_PER_QUERY,
     REMEMBERED,
     HistoryError,
     HistoryQuery,
     HistoryStore,
+    create_history_engine,
+    schema_revision,
+    upgrade,
 )
 from homeostat.operator.records import RECORD_FIELDS, ActionRecord
 from homeostat.reconcilers.actions import Action, Outcome
 from tests.conftest import HISTORY_JSON_FIELDS
+from tests.waiting import wait_for
 
 T0 = datetime(2026, 11, 27, 12, tzinfo=UTC)
 CONTRACT_FIELDS = HISTORY_JSON_FIELDS
@@ -274,3 +284,43 @@ def test_remembered_reads_a_group_newest_first_bounded_per_resource(store: Histo
     only_applied = store.remembered("ECSService", ["api"], "update_service", ("applied",))
     assert only_applied["api"][0].time == T0 + timedelta(minutes=REMEMBERED + 4)
     assert store.remembered("ECSService", [], "update_service", ("applied",)) == {}
+
+
+OPEN_HISTORY = (
+    "import sys; from homeostat.operator.history import HistoryStore; HistoryStore(sys.argv[1]).close()"
+)
+
+
+def test_two_processes_migrating_one_new_sqlite_database_take_turns(tmp_path: Path) -> None:
+    """While one process migrates a new database (here the test, holding the migration lock),
+    another that opens it waits on the lock (seen as a blocked flock in /proc/locks), then
+    finds the schema at its head and opens it, instead of failing on the tables created."""
+    database = tmp_path / "new.db"
+    url = f"sqlite:///{database}"
+    lock = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    inode = os.fstat(lock).st_ino
+    second = subprocess.Popen([sys.executable, "-c", OPEN_HISTORY, url], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(
+            lambda: any(
+                "->" in line and f":{inode} " in line for line in Path("/proc/locks").read_text().splitlines()
+            ),
+            timeout=60,
+            what="the second process to wait on the migration lock",
+        )
+        engine = create_history_engine(url)
+        assert schema_revision(engine) is None, "it migrated without the lock"
+        upgrade(engine)  # the first process's migration
+        engine.dispose()
+        os.close(lock)
+        _, errors = second.communicate(timeout=60)
+        assert second.returncode == 0, errors
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert stat.S_IMODE(os.stat(f"{database}.migrate.lock").st_mode) == 0o600
+    engine = create_history_engine(url)
+    assert schema_revision(engine) == HEAD_REVISION
+    engine.dispose()

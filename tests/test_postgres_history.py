@@ -14,7 +14,14 @@ import sqlalchemy as sa
 import structlog
 
 from homeostat.operator.execution import mark_interrupted
-from homeostat.operator.history import HistoryQuery, HistoryStore
+from homeostat.operator.history import (
+    HEAD_REVISION,
+    MIGRATION_KEY,
+    HistoryQuery,
+    HistoryStore,
+    schema_revision,
+    upgrade,
+)
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.records import ActionRecord
 from homeostat.reconcilers.actions import Outcome
@@ -243,3 +250,43 @@ def test_standby_on_postgresql_takes_over_after_sigkill_shutdown_and_a_lost_sess
     finally:
         for daemon in daemons:
             daemon.kill()
+
+
+def test_two_processes_migrating_one_new_postgresql_database_take_turns(postgres: PostgresServer) -> None:
+    """The standby pair's first start on a new database: while one process migrates (here the
+    test, holding the migration advisory lock), the other waits on the lock (pg_locks shows
+    it not granted), then finds the schema at its head, instead of failing on its tables."""
+    admin = sa.create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text("CREATE DATABASE fresh_pair"))
+    url = postgres.url.rsplit("/", 1)[0] + "/fresh_pair"
+    engine = sa.create_engine(url)
+    holder = engine.connect()
+    holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_KEY})
+    holder.commit()
+    opening = (
+        "import sys; from homeostat.operator.history import HistoryStore; HistoryStore(sys.argv[1]).close()"
+    )
+    second = subprocess.Popen([sys.executable, "-c", opening, url], stderr=subprocess.PIPE, text=True)
+    try:
+
+        def waiting() -> bool:
+            with admin.connect() as connection:
+                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                return bool(connection.execute(sa.text(query)).scalar())
+
+        wait_for(waiting, timeout=60, what="the second process to wait on the migration lock")
+        assert schema_revision(engine) is None, "it migrated without the lock"
+        upgrade(engine)  # the first process's migration
+        holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_KEY})
+        holder.commit()
+        _, errors = second.communicate(timeout=60)
+        assert second.returncode == 0, errors
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+        holder.close()
+    assert schema_revision(engine) == HEAD_REVISION
+    engine.dispose()
+    admin.dispose()

@@ -7,7 +7,11 @@ upgraded at startup by running the packaged Alembic migrations on the
 configured database, so upgrading homeostat never needs a manual step.
 """
 
-from collections.abc import Sequence
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +34,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0004"
 # The rows `remembered` reads back per resource and action: the newest are the ones that decide.
 REMEMBERED = 20
+# The PostgreSQL advisory lock key migrations take turns on (lease.py's keys are others).
+MIGRATION_KEY = int.from_bytes(hashlib.sha256(b"homeostat-migrations").digest()[:8], "big", signed=True)
 # Resource names per `remembered` query: well under SQLite's oldest bound-parameter limit (999).
 NAMES_PER_QUERY = 500
 
@@ -82,9 +88,19 @@ def schema_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest migration."""
+    """Create or upgrade the schema to the newest migration. Two processes starting together
+    on a new database (the two tasks of a standby pair, a fleet of shards) take turns: the
+    second waits for the first's migration, finds the schema at its head and runs none, where
+    it used to fail on the tables the first had just created."""
     if schema_revision(engine) == HEAD_REVISION:
         return
+    with migrations_serialized(engine):
+        if schema_revision(engine) != HEAD_REVISION:
+            upgrade(engine)
+
+
+def upgrade(engine: Engine) -> None:
+    """Alembic's upgrade to head, in one transaction (callers serialize it: `migrate`)."""
     from alembic import command
     from alembic.config import Config
 
@@ -93,6 +109,33 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def migrations_serialized(engine: Engine) -> Iterator[None]:
+    """One migrating process per database at a time: a PostgreSQL session advisory lock of its
+    own key (not a lease's: a standby holds no lease yet, and must be able to migrate), or an
+    flock on `<database>.migrate.lock` for an SQLite file. Blocking: the wait is as long as the
+    other process's migration, and a process that dies mid-way lets go with its session/file."""
+    backend = engine.url.get_backend_name()
+    database = engine.url.database
+    if backend == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_KEY})
+        return
+    if backend != "sqlite" or not database or database == ":memory:":
+        yield  # nobody else can see this database
+        return
+    handle = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 class HistoryStore:
