@@ -298,7 +298,13 @@ def test_each_shard_has_its_own_lease_and_a_daemon_of_everything_excludes_them(t
         store.close()
     files = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".lock"))
     assert files == sorted(
-        ["h.db.lock", f"h.db.shard-{TEAM_A.digest}.lock", f"h.db.shard-{TEAM_B.digest}.lock"]
+        # the leases' files, and the migrations' (history.migrations_serialized)
+        [
+            "h.db.lock",
+            "h.db.migrate.lock",
+            f"h.db.shard-{TEAM_A.digest}.lock",
+            f"h.db.shard-{TEAM_B.digest}.lock",
+        ]
     )
 
 
