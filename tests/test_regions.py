@@ -418,6 +418,25 @@ def test_together_runs_both_reads_at_once_and_raises_only_after_both_returned() 
     assert finished == ["first"]
 
 
+def test_ctrl_c_in_together_is_raised_without_waiting_for_the_other_read() -> None:
+    """`plan` observes on the main thread: Ctrl-C there must not wait for a read blocked on an
+    endpoint that never answers (the process is leaving; the read's daemon thread with it)."""
+    release, finished = threading.Event(), threading.Event()
+
+    def blocked() -> str:
+        release.wait(30)
+        finished.set()
+        return "late"
+
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        together(blocked, interrupted)
+    assert not finished.is_set(), "it waited for the blocked read"
+    release.set()
+
+
 def test_a_shutdown_stops_a_concurrent_observe_at_the_next_read(tmp_path: Path) -> None:
     """Ten clusters' snapshot listings, eight in flight at once when the stop is asked: those
     eight are answered, no further read is sent, and the pass reports shutting down (no error)."""

@@ -4,8 +4,8 @@ botocore is imported inside the functions that need it, never at import time: th
 registry of kinds (and with it `validate` and `schema`) must load without any AWS library.
 """
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from homeostat.reconcilers.actions import Action, ApplyResult
@@ -64,28 +64,70 @@ def fan_out(fn: Callable[[T], R], items: Iterable[T], workers: int = OBSERVE_WOR
     given = list(items)
     if len(given) <= 1 or workers <= 1:
         return [fn(item) for item in given]
-    with ThreadPoolExecutor(
-        max_workers=min(workers, len(given)), thread_name_prefix="homeostat-read"
-    ) as pool:
-        futures = [pool.submit(fn, item) for item in given]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        first = next((e for e in (f.exception() for f in futures if f in done) if e is not None), None)
-        if first is not None:
-            for future in futures:
-                future.cancel()
-            raise first
-        return [future.result() for future in futures]
+    results: dict[int, R] = {}
+    failed: list[BaseException] = []
+    lock = threading.Lock()
+    order = iter(range(len(given)))
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = None if failed else next(order, None)
+            if index is None:
+                return
+            try:
+                results[index] = fn(given[index])
+            except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread below
+                with lock:
+                    failed.append(exc)
+
+    _on_read_threads([work] * min(workers, len(given)))
+    if failed:
+        raise failed[0]
+    return [results[index] for index in range(len(given))]
 
 
 def together(first: Callable[[], T], second: Callable[[], R]) -> tuple[T, R]:
     """Two independent reads of one observe at once (`first` on a thread of its own, `second`
     on this one), e.g. ECS's autoscaler check beside its DescribeServices batches: the slower
     one, not their sum, sets the wall time. An exception of either is raised once both have
-    returned, `second`'s first, so a shutdown stops both at their next read."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeostat-read") as pool:
-        pending = pool.submit(first)
-        answer = second()  # leaving the block waits for `first` either way
-    return pending.result(), answer
+    returned, `second`'s first, so a shutdown stops both at their next read. Ctrl-C on `plan`
+    (which observes on the main thread) is raised at once, not after `first`'s read."""
+    answers: list[T] = []
+    failed: list[BaseException] = []
+
+    def run_first() -> None:
+        try:
+            answers.append(first())
+        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread below
+            failed.append(exc)
+
+    thread = _read_thread(run_first)
+    try:
+        answer = second()
+    except Exception:
+        thread.join()
+        raise
+    # (A KeyboardInterrupt is not waited for: the process is leaving, `first` with it.)
+    thread.join()
+    if failed:
+        raise failed[0]
+    return answers[0], answer
+
+
+def _read_thread(target: Callable[[], None]) -> threading.Thread:
+    """A started daemon thread for one observe's reads. Not a ThreadPoolExecutor's: those are
+    joined when the interpreter exits, so a read blocked on an endpoint that never answers
+    held a Ctrl-C'd `plan` for its whole read timeout and retries (about 40 s). The caller
+    joins it; only an exiting process abandons it, and reads change nothing."""
+    thread = threading.Thread(target=target, name="homeostat-read", daemon=True)
+    thread.start()
+    return thread
+
+
+def _on_read_threads(targets: list[Callable[[], None]]) -> None:
+    for thread in [_read_thread(target) for target in targets]:
+        thread.join()
 
 
 class ListingCutShort(Exception):
