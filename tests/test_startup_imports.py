@@ -1,22 +1,28 @@
-"""What `run --once` imports: nothing a one-shot pass does not use (issue 15, start-up).
+"""What `run --once` pays before its calls (issue 15, start-up).
 
 A `run --once` is dominated by its calls, not by its start-up (contract section 6): the
 daemon's scheduler (APScheduler) and the console renderer's rich (with pygments and attrs)
-are loaded only by the processes that use them. Each test reads `sys.modules` of a fresh
-interpreter at its exit, so a module-level import that brings one back fails here.
+are loaded only by the processes that use them, and the objects of the start-up are frozen
+out of the garbage collector's walks (`cli.end_of_startup`). Each test reads a fresh
+interpreter's state at its exit, so a module-level import that brings a library back, or a
+start-up that no longer freezes, fails here.
 """
 
+import gc
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from homeostat.operator.cli import end_of_startup, main
 from homeostat.operator.history import HistoryStore
 
-from .conftest import MotoServer
+from .conftest import EXAMPLES, MotoServer
 from .snapshot_helpers import CLUSTER, PREFIX, create_cluster, manifest_yaml, seed_snapshot
 
 # Loaded only by the daemon (the scheduler), the console log format (rich's tracebacks), or the
@@ -24,17 +30,18 @@ from .snapshot_helpers import CLUSTER, PREFIX, create_cluster, manifest_yaml, se
 NOT_FOR_ONCE = ("apscheduler", "tzlocal", "rich", "pygments", "attr", "alembic", "mako")
 # A fresh interpreter running the CLI; at exit it writes the top-level packages it loaded.
 _PROBE = (
-    "import atexit, json, runpy, sys\n"
+    "import atexit, gc, json, runpy, sys\n"
     "def report(path=sys.argv[1]):\n"
     "    with open(path, 'w') as out:\n"
-    "        json.dump(sorted({m.split('.')[0] for m in sys.modules}), out)\n"
+    "        modules = sorted({m.split('.')[0] for m in sys.modules})\n"
+    "        json.dump({'modules': modules, 'frozen': gc.get_freeze_count(), 'gc': gc.isenabled()}, out)\n"
     "atexit.register(report)\n"
     "sys.argv = ['homeostat', *sys.argv[2:]]\n"
     "runpy.run_module('homeostat', run_name='__main__')\n"
 )
 
 
-def _run_probed(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, set[str]]:
+def _run_probed(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, dict[str, Any]]:
     loaded = tmp_path / "modules.json"
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, str(loaded), *args],
@@ -46,7 +53,8 @@ def _run_probed(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, s
     )
     output = result.stdout + result.stderr
     assert loaded.exists(), output
-    return result.returncode, output, set(json.loads(loaded.read_text()))
+    found: dict[str, Any] = json.loads(loaded.read_text())
+    return result.returncode, output, found
 
 
 @pytest.mark.e2e
@@ -75,12 +83,49 @@ def test_run_once_loads_neither_the_scheduler_nor_rich(
     if log_format is not None:
         env["HOMEOSTAT_LOG_FORMAT"] = log_format
     for expected_actions in ("2 actions", "0 actions"):
-        code, output, loaded = _run_probed(tmp_path, env, "run", "--once")
+        code, output, found = _run_probed(tmp_path, env, "run", "--once")
         assert code == 0, output
+        loaded = set(found["modules"])
         assert expected_actions in output
         assert '"event": "pass_finished"' in output  # it logged, as JSON
         assert {"boto3", "sqlalchemy", "structlog", "prometheus_client"} <= loaded
         assert not loaded.intersection(NOT_FOR_ONCE), sorted(loaded.intersection(NOT_FOR_ONCE))
+        # The start-up's objects were frozen (tens of thousands) and the collector runs again.
+        assert found["frozen"] > 50_000
+        assert found["gc"] is True
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("args", "frozen"),
+    [(("schema",), True), (("validate", str(EXAMPLES)), True), (("--version",), False)],
+    ids=["schema", "validate", "version"],
+)
+def test_every_command_collects_garbage_again_after_its_start_up(
+    tmp_path: Path, args: tuple[str, ...], frozen: bool
+) -> None:
+    """A command that runs freezes its start-up and collects again; one that ends before (here
+    `--version`) turns the collector back on as it returns."""
+    code, output, found = _run_probed(tmp_path, dict(os.environ), *args)
+    assert code == 0, output
+    assert (found["frozen"] > 0) is frozen
+    assert found["gc"] is True
+
+
+def test_main_with_an_explicit_argv_leaves_the_collector_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tests (and any caller in a long-lived process) pass argv: nothing is frozen there."""
+    before = gc.get_freeze_count()
+    assert main(["validate", str(EXAMPLES)]) == 0
+    assert "valid:" in capsys.readouterr().out
+    assert gc.get_freeze_count() == before
+    assert gc.isenabled()
+
+
+def test_end_of_startup_is_a_no_op_while_the_collector_runs() -> None:
+    before = gc.get_freeze_count()
+    end_of_startup()
+    assert gc.get_freeze_count() == before
+    assert gc.isenabled()
 
 
 def _loaded_after(code: str) -> set[str]:
