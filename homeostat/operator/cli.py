@@ -8,12 +8,12 @@ ends in one line on stderr and a non-zero exit, never a traceback.
 
 Called as the program (`argv` None: the console script, `python -m homeostat`), `main` also
 keeps Python's cyclic garbage collector out of the start-up: it is off while the command's
-modules are imported, and `end_of_startup` then freezes every object made so far (the modules,
-classes, pydantic models and botocore's service models: about 130,000 objects, almost no
-garbage) and turns it back on. Without that, each collection during the start-up and every
-full collection after it (a pass that parses 1,000 snapshots makes several) walks them all
-again: about 0.2 s of a `run --once`, and CPU in every pass of the daemon. A call with an
-explicit `argv` (tests, in one long-lived process) leaves the collector alone.
+modules are imported, and `end_of_startup` then freezes every object made so far (the
+modules, classes and pydantic models: about 130,000 objects, almost no garbage) and turns it
+back on. Without that, each collection during the start-up and every full collection after
+it (a pass that parses 1,000 snapshots makes several) walks them all again: about 0.2 s of a
+`run --once`, and CPU in every pass of the daemon. A call with an explicit `argv` (tests, in
+one long-lived process) leaves the collector alone.
 """
 
 import gc
@@ -56,8 +56,8 @@ def emit(text: str) -> None:
 
 def end_of_startup() -> None:
     """The command's modules are imported: what exists now lives as long as the process, so the
-    collector stops walking it (`gc.freeze`), and collects again. A no-op unless `main` turned
-    the collector off (see the module docstring)."""
+    collector stops walking it (`gc.freeze`), and collects again. A no-op while the collector
+    runs (`main(argv)`, tests: see the module docstring)."""
     if not gc.isenabled():
         gc.freeze()
         gc.enable()

@@ -7,8 +7,8 @@ slots, window starts and ends; a pure function of the desired state and
 tested functions; APScheduler only ever gets instants and the interval.
 
 APScheduler (with tzlocal and multiprocessing, ~25 ms) is imported when a daemon builds its
-`WakeScheduler`, not with this module: `run --once` uses `wake_requests`' module (the loop's)
-and schedules nothing.
+`WakeScheduler`, not with this module: the loop imports it for `wake_requests`, and
+`run --once` schedules nothing.
 """
 
 import contextlib
