@@ -5,7 +5,7 @@ import sys
 from homeostat.operator.cli import main
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
+    code = main()  # as the console script: the process is the CLI's (cli.main tunes its collector)
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from homeostat.desired_state.loading import DirectoryLoader, load_directory, load_paths
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
-from homeostat.operator.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, CommandError, emit
+from homeostat.operator.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, CommandError, emit, end_of_startup
 from homeostat.operator.clock import rfc3339, seconds_text, utc_now
 from homeostat.operator.options import Settings
 from homeostat.reconcilers.registry import kind_table
@@ -113,6 +113,7 @@ def cmd_plan(settings: Settings) -> int:
     from homeostat.operator.passes import observe_and_diff
     from homeostat.operator.wiring import build_runtime
 
+    end_of_startup()
     desired = load_or_fail(settings)
     if not desired.resources:
         print(
@@ -162,6 +163,7 @@ def cmd_run_once(settings: Settings) -> int:
     from homeostat.operator.passes import State
     from homeostat.operator.wiring import build_runtime
 
+    end_of_startup()
     loader = DirectoryLoader(settings.desired_state, kinds=kind_table())
     load_or_fail(settings, loader=loader)  # invalid: one line per error, and nothing written
     started = time.monotonic()
@@ -189,6 +191,7 @@ def cmd_run(settings: Settings) -> int:
     from homeostat.operator.daemon import run_daemon
     from homeostat.operator.wiring import build_runtime
 
+    end_of_startup()
     return run_daemon(lambda: build_runtime(settings))
 
 
@@ -289,6 +292,7 @@ def cmd_completion(settings: Settings) -> int:
 def cmd_demo(settings: Settings) -> int:
     from homeostat.operator.demo import run_demo
 
+    end_of_startup()
     return run_demo(settings)
 
 
@@ -304,8 +308,15 @@ COMMANDS = {
 }
 
 
+# The commands that import their heavy modules (boto3, SQLAlchemy) themselves and end the
+# start-up (`cli.end_of_startup`) once they have; the others end it before they start.
+ENDS_OWN_STARTUP = frozenset({"run", "plan", "demo"})
+
+
 def run_command(settings: Settings) -> int:
     """Run one command; the failures a user can cause become one line on stderr."""
+    if settings.command not in ENDS_OWN_STARTUP:
+        end_of_startup()
     try:
         return COMMANDS[settings.command](settings)
     except Exception as exc:

@@ -5,15 +5,16 @@ instants, replaced after every pass: each reconciler's wake times (snapshot
 slots, window starts and ends; a pure function of the desired state and
 `now`) and each backoff's retry instant. Cron semantics live in our own
 tested functions; APScheduler only ever gets instants and the interval.
+
+APScheduler (with tzlocal and multiprocessing, ~25 ms) is imported when a daemon builds its
+`WakeScheduler`, not with this module: the loop imports it for `wake_requests`, and
+`run --once` schedules nothing.
 """
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from homeostat.desired_state.state import DesiredState
 from homeostat.operator.clock import rfc3339
@@ -64,6 +65,8 @@ class WakeScheduler:
     def __init__(self, requests: PassRequests, resync_seconds: int) -> None:
         self.requests = requests
         self.resync_seconds = resync_seconds
+        from apscheduler.schedulers.background import BackgroundScheduler  # see the module docstring
+
         self.scheduler = BackgroundScheduler(timezone=UTC)
 
     def start(self) -> None:
@@ -84,6 +87,8 @@ class WakeScheduler:
 
     def replace(self, wakes: Mapping[datetime, PassRequest], now: datetime) -> None:
         """Replace every date job by `wakes`; those already due are requested at once."""
+        from apscheduler.jobstores.base import JobLookupError  # loaded with the scheduler already
+
         for job in self.scheduler.get_jobs():
             if job.id.startswith(WAKE_PREFIX):
                 with contextlib.suppress(JobLookupError):  # it fired (and went) meanwhile
