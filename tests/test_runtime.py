@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.metrics import Metrics
-from homeostat.operator.aws_session import BotoClients, ShuttingDown
+from homeostat.operator.aws_session import BotoClients, ShuttingDown, utc_timestamp
 from homeostat.operator.cli import EXIT_INTERRUPTED, main
 from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.lease import Lease
@@ -552,3 +552,56 @@ def test_the_demo_narrates_a_fight_with_the_values_seen() -> None:
     assert line is not None
     assert line.startswith("homeostat STOPS FIGHTING over ECSService/api prod/api: fight: desiredCount")
     assert "(desiredCount was set back to 2, 2, 1)" in line
+
+
+# --- timestamps -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1764590400, datetime(2025, 12, 1, 12, tzinfo=UTC)),  # JSON protocols: epoch seconds
+        (1764590400.5, datetime(2025, 12, 1, 12, 0, 0, 500000, tzinfo=UTC)),
+        ("1764590400", datetime(2025, 12, 1, 12, tzinfo=UTC)),
+        ("2025-12-01T12:00:00.000Z", datetime(2025, 12, 1, 12, tzinfo=UTC)),  # query/XML protocols
+        ("2025-12-01T13:00:00+01:00", datetime(2025, 12, 1, 12, tzinfo=UTC)),
+        ("Mon, 01 Dec 2025 12:00:00 GMT", datetime(2025, 12, 1, 12, tzinfo=UTC)),  # RFC 822 headers
+    ],
+)
+def test_timestamps_parse_to_the_instant_botocores_parser_gives_in_utc(
+    value: object, expected: datetime
+) -> None:
+    """The session's timestamp parser gives the instant botocore's default parser gives (which
+    builds a dateutil tzlocal for every value), always as an aware UTC datetime."""
+    from botocore.utils import parse_timestamp
+
+    parsed = utc_timestamp(value)
+    assert parsed == expected == parse_timestamp(value)
+    assert parsed.tzinfo is UTC
+
+
+def test_every_client_of_the_session_parses_timestamps_in_utc() -> None:
+    with mock_aws():
+        clients = BotoClients(REGION)
+        rds = clients.client("rds")
+        rds.create_db_cluster(
+            DBClusterIdentifier="ts",
+            Engine="aurora-postgresql",
+            MasterUsername="u",
+            MasterUserPassword="password123",
+        )
+        (cluster,) = rds.describe_db_clusters(DBClusterIdentifier="ts")["DBClusters"]
+        assert cluster["ClusterCreateTime"].tzinfo is UTC
+        other = clients.in_region("eu-west-1").client("cloudwatch")
+        other.put_metric_alarm(
+            AlarmName="a",
+            MetricName="m",
+            Namespace="n",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        (alarm,) = other.describe_alarms()["MetricAlarms"]
+        assert alarm["StateUpdatedTimestamp"].tzinfo is UTC
