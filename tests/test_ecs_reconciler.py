@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from homeostat.desired_state.identifiers import Revision
@@ -354,11 +356,86 @@ def test_the_scalable_target_batches_are_read_concurrently_and_a_failed_one_fail
             return {"ScalableTargets": [{"ResourceId": first, "MinCapacity": 1, "MaxCapacity": 3}]}
 
     client = Targets()
-    found, error = scalable_targets(client, ids)
-    assert error is None
-    assert sorted(found) == [ids[0], ids[SCALABLE_TARGETS_BATCH]]
+    read = scalable_targets(client, ids)
+    assert read.error is None
+    assert sorted(read.targets) == [ids[0], ids[SCALABLE_TARGETS_BATCH]]
     client.fail = True
-    found, error = scalable_targets(client, ids)
-    assert found == {}
-    assert error is not None
-    assert "ThrottlingException" in error
+    read = scalable_targets(client, ids)
+    assert read.targets == {}
+    assert read.error is not None
+    assert "ThrottlingException" in read.error
+
+
+@given(st.integers(1, 5000), st.one_of(st.none(), st.integers(0, 5000)))
+def test_the_whole_namespace_is_listed_only_when_that_is_fewer_calls(ids: int, listed: int | None) -> None:
+    """Listing the region's targets (a page per 50) is chosen only when it is fewer calls than
+    reading the services by id (a call per 50), judged by the last listing (none: one page)."""
+    from homeostat.reconcilers.ecs_services import SCALABLE_TARGETS_BATCH, list_whole_namespace
+
+    by_id = -(-ids // SCALABLE_TARGETS_BATCH)
+    pages = -(-max(listed or 0, 1) // SCALABLE_TARGETS_BATCH)
+    assert list_whole_namespace(ids, listed) == (pages < by_id)
+    if ids <= SCALABLE_TARGETS_BATCH:
+        assert not list_whole_namespace(ids, listed), "one call by id is never beaten"
+
+
+def test_a_large_group_with_few_autoscaled_services_lists_the_region_in_one_call(
+    clients: CountingClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """120 services (3 calls by id), 2 of them autoscaled: one listing of the region's ECS targets,
+    kept to the group (a target of another cluster is not the group's); the autoscaled service
+    that declares desiredCount is a Conflict, as when read by id. A region found to hold more
+    targets than the group needs calls for is read by id at the next pass."""
+    names = [f"s{i:03d}" for i in range(120)]
+    seed_cluster(clients, dict.fromkeys(names, (1, "app:1")))
+    register_target(clients, "s007", 1, 4)
+    register_target(clients, "s100", 1, 4)
+    ecs = clients.client("ecs")
+    ecs.create_cluster(clusterName="elsewhere")  # moto registers targets of existing services only
+    ecs.create_service(cluster="elsewhere", serviceName="s007", taskDefinition="app:1", desiredCount=1)
+    autoscaling = clients.client("application-autoscaling")
+    autoscaling.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId="service/elsewhere/s007",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1,
+        MaxCapacity=2,
+    )
+    clients.log.calls.clear()
+    resources = [manifest(n, desiredCount=1) for n in names]
+    reconciler = ECSServiceReconciler()
+    observed = reconciler.observe(resources, desired_state(resources), clients, NOW)
+    (call,) = clients.log.of("DescribeScalableTargets")
+    assert "ResourceIds" not in call
+    found = {n for n, o in observed.items() if isinstance(o, ServiceObservation) and o.scalable_target}
+    assert found == {"s007", "s100"}
+    plans = {r.name: reconciler.diff(r, observed[r.name], NOW) for r in resources}
+    assert {n for n, p in plans.items() if p.actions and p.actions[0].conflict} == {"s007", "s100"}
+
+    # The region turns out to hold 150 targets: 3 pages, no fewer calls than by id. Stubbed:
+    # moto's listing repeats its NextToken once a region holds more than 50 targets.
+    many = [{"ResourceId": f"service/other/x{i}", "MinCapacity": 1, "MaxCapacity": 2} for i in range(148)]
+    many += [
+        {"ResourceId": f"service/{CLUSTER}/{n}", "MinCapacity": 1, "MaxCapacity": 4} for n in ("s007", "s100")
+    ]
+    sent: list[dict[str, Any]] = []
+
+    def like_aws(**params: Any) -> dict[str, Any]:
+        sent.append(params)
+        if "ResourceIds" in params:
+            return {"ScalableTargets": [t for t in many if t["ResourceId"] in params["ResourceIds"]]}
+        start = int(params.get("NextToken", 0))
+        page: dict[str, Any] = {"ScalableTargets": many[start : start + 50]}
+        if start + 50 < len(many):
+            page["NextToken"] = str(start + 50)
+        return page
+
+    monkeypatch.setattr(autoscaling, "describe_scalable_targets", like_aws)
+    reconciler.observe(resources, desired_state(resources), clients, NOW)  # listed: 3 pages, 150
+    assert len(sent) == 3
+    assert all("ResourceIds" not in c for c in sent)
+    sent.clear()
+    observed = reconciler.observe(resources, desired_state(resources), clients, NOW)
+    assert [len(c["ResourceIds"]) for c in sent] == [50, 50, 20]
+    found = {n for n, o in observed.items() if isinstance(o, ServiceObservation) and o.scalable_target}
+    assert found == {"s007", "s100"}

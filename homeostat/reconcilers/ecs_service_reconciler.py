@@ -17,7 +17,14 @@ from typing import Any
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan, RolloutState
-from homeostat.reconcilers.aws import AwsClients, aws_errors, describe_error, send_each, together
+from homeostat.reconcilers.aws import (
+    AwsClients,
+    aws_errors,
+    client_region,
+    describe_error,
+    send_each,
+    together,
+)
 from homeostat.reconcilers.ecs_service import KIND, ECSAction, ECSService
 from homeostat.reconcilers.ecs_service_diff import (
     DeclaredRevision,
@@ -32,7 +39,9 @@ from homeostat.reconcilers.ecs_service_diff import (
     wanted_task_definitions,
 )
 from homeostat.reconcilers.ecs_services import (
+    ScalableTarget,
     describe_services,
+    list_whole_namespace,
     not_active,
     primary_rollout,
     register_scalable_target,
@@ -59,6 +68,8 @@ class ECSServiceReconciler:
         # observe replaces the entries of the services it observed (the pass observes each
         # region on its own), read by the daemon's wake-up computation.
         self._settling: frozenset[str] = frozenset()
+        # Per region, how many ECS scalable targets its last whole listing found.
+        self._listed: dict[str | None, int] = {}
         self._lock = threading.Lock()
 
     def observe(
@@ -73,7 +84,7 @@ class ECSServiceReconciler:
         declared = self._declared(resources, desired, ecs, now)
         recalled = self._recalled(resources)
         (targets, target_error), answers = together(
-            lambda: scalable_targets(aws.client("application-autoscaling"), ids) if ids else ({}, None),
+            lambda: self._scalable_targets(aws.client("application-autoscaling"), ids),
             lambda: describe_services(
                 ecs,
                 {
@@ -136,6 +147,22 @@ class ECSServiceReconciler:
         with self._lock:
             self._settling = (self._settling - {r.name for r in resources}) | deploying
         return results
+
+    def _scalable_targets(
+        self, client: Any, ids: list[str]
+    ) -> tuple[Mapping[str, ScalableTarget], str | None]:
+        """The group's scalable targets, by id or by listing the region's (whichever costs fewer
+        calls, judged by what the region's last listing found: `list_whole_namespace`)."""
+        if not ids:
+            return {}, None
+        region = client_region(client)
+        with self._lock:
+            before = self._listed.get(region)
+        read = scalable_targets(client, ids, whole_namespace=list_whole_namespace(len(ids), before))
+        if read.listed is not None:
+            with self._lock:
+                self._listed[region] = read.listed
+        return read.targets, read.error
 
     def _recalled(self, resources: Sequence[Resource[ECSService]]) -> ServiceRecall:
         """What the history holds for this group, in three batched queries (not two or four per

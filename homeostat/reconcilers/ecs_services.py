@@ -3,7 +3,8 @@
 Observe side only, and no decision: DescribeServices 10 services per call per cluster
 (AWS's limit), the batches sent concurrently (the shared budget paces them), each cluster's
 answers merged into its services and its failures; Application Auto Scaling
-DescribeScalableTargets, 50 resource ids per call, paged, its batches sent concurrently too.
+DescribeScalableTargets, 50 resource ids per call, paged, its batches sent concurrently too,
+or one listing of the region's ECS targets when that is fewer calls (`list_whole_namespace`).
 A failed read is returned as a value for the kind module to turn into the error of the
 resources it covers (fail closed).
 """
@@ -71,29 +72,58 @@ def describe_services(ecs: Any, services: Mapping[str, Sequence[str]]) -> dict[s
     return found
 
 
-def scalable_targets(client: Any, ids: Sequence[str]) -> tuple[dict[str, ScalableTarget], str | None]:
+@dataclass(frozen=True, slots=True)
+class TargetRead:
+    """The scalable targets of a group's services by resource id, or the error of the read;
+    `listed`: how many ECS targets the region has, when the read listed them all."""
+
+    targets: Mapping[str, ScalableTarget]
+    error: str | None = None
+    listed: int | None = None
+
+
+def list_whole_namespace(ids: int, listed_before: int | None) -> bool:
+    """Pure: read the region's ECS targets with one paged listing (a page per 50 targets of the
+    region) rather than by resource id (a call per 50 services), when that costs fewer calls:
+    a fleet of 1,000 services with a few autoscaled ones is one call, not 20. Before any
+    listing, one page is expected; a region found to hold more targets is read by id again."""
+    by_id = -(-ids // SCALABLE_TARGETS_BATCH)
+    listing = -(-max(listed_before or 0, 1) // SCALABLE_TARGETS_BATCH)
+    return listing < by_id
+
+
+def scalable_targets(client: Any, ids: Sequence[str], *, whole_namespace: bool = False) -> TargetRead:
     """Scalable targets by resource id, or the error of the read. A failed read is an error for
     every service: without it nobody knows whether an autoscaler owns the count (fail closed).
-    The batches are independent reads, sent concurrently as DescribeServices' are."""
+    By id, the batches are independent reads, sent concurrently as DescribeServices' are; with
+    `whole_namespace`, one paged listing of the region's ECS targets, kept to `ids`."""
+    wanted = set(ids)
 
-    def read(batch: list[str]) -> dict[str, ScalableTarget]:
+    def read(batch: list[str] | None) -> dict[str, ScalableTarget]:
         found: dict[str, ScalableTarget] = {}
+        scope: dict[str, Any] = {} if batch is None else {"ResourceIds": batch}
         for response in pages(
             client.describe_scalable_targets,
             "NextToken",
             ServiceNamespace="ecs",
-            ResourceIds=batch,
             ScalableDimension=SCALABLE_DIMENSION,
+            **scope,
         ):
             for item in response.get("ScalableTargets", []):
                 found[item["ResourceId"]] = ScalableTarget(int(item["MinCapacity"]), int(item["MaxCapacity"]))
         return found
 
     try:
-        parts = fan_out(read, chunks(sorted(set(ids)), SCALABLE_TARGETS_BATCH))
+        parts = (
+            [read(None)] if whole_namespace else fan_out(read, chunks(sorted(wanted), SCALABLE_TARGETS_BATCH))
+        )
     except aws_errors() as exc:
-        return {}, f"cannot read Application Auto Scaling targets: {describe_error(exc)}"
-    return {resource: target for part in parts for resource, target in part.items()}, None
+        return TargetRead({}, f"cannot read Application Auto Scaling targets: {describe_error(exc)}")
+    every = {resource: target for part in parts for resource, target in part.items()}
+    return TargetRead(
+        {resource: target for resource, target in every.items() if resource in wanted},
+        listed=len(every) if whole_namespace else None,
+    )
 
 
 def register_scalable_target(client: Any, params: Mapping[str, Any]) -> None:
