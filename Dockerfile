@@ -18,12 +18,15 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /var/lib/homeostat --create-home homeostat \
  && git config --system --add safe.directory '*'
 COPY --from=build /opt/homeostat /opt/homeostat
+# MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own arena, and a pass reads on up
+# to 8 threads per kind; two arenas keep the whole-fleet pass about 6 MB lower (docs/benchmarks.md).
 ENV PATH=/opt/homeostat/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOMEOSTAT_DESIRED_STATE=/desired-state \
     HOMEOSTAT_HISTORY=sqlite:////var/lib/homeostat/homeostat.db \
     HOMEOSTAT_LISTEN=0.0.0.0:9464 \
-    HOMEOSTAT_LOG_FORMAT=json
+    HOMEOSTAT_LOG_FORMAT=json \
+    MALLOC_ARENA_MAX=2
 USER 10001
 WORKDIR /var/lib/homeostat
 EXPOSE 9464
