@@ -132,6 +132,10 @@ class BotoClients:
             user_agent_extra=f"homeostat/{__version__}",
         )
         self._endpoint_url = endpoint.url if endpoint is not None else None
+        # Read once: boto3's `region_name` walks botocore's config chain on every read, and the
+        # pass asks for it per resource and per client (about 0.1 s of a pass of 1,000 services).
+        name = self.session.region_name
+        self._region: str | None = str(name) if name else None
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._regions: dict[str, RegionClients] = {}
         self._lock = threading.Lock()
@@ -141,8 +145,7 @@ class BotoClients:
 
     @property
     def region(self) -> str | None:
-        name = self.session.region_name
-        return str(name) if name else None
+        return self._region
 
     def client(self, service: str) -> Any:
         return self.regional_client(service, self.region)
