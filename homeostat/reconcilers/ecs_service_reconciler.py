@@ -16,7 +16,7 @@ from typing import Any
 
 from homeostat.desired_state.identifiers import Kind
 from homeostat.desired_state.state import DesiredState, Resource
-from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Plan, RolloutState
+from homeostat.reconcilers.actions import Action, ApplyResult, ObserveError, Outcome, Plan, RolloutState
 from homeostat.reconcilers.aws import (
     AwsClients,
     aws_errors,
@@ -48,6 +48,7 @@ from homeostat.reconcilers.ecs_services import (
     scalable_targets,
 )
 from homeostat.reconcilers.rollouts import (
+    SENT,
     SETTLE_SECONDS,
     Recall,
     RolloutMemory,
@@ -177,11 +178,9 @@ class ECSServiceReconciler:
             if r.manifest.spec.taskDefinition is not None or r.manifest.spec.taskDefinitionFrom is not None
         ]
         kind = str(KIND)
-        # An `interrupted` row counts as sent: AWS may have seen the call, and a restart must
-        # never redeploy twice.
-        redeploys = self.recall.remembered(kind, tokened, ECSAction.REDEPLOY, ("applied", "interrupted"))
-        sent = self.recall.remembered(kind, pinned, ECSAction.UPDATE_SERVICE, ("applied",))
-        failed = self.recall.remembered(kind, pinned, ECSAction.DEPLOYMENT_FAILED, ("failed",))
+        redeploys = self.recall.remembered(kind, tokened, ECSAction.REDEPLOY, SENT)  # never twice
+        sent = self.recall.remembered(kind, pinned, ECSAction.UPDATE_SERVICE, (Outcome.APPLIED,))
+        failed = self.recall.remembered(kind, pinned, ECSAction.DEPLOYMENT_FAILED, (Outcome.FAILED,))
         return ServiceRecall(
             tokens={
                 name: str(rows[0].after.get("redeployToken")) if rows else None

@@ -35,14 +35,12 @@ from homeostat.desired_state.windows import Timing, current_start, edges
 from homeostat.reconcilers.actions import Action
 from homeostat.reconcilers.aws import chunks, describe_error, pages
 from homeostat.reconcilers.rds_clusters import CLUSTER_FILTER_BATCH, describe_clusters
-from homeostat.reconcilers.rollouts import Recall
+from homeostat.reconcilers.rollouts import SENT, Recall
 
 PENDING_PAGE_SIZE = 100  # DescribePendingMaintenanceActions accepts MaxRecords 20-100
 OPT_IN_TYPE = "immediate"
 # Outside an active occurrence the pending actions are read at most this often (contract section 6).
 IDLE_READ_SECONDS = 3600.0
-# The history rows that count as sent: `interrupted` too (AWS may have seen the call).
-SENT_OUTCOMES = ("applied", "interrupted")
 
 
 class PendingMaintenanceAction(StrEnum):
@@ -160,7 +158,7 @@ def remembered_sent(recall: Recall | None, kind: Kind, window: str) -> frozenset
     if recall is None:
         return None
     rows = recall.remembered(
-        str(kind), [window], PendingMaintenanceAction.APPLY_PENDING_MAINTENANCE, SENT_OUTCOMES
+        str(kind), [window], PendingMaintenanceAction.APPLY_PENDING_MAINTENANCE, SENT
     ).get(window, [])
     return frozenset(
         (

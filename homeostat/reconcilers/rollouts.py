@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from homeostat.reconcilers.actions import GaugeSpec, Measurement, Rollout, RolloutState
+from homeostat.reconcilers.actions import GaugeSpec, Measurement, Outcome, Rollout, RolloutState
 
 DEPLOYMENT_STATE = GaugeSpec(
     "deployment_state",
@@ -34,6 +34,11 @@ class Remembered:
     time: datetime
     after: Mapping[str, Any]
     error: str | None
+
+
+# The history rows that count as sent when a reconciler recalls what it did: `interrupted` too,
+# since AWS may have seen the call the process died in (a restart must never send it twice).
+SENT = (Outcome.APPLIED, Outcome.INTERRUPTED)
 
 
 class Recall(Protocol):
