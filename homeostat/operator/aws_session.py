@@ -42,8 +42,6 @@ def utc_timestamp(value: Any) -> datetime:
     """An AWS timestamp as an aware UTC datetime: the instant botocore's default parser gives.
     JSON protocols send epoch seconds, query/XML ones ISO 8601; anything else (RFC 822 in
     headers, a naive time) goes to botocore's parser, as before."""
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
     try:
         return datetime.fromtimestamp(float(value), UTC)
     except (TypeError, ValueError):

@@ -212,12 +212,12 @@ class HistoryStore:
         across restarts). One query per NAMES_PER_QUERY resources, not one per resource: an
         in-sync pass of 1,000 services asked 2,000 queries before."""
         found: dict[str, list[Remembered]] = {}
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=actions.c.name, order_by=(actions.c.time.desc(), actions.c.id.desc()))
+            .label("rank")
+        )
         for start in range(0, len(names), NAMES_PER_QUERY):
-            rank = (
-                sa.func.row_number()
-                .over(partition_by=actions.c.name, order_by=(actions.c.time.desc(), actions.c.id.desc()))
-                .label("rank")
-            )
             ranked = (
                 sa.select(actions.c.name, actions.c.time, actions.c.after, actions.c.error, rank)
                 .where(actions.c.kind == kind)
