@@ -6,7 +6,8 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,6 +292,25 @@ OPEN_HISTORY = (
 )
 
 
+@contextmanager
+def another_process_opening(url: str) -> Iterator[Callable[[], None]]:
+    """A second process opening the history at `url`; the test calls the yielded `finished()`
+    once it has let that process go, which asserts it opened the history and exited 0. Killed if
+    the test fails before (both backends' take-turns tests)."""
+    process = subprocess.Popen([sys.executable, "-c", OPEN_HISTORY, url], stderr=subprocess.PIPE, text=True)
+
+    def finished() -> None:
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 0, errors
+
+    try:
+        yield finished
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def test_two_processes_migrating_one_new_sqlite_database_take_turns(tmp_path: Path) -> None:
     """While one process migrates a new database (here the test, holding the migration lock),
     another that opens it waits on the lock (seen as a blocked flock in /proc/locks), then
@@ -300,8 +320,7 @@ def test_two_processes_migrating_one_new_sqlite_database_take_turns(tmp_path: Pa
     lock = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     inode = os.fstat(lock).st_ino
-    second = subprocess.Popen([sys.executable, "-c", OPEN_HISTORY, url], stderr=subprocess.PIPE, text=True)
-    try:
+    with another_process_opening(url) as finished:
         wait_for(
             lambda: any(
                 "->" in line and f":{inode} " in line for line in Path("/proc/locks").read_text().splitlines()
@@ -314,12 +333,7 @@ def test_two_processes_migrating_one_new_sqlite_database_take_turns(tmp_path: Pa
         upgrade(engine)  # the first process's migration
         engine.dispose()
         os.close(lock)
-        _, errors = second.communicate(timeout=60)
-        assert second.returncode == 0, errors
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.communicate()
+        finished()
     assert stat.S_IMODE(os.stat(f"{database}.migrate.lock").st_mode) == 0o600
     engine = create_history_engine(url)
     assert schema_revision(engine) == HEAD_REVISION

@@ -28,6 +28,7 @@ from homeostat.reconcilers.actions import Outcome
 from tests.conftest import MotoServer, run_cli
 from tests.daemon_helpers import DaemonProcess, desired_count, seed_services, service_manifest
 from tests.postgres_server import PostgresServer, postgres_server
+from tests.test_history import another_process_opening
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e  # every test here runs a PostgreSQL server
@@ -264,28 +265,21 @@ def test_two_processes_migrating_one_new_postgresql_database_take_turns(postgres
     holder = engine.connect()
     holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_KEY})
     holder.commit()
-    opening = (
-        "import sys; from homeostat.operator.history import HistoryStore; HistoryStore(sys.argv[1]).close()"
-    )
-    second = subprocess.Popen([sys.executable, "-c", opening, url], stderr=subprocess.PIPE, text=True)
     try:
+        with another_process_opening(url) as finished:
 
-        def waiting() -> bool:
-            with admin.connect() as connection:
-                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                return bool(connection.execute(sa.text(query)).scalar())
+            def waiting() -> bool:
+                with admin.connect() as connection:
+                    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    return bool(connection.execute(sa.text(query)).scalar())
 
-        wait_for(waiting, timeout=60, what="the second process to wait on the migration lock")
-        assert schema_revision(engine) is None, "it migrated without the lock"
-        upgrade(engine)  # the first process's migration
-        holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_KEY})
-        holder.commit()
-        _, errors = second.communicate(timeout=60)
-        assert second.returncode == 0, errors
+            wait_for(waiting, timeout=60, what="the second process to wait on the migration lock")
+            assert schema_revision(engine) is None, "it migrated without the lock"
+            upgrade(engine)  # the first process's migration
+            holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_KEY})
+            holder.commit()
+            finished()
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.communicate()
         holder.close()
     assert schema_revision(engine) == HEAD_REVISION
     engine.dispose()

@@ -28,7 +28,7 @@ from homeostat.reconcilers.ecs_service import ECSServiceSpec
 from homeostat.reconcilers.ecs_service_diff import NOT_REMEMBERED, redeploy
 from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.registry import kind_table
-from homeostat.reconcilers.rollouts import Remembered
+from homeostat.reconcilers.rollouts import Recall, Remembered
 from tests.conftest import MotoServer, run_cli
 from tests.test_rollouts import NOW, Clients, RollingEcs
 
@@ -71,12 +71,15 @@ def with_token(directory: Path, token: str) -> DesiredState:
     return load_directory(directory, kinds=kind_table())
 
 
-def passes(desired: DesiredState, ecs: RollingEcs, store: HistoryStore, count: int) -> None:
+def passes(
+    desired: DesiredState, ecs: RollingEcs, store: HistoryStore, count: int, recall: Recall | None = None
+) -> None:
+    """`count` passes, recalling through `recall` (the store itself by default)."""
     for _ in range(count):  # each pass a new reconciler: a restart remembers through the history only
         executor = Executor(store, None, structlog.get_logger(), lambda: NOW)
         run_pass(
             desired,
-            [ECSServiceReconciler(recall=store)],
+            [ECSServiceReconciler(recall=recall or store)],
             Clients(ecs),
             executor,
             clock=lambda: NOW,
@@ -184,15 +187,6 @@ def test_a_pass_recalls_a_group_of_services_in_three_queries_not_per_service(tmp
     desired = load_directory(directory, kinds=kind_table())
     store = HistoryStore(f"sqlite:///{tmp_path / 'h.db'}")
     ecs, recall = ManyServices(), CountingRecall(store)
-    for _ in range(2):
-        executor = Executor(store, None, structlog.get_logger(), lambda: NOW)
-        run_pass(
-            desired,
-            [ECSServiceReconciler(recall=recall)],
-            Clients(ecs),
-            executor,
-            clock=lambda: NOW,
-            dry_run=False,
-        )
+    passes(desired, ecs, store, 2, recall)
     assert recall.calls == 2 * 3
     assert sorted(u["service"] for u in ecs.updates) == sorted(f"s{i}" for i in range(40))

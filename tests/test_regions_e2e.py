@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from .alarm_helpers import put_alarms
 from .conftest import REGION, MotoServer, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +33,7 @@ def seed(moto: MotoServer) -> None:
             family="api", containerDefinitions=[{"name": "api", "image": "nginx", "memory": 128}]
         )
         ecs.create_service(cluster="prod", serviceName="api", taskDefinition="api:1", desiredCount=1)
-        client(moto, "cloudwatch", region).put_metric_alarm(
-            AlarmName="prod-cpu",
-            MetricName="CPUUtilization",
-            Namespace="AWS/ECS",
-            Statistic="Average",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=80.0,
-            ComparisonOperator="GreaterThanThreshold",
-            ActionsEnabled=region == OTHER,
-        )
+        put_alarms(client(moto, "cloudwatch", region), ["prod-cpu"], enabled=region == OTHER)
 
 
 def manifests(directory: Path) -> Path:

@@ -37,7 +37,9 @@ from homeostat.reconcilers.actions import ApplyResult, Measurement, ObserveError
 from homeostat.reconcilers.registry import gauges
 from homeostat.reconcilers.snapshot_retention import OWNED
 
+from .alarm_helpers import put_alarms
 from .conftest import REGION
+from .snapshot_helpers import create_cluster
 from .waiting import wait_for
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -584,24 +586,10 @@ def test_every_client_of_the_session_parses_timestamps_in_utc() -> None:
     with mock_aws():
         clients = BotoClients(REGION)
         rds = clients.client("rds")
-        rds.create_db_cluster(
-            DBClusterIdentifier="ts",
-            Engine="aurora-postgresql",
-            MasterUsername="u",
-            MasterUserPassword="password123",
-        )
+        create_cluster(rds, "ts")
         (cluster,) = rds.describe_db_clusters(DBClusterIdentifier="ts")["DBClusters"]
         assert cluster["ClusterCreateTime"].tzinfo is UTC
         other = clients.in_region("eu-west-1").client("cloudwatch")
-        other.put_metric_alarm(
-            AlarmName="a",
-            MetricName="m",
-            Namespace="n",
-            Statistic="Sum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1.0,
-            ComparisonOperator="GreaterThanThreshold",
-        )
+        put_alarms(other, ["a"])
         (alarm,) = other.describe_alarms()["MetricAlarms"]
         assert alarm["StateUpdatedTimestamp"].tzinfo is UTC
