@@ -146,6 +146,26 @@ def test_backing_off_and_unreached_resources_keep_their_previous_in_sync_value()
     assert registry.get_sample_value("homeostat_reconcile_total", skipped) == 2
 
 
+def test_a_run_once_reporter_counts_but_sets_no_per_resource_series() -> None:
+    """`run --once` serves no /metrics: its reporter keeps the counters (summed per kind and
+    result) and sets none of the per-resource gauges nobody could scrape."""
+    registry = CollectorRegistry()
+    reporter = Reporter(Metrics(registry, gauges()), per_resource=False)
+    reporter.pass_reported(
+        report(
+            status("a", State.IN_SYNC, Measurement(OWNED, {"name": "a"}, 3.0)),
+            status("b", State.FIXED),
+            status("c", State.ERROR),
+        )
+    )
+    success, error = {"kind": "ECSService", "result": "success"}, {"kind": "ECSService", "result": "error"}
+    assert registry.get_sample_value("homeostat_reconcile_total", success) == 2
+    assert registry.get_sample_value("homeostat_reconcile_total", error) == 1
+    for gauge in ("resource_in_sync", "resource_suspended", "resource_fighting"):
+        assert registry.get_sample_value(f"homeostat_{gauge}", {"kind": "ECSService", "name": "a"}) is None
+    assert registry.get_sample_value("homeostat_snapshots_owned", {"name": "a"}) is None
+
+
 # --- run --once: one pass of the same loop ------------------------------------------------------
 
 

@@ -83,7 +83,7 @@ def build_runtime(
     with explicit credentials, instead of the boto3 chain and the environment.
     """
     registry = registry if registry is not None else process_registry()
-    reporter = Reporter(Metrics(registry, gauges()))
+    reporter = Reporter(Metrics(registry, gauges()), per_resource=not settings.once)
     requests = PassRequests()
     log = get_logger()
     aws = BotoClients(
