@@ -205,3 +205,14 @@ def test_the_wake_module_loads_no_scheduler_until_a_daemon_builds_one() -> None:
         "from homeostat.operator.wakes import WakeScheduler\n"
         "WakeScheduler(PassRequests(), 60)"
     )
+
+
+def test_croniter_is_loaded_by_the_first_cron_expression_not_by_the_kinds() -> None:
+    """The kinds' models (and so every `validate`, `schema` and `run --once`) import the cron
+    module; croniter itself comes with the first expression checked or stepped through."""
+    kinds = _loaded_after("import homeostat.reconcilers.registry")
+    assert "croniter" not in kinds
+    checked = _loaded_after(
+        "from homeostat.desired_state.cron import validate_cron\nassert validate_cron('0 3 * * 1-5')"
+    )
+    assert "croniter" in checked

@@ -12,6 +12,10 @@ time to an instant:
 
 APScheduler never sees a cron expression: it only receives concrete instants
 computed here (its CronTrigger numbers weekdays from Monday).
+
+croniter is imported by the functions that use it: the kinds' models import
+this module, and a desired state without a window (and `--help`, `schema`)
+should not pay for it (13 ms of every start).
 """
 
 import re
@@ -21,7 +25,6 @@ from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import AfterValidator, WithJsonSchema
 
 _FIELDS = 5
@@ -82,6 +85,8 @@ def _compiled(expression: str) -> tuple[str, bool]:
 
 
 def _cursor(expression: str, start: datetime) -> Any:
+    from croniter import croniter
+
     text, day_or = _compiled(expression)
     return croniter(text, start, day_or=day_or)
 
@@ -108,6 +113,8 @@ def validate_cron(expression: str) -> str:
         _day_of_week_values(dow)
     except ValueError as exc:
         raise ValueError(f"invalid cron {expression!r}: {exc}") from None
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
     if not croniter.is_valid(text):
         raise ValueError(
             f"invalid cron {expression!r}: fields out of range "
