@@ -22,7 +22,8 @@ from homeostat.operator.budget import DEFAULT_RATES, FLOOR_SHARE, ApiBudget, par
 from homeostat.operator.execution import Executor
 from homeostat.operator.local_aws import LocalAws, Throttle
 from homeostat.operator.options import UsageError, parse_settings
-from homeostat.operator.passes import State, run_pass
+from homeostat.operator.passes import run_pass
+from homeostat.operator.statuses import State
 from homeostat.reconcilers.registry import default_reconcilers, gauges, kind_table
 from tests.conftest import MotoServer
 from tests.snapshot_helpers import CLUSTER, PREFIX, create_cluster, manifest_yaml, set_created

@@ -22,7 +22,8 @@ from homeostat.desired_state.loading import load_directory
 from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryStore
-from homeostat.operator.passes import State, observe_and_diff, run_pass
+from homeostat.operator.passes import observe_and_diff, run_pass
+from homeostat.operator.statuses import State
 from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.registry import default_reconcilers, kind_table
 

@@ -26,9 +26,10 @@ from homeostat.metrics import Metrics
 from homeostat.operator.execution import Executor
 from homeostat.operator.fights import FightRule, FightWatch, judge
 from homeostat.operator.history import HistoryQuery, HistoryStore
-from homeostat.operator.passes import PassReport, State, run_pass
+from homeostat.operator.passes import run_pass
 from homeostat.operator.records import FIGHT_MANIFEST, ActionRecord, FightDetected, FightResolved
 from homeostat.operator.reporter import Reporter
+from homeostat.operator.statuses import PassReport, State
 from homeostat.reconcilers.actions import Action, Outcome
 from homeostat.reconcilers.alarm_state import AlarmAction, window_ended, window_started
 from homeostat.reconcilers.aurora_cluster import AuroraClusterAction

@@ -20,9 +20,10 @@ from homeostat.operator.cli import main
 from homeostat.operator.commands import expired_holds
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
-from homeostat.operator.passes import State, run_pass
+from homeostat.operator.passes import run_pass
 from homeostat.operator.reporter import Reporter
 from homeostat.operator.requests import PassReason
+from homeostat.operator.statuses import State
 from homeostat.operator.wakes import wake_requests
 from homeostat.reconcilers.alarm_actions import policy_of
 from homeostat.reconcilers.maintenance_window import MaintenanceWindowReconciler, window_of

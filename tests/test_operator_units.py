@@ -20,10 +20,10 @@ from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.lease import Lease, LeaseHeld
 from homeostat.operator.loop import Loop
 from homeostat.operator.options import Settings
-from homeostat.operator.passes import State, classify
 from homeostat.operator.records import ActionRecord, Unmanaged
 from homeostat.operator.requests import PassReason, PassRequest, PassRequests
 from homeostat.operator.status import LoopStatus
+from homeostat.operator.statuses import State, classify
 from homeostat.operator.wakes import WAKE_HORIZON, WakeScheduler, wake_requests
 from homeostat.operator.wiring import build_runtime
 from homeostat.reconcilers.actions import Action, ApplyResult, Measurement, ObserveError, Outcome, Plan

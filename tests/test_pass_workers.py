@@ -16,7 +16,8 @@ from homeostat.desired_state.loading import load_directory
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
-from homeostat.operator.passes import State, run_pass
+from homeostat.operator.passes import run_pass
+from homeostat.operator.statuses import State
 from homeostat.operator.stragglers import Stragglers
 from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
 from homeostat.reconcilers.registry import kind_table

@@ -29,7 +29,8 @@ from homeostat.desired_state.state import DesiredState
 from homeostat.desired_state.windows import current_start
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryStore
-from homeostat.operator.passes import PassReport, State, observe_and_diff, run_pass
+from homeostat.operator.passes import observe_and_diff, run_pass
+from homeostat.operator.statuses import PassReport, State
 from homeostat.reconcilers.maintenance_window import MaintenanceWindow, MaintenanceWindowReconciler
 from homeostat.reconcilers.pending_maintenance import (
     Pending,

@@ -26,7 +26,8 @@ from homeostat.desired_state.state import DesiredState, InvalidDesiredState
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.budget import ApiBudget
 from homeostat.operator.execution import Executor
-from homeostat.operator.passes import PassReport, State, run_pass
+from homeostat.operator.passes import run_pass
+from homeostat.operator.statuses import PassReport, State
 from homeostat.reconcilers.aws import fan_out, together
 from homeostat.reconcilers.registry import default_reconcilers, kind_table
 

@@ -22,8 +22,9 @@ from homeostat.desired_state.state import DesiredState
 from homeostat.metrics import Metrics
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import HistoryQuery, HistoryStore
-from homeostat.operator.passes import PassReport, State, run_pass
+from homeostat.operator.passes import run_pass
 from homeostat.operator.reporter import Reporter
+from homeostat.operator.statuses import PassReport, State
 from homeostat.reconcilers.actions import RolloutState
 from homeostat.reconcilers.ecs_service_reconciler import ECSServiceReconciler
 from homeostat.reconcilers.registry import gauges, kind_table

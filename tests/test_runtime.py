@@ -29,9 +29,9 @@ from homeostat.operator.history import HistoryQuery, HistoryStore
 from homeostat.operator.lease import Lease
 from homeostat.operator.loop import Loop
 from homeostat.operator.options import Settings
-from homeostat.operator.passes import PassReport, ResourceStatus, State
 from homeostat.operator.reporter import Reporter
 from homeostat.operator.requests import PassReason, PassRequest
+from homeostat.operator.statuses import PassReport, ResourceStatus, State
 from homeostat.operator.wiring import build_runtime
 from homeostat.reconcilers.actions import ApplyResult, Measurement, ObserveError, Plan
 from homeostat.reconcilers.registry import gauges

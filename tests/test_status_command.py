@@ -22,9 +22,10 @@ from homeostat.operator import demo
 from homeostat.operator.aws_session import BotoClients
 from homeostat.operator.demo import CLUSTER, EXAMPLES
 from homeostat.operator.http import PAGE_REFRESH_SECONDS, StatusServer
-from homeostat.operator.passes import ResourceStatus, State, observe_and_diff
+from homeostat.operator.passes import observe_and_diff
 from homeostat.operator.status import LoopStatus
 from homeostat.operator.status_view import status_url
+from homeostat.operator.statuses import ResourceStatus, State
 from homeostat.reconcilers.registry import default_reconcilers, kind_table
 
 from .conftest import REGION, free_port, run_main

@@ -160,7 +160,7 @@ def cmd_run_once(settings: Settings) -> int:
     nothing and writes nothing: a one-shot run has no earlier revision the user asked for."""
     from homeostat.operator.daemon import run_once
     from homeostat.operator.output import report_text
-    from homeostat.operator.passes import State
+    from homeostat.operator.statuses import State
     from homeostat.operator.wiring import build_runtime
 
     end_of_startup()

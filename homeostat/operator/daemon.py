@@ -28,9 +28,9 @@ from homeostat.operator.history import HistoryQuery
 from homeostat.operator.http import StatusServer
 from homeostat.operator.lease import LeaseHeld
 from homeostat.operator.loop import Loop
-from homeostat.operator.passes import PassReport
 from homeostat.operator.requests import PassReason, PassRequest
 from homeostat.operator.standby import Role, keep_lease, try_lease, wait_for_lease
+from homeostat.operator.statuses import PassReport
 from homeostat.operator.wakes import WakeScheduler
 from homeostat.operator.watcher import DirectoryWatcher
 from homeostat.operator.wiring import Runtime, StartupError

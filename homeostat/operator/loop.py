@@ -15,10 +15,11 @@ from homeostat.desired_state.loading import DirectoryLoader
 from homeostat.desired_state.state import Resource
 from homeostat.operator.backoff import Backoff
 from homeostat.operator.clock import rfc3339
-from homeostat.operator.passes import PassReport, ResourceStatus, State, run_pass
+from homeostat.operator.passes import run_pass
 from homeostat.operator.reload import Reloader
 from homeostat.operator.requests import BYPASS_BACKOFF, PassReason, PassRequest
 from homeostat.operator.status import LoopStatus
+from homeostat.operator.statuses import PassReport, ResourceStatus, State
 from homeostat.operator.stragglers import Stragglers
 from homeostat.operator.wakes import WakeScheduler, wake_requests
 from homeostat.operator.wiring import Runtime, StartupError

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from homeostat.operator.clock import rfc3339
-from homeostat.operator.passes import ResourceStatus
 from homeostat.operator.records import ACTION_FIELDS, ActionRecord, action_view
+from homeostat.operator.statuses import ResourceStatus
 from homeostat.operator.values import change_text, value_text
 from homeostat.reconcilers.actions import Action, Plan
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from homeostat.operator.passes import ResourceStatus
+from homeostat.operator.statuses import ResourceStatus
 from homeostat.reconcilers.snapshot_policy import human_duration
 
 

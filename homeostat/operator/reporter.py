@@ -20,8 +20,8 @@ from datetime import datetime
 from homeostat import __version__
 from homeostat.desired_state.identifiers import Kind
 from homeostat.metrics import GaugeDeclaration, Metrics
-from homeostat.operator.passes import PassReport, ResourceStatus, State
 from homeostat.operator.records import FightAction
+from homeostat.operator.statuses import PassReport, ResourceStatus, State
 
 ResourceKey = tuple[Kind, str]
 # (measurement metric, sorted label items) of one gauge series a plan set.

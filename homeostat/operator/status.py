@@ -12,7 +12,7 @@ from typing import Any
 from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.clock import rfc3339, seconds_text
 from homeostat.operator.overview import overview
-from homeostat.operator.passes import ResourceStatus
+from homeostat.operator.statuses import ResourceStatus
 
 
 def _iso(value: datetime | None) -> str | None:
