@@ -125,3 +125,17 @@ def test_windows_and_slots_are_shown_when_the_daemon_reports_them() -> None:
     assert "S1" in text
     assert "aurora-manual" in text
     assert "T1" in text
+
+
+def test_a_region_column_appears_only_when_the_resources_span_several_regions() -> None:
+    one = rendered(document(), width=160)
+    assert "REGION" not in one
+    resources = [
+        {**document()["resources"][0], "region": "eu-west-1"},
+        {**document()["resources"][1], "region": "us-east-1"},
+    ]
+    two = rendered(document(resources=resources), width=160)
+    header = next(line for line in two.splitlines() if "KIND" in line)
+    assert header.split()[:4] == ["KIND", "NAME", "REGION", "STATE"]
+    api = next(line for line in two.splitlines() if line.split()[:2] == ["ECSService", "api"])
+    assert api.split()[2] == "eu-west-1"

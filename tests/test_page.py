@@ -186,3 +186,24 @@ def test_instants_are_shown_to_the_second() -> None:
     page = render_page(status(lastPass="2026-12-01T08:00:31.951184Z"), [], refresh_seconds=10)
     assert "2026-12-01T08:00:31Z" in page
     assert "951184" not in page
+
+
+def _headers(page: str, section: str) -> list[str]:
+    table = page.split(f"<h2>{section}</h2>", 1)[1].split("</thead>", 1)[0]
+    return [cell.split("</th>", 1)[0] for cell in table.split("<th>")[1:]]
+
+
+def test_a_region_column_appears_only_when_the_resources_span_several_regions() -> None:
+    """One region: the tables read as they always did. Two: each row says where it runs."""
+    one = render_page(status(), [], refresh_seconds=10)
+    assert _headers(one, "Resources") == ["Kind", "Name", "State", "Since", "Message"]
+    resources = [
+        {"kind": "ECSService", "name": "api", "region": "eu-west-1", "state": "InSync", "message": ""},
+        {"kind": "ECSService", "name": "web", "region": "us-east-1", "state": "Suspended", "message": ""},
+    ]
+    two = render_page(status(resources=resources), [], refresh_seconds=10)
+    for section in ("Resources", "Held: suspended and fighting"):
+        assert _headers(two, section) == ["Kind", "Name", "Region", "State", "Since", "Message"]
+    assert '>api</td><td class="nw">eu-west-1<' in two
+    held = two.split("Held: suspended and fighting", 1)[1].split("<h2>", 1)[0]
+    assert "us-east-1" in held

@@ -10,7 +10,7 @@ from homeostat.desired_state.identifiers import Kind
 from homeostat.operator.execution import Executor
 from homeostat.operator.history import record_of, row_of
 from homeostat.operator.history_schema import actions
-from homeostat.operator.output import PLAN_ACTION_FIELDS, history_text, plan_json
+from homeostat.operator.output import PLAN_ACTION_FIELDS, history_text, plan_json, plan_text, report_text
 from homeostat.operator.records import (
     RECORD_FIELDS,
     ActionRecord,
@@ -18,6 +18,7 @@ from homeostat.operator.records import (
     Unmanaged,
     event_record,
 )
+from homeostat.operator.statuses import ResourceStatus, State
 from homeostat.reconcilers.actions import Action, Finding, Outcome, Plan
 from tests.conftest import HISTORY_JSON_FIELDS
 
@@ -83,6 +84,32 @@ def test_plan_json_actions_are_the_record_view_of_the_action() -> None:
     executed = ActionRecord.of(CONFLICTED, Outcome.CONFLICT, time=NOW, revision="r1").to_json()
     assert planned == {k: executed[k] for k in PLAN_ACTION_FIELDS}
     assert {"action", "target", "before", "after", "reason", "conflict"} == set(planned)
+
+
+def test_plan_and_report_say_each_resource_s_region_and_show_it_when_there_are_several() -> None:
+    """`plan --json` and /status always carry the region; the text tables add a REGION column
+    only when the resources span several regions."""
+    plans = [Plan(Kind("ECSService"), "worker", actions=(CONFLICTED,)), Plan(Kind("ECSService"), "api")]
+    regions = {("ECSService", "worker"): "eu-west-1", ("ECSService", "api"): "eu-west-1"}
+    held = ResourceStatus(Kind("ECSService"), "web", State.SUSPENDED, "suspended", None, region="us-east-1")
+    one = plan_json("r1", plans, [], regions)
+    assert [r["region"] for r in one["resources"]] == ["eu-west-1", "eu-west-1"]
+    assert plan_text(one).splitlines()[1].split()[:3] == ["KIND", "NAME", "ACTION"]
+    two = plan_json("r1", plans, [held], regions)
+    assert {r["name"]: r["region"] for r in two["resources"]} == {
+        "api": "eu-west-1",
+        "web": "us-east-1",
+        "worker": "eu-west-1",
+    }
+    header, row = plan_text(two).splitlines()[1:3]
+    assert header.split()[:4] == ["KIND", "NAME", "REGION", "ACTION"]
+    assert row.split()[:4] == ["ECSService", "worker", "eu-west-1", "update_service"]
+    statuses = [ResourceStatus(Kind("ECSService"), "api", State.IN_SYNC, "in sync", NOW, region="eu-west-1")]
+    assert report_text(statuses).split()[:3] == ["KIND", "NAME", "STATE"]
+    assert held.to_json()["region"] == "us-east-1"
+    header, *rows = report_text([*statuses, held]).splitlines()
+    assert header.split()[:3] == ["KIND", "NAME", "REGION"]
+    assert [r.split()[2] for r in rows] == ["eu-west-1", "us-east-1"]
 
 
 def test_values_print_as_json_true_false_null_in_every_view() -> None:

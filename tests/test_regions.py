@@ -290,6 +290,12 @@ def test_each_region_is_reconciled_in_its_own_region_with_clients_built_once(tmp
         {**READS, "UpdateService": 1, "DeleteDBClusterSnapshot": 2, "DisableAlarmActions": 1}
     )
 
+    # Every status says where it was reconciled: its spec.region, else the daemon's.
+    assert {s.name: s.region for s in first.statuses} == {
+        **dict.fromkeys(["api-eu", "snapshots-eu", "alarms-eu"], EU),
+        **dict.fromkeys(["api-us", "snapshots-us", "window-us"], US),
+    }
+
     recorder.calls.clear()
     second = reconcile(desired, aws, reconcilers)
     assert set(states(second).values()) == {State.IN_SYNC}

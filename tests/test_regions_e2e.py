@@ -70,6 +70,15 @@ def test_run_once_reconciles_two_regions_in_one_process(moto_server: MotoServer,
     fixed = run_cli("run", "--once", env=env, cwd=tmp_path, timeout=60)
     assert fixed.returncode == 0, fixed.stderr
     assert "Traceback" not in fixed.stderr
+    # Two regions: the report has a REGION column, each row its resource's region.
+    header, *table = [line.split() for line in fixed.stdout.splitlines()[1:]]
+    assert header[:3] == ["KIND", "NAME", "REGION"]
+    assert {row[1]: row[2] for row in table} == {
+        "alarms-default": REGION,
+        "api-default": REGION,
+        "alarms-eu": OTHER,
+        "api-eu": OTHER,
+    }
     assert live(moto_server, REGION) == (2, True)
     assert live(moto_server, OTHER) == (5, False)
 
@@ -82,5 +91,12 @@ def test_run_once_reconciles_two_regions_in_one_process(moto_server: MotoServer,
         ("api-eu", "update_service", "applied"),
     ]
 
-    again = run_cli("plan", env=env, cwd=tmp_path, timeout=60)
+    again = run_cli("plan", "--json", env=env, cwd=tmp_path, timeout=60)
     assert again.returncode == 0, again.stdout + again.stderr
+    planned = json.loads(again.stdout)["resources"]
+    assert {r["name"]: r["region"] for r in planned} == {
+        "alarms-default": REGION,
+        "api-default": REGION,
+        "alarms-eu": OTHER,
+        "api-eu": OTHER,
+    }

@@ -109,9 +109,11 @@ def cmd_schema(_settings: Settings) -> int:
 
 def cmd_plan(settings: Settings) -> int:
     """Read-only: the runtime has no history store and no lease, so nothing is created."""
+    from homeostat.desired_state.state import effective_region
     from homeostat.operator.output import plan_json, plan_text
     from homeostat.operator.passes import observe_and_diff
     from homeostat.operator.wiring import build_runtime
+    from homeostat.reconcilers.aws import default_region
 
     end_of_startup()
     desired = load_or_fail(settings)
@@ -128,7 +130,9 @@ def cmd_plan(settings: Settings) -> int:
     skipped = [status for status in skipped if selected(settings, status.kind, status.name)]
     if (settings.kind or settings.name) and not plans and not skipped:
         raise CommandError(f"no resource matches{_filter_text(settings)} in {settings.desired_state}")
-    document = plan_json(desired.revision, plans, skipped)
+    default = default_region(runtime.aws)
+    regions = {(str(r.kind), r.name): effective_region(r, default) for _, r, _ in planned}
+    document = plan_json(desired.revision, plans, skipped, regions)
     # The exit code is decided before anything is printed: a reader that leaves early
     # (`plan | head -1`) must not change what it means.
     code = EXIT_DRIFT if not document["inSync"] else EXIT_OK

@@ -5,13 +5,13 @@ everywhere); the machine views keep the stored values whole.
 """
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.records import ACTION_FIELDS, ActionRecord, action_view
 from homeostat.operator.statuses import ResourceStatus
-from homeostat.operator.values import change_text, value_text
+from homeostat.operator.values import change_text, region_column, value_text
 from homeostat.reconcilers.actions import Action, Plan
 
 if TYPE_CHECKING:
@@ -36,14 +36,21 @@ def _plan_action(action: Action) -> dict[str, Any]:
     return {name: view[name] for name in PLAN_ACTION_FIELDS}
 
 
-def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceStatus]) -> dict[str, Any]:
-    """The documented, stable `plan --json` document (formatVersion 1)."""
+def plan_json(
+    revision: str,
+    plans: Sequence[Plan],
+    skipped: Sequence[ResourceStatus],
+    regions: Mapping[tuple[str, str], str | None] | None = None,
+) -> dict[str, Any]:
+    """The documented, stable `plan --json` document (formatVersion 1). `regions`: each planned
+    resource's region by (kind, name) (a skipped one's status carries its own)."""
     resources = []
     for plan in plans:
         resources.append(
             {
                 "kind": str(plan.kind),
                 "name": plan.name,
+                "region": (regions or {}).get((str(plan.kind), plan.name)),
                 "inSync": plan.in_sync,
                 "error": plan.error,
                 "notes": list(plan.notes),
@@ -55,6 +62,7 @@ def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceSt
             {
                 "kind": str(status.kind),
                 "name": status.name,
+                "region": status.region,
                 "inSync": None,
                 "error": None,
                 "notes": [status.message],
@@ -80,17 +88,21 @@ def plan_json(revision: str, plans: Sequence[Plan], skipped: Sequence[ResourceSt
 
 
 def plan_text(document: dict[str, Any], *, wide: bool = False) -> str:
-    rows: list[list[str]] = [["KIND", "NAME", "ACTION", "TARGET", "CHANGE", "REASON"]]
+    regional = region_column(r.get("region") for r in document["resources"])
+    rows: list[list[str]] = [
+        ["KIND", "NAME", *(["REGION"] if regional else []), "ACTION", "TARGET", "CHANGE", "REASON"]
+    ]
     notes: list[str] = []
     for resource in document["resources"]:
+        names = [resource["kind"], resource["name"], *([resource.get("region") or "-"] if regional else [])]
         for action in resource["actions"]:
             label = action["action"] + (" (CONFLICT)" if action["conflict"] else "")
             reason = action["reason"] + (f"; {action['conflict']}" if action["conflict"] else "")
             change = change_text(action["before"], action["after"], wide=wide)
             target = value_text(action["target"], wide=wide)
-            rows.append([resource["kind"], resource["name"], label, target, change, reason])
+            rows.append([*names, label, target, change, reason])
         if resource["error"]:
-            rows.append([resource["kind"], resource["name"], "(error)", "-", "-", resource["error"]])
+            rows.append([*names, "(error)", "-", "-", resource["error"]])
         for note in resource["notes"]:
             notes.append(f"  {resource['kind']}/{resource['name']}: {note}")
     s = document["summary"]
@@ -152,7 +164,11 @@ def history_text(records: Sequence[ActionRecord], *, wide: bool = False, width: 
 
 
 def report_text(statuses: Sequence[ResourceStatus]) -> str:
-    rows = [["KIND", "NAME", "STATE", "MESSAGE"]]
+    regional = region_column(s.region for s in statuses)
+    rows = [["KIND", "NAME", *(["REGION"] if regional else []), "STATE", "MESSAGE"]]
     ordered = sorted(statuses, key=lambda s: (s.kind, s.name))
-    rows.extend([str(s.kind), s.name, str(s.state), s.message] for s in ordered)
+    rows.extend(
+        [str(s.kind), s.name, *([s.region or "-"] if regional else []), str(s.state), s.message]
+        for s in ordered
+    )
     return _table(rows)

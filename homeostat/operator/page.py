@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from homeostat.operator.values import change_text, value_text
+from homeostat.operator.values import change_text, region_column, value_text
 
 PAGE_HISTORY_ROWS = 50
 # States shown in red, amber or green; anything else is shown plain.
@@ -80,7 +80,16 @@ def _banner(status: Mapping[str, Any]) -> str:
     )
 
 
-def _resource_rows(resources: Sequence[Mapping[str, Any]]) -> Iterable[str]:
+RESOURCE_HEADERS = ("Kind", "Name", "State", "Since", "Message")
+
+
+def _resource_table(resources: Sequence[Mapping[str, Any]], regional: bool, empty: str) -> str:
+    """Resources, with a Region column when the page's resources span several regions."""
+    headers = (*RESOURCE_HEADERS[:2], *(("Region",) if regional else ()), *RESOURCE_HEADERS[2:])
+    return _table(headers, _resource_rows(resources, regional), empty)
+
+
+def _resource_rows(resources: Sequence[Mapping[str, Any]], regional: bool) -> Iterable[str]:
     for r in resources:
         hold = r.get("suspension") or {}
         message = r.get("message") or ""
@@ -91,6 +100,7 @@ def _resource_rows(resources: Sequence[Mapping[str, Any]]) -> Iterable[str]:
             "<tr>"
             + _cell(r.get("kind"), "nw")
             + _cell(r.get("name"), "nw")
+            + (_cell(r.get("region") or "-", "nw") if regional else "")
             + _state(str(r.get("state", "")))
             + _cell(instant_text(r.get("lastReconcile")), "nw")
             + _cell(message, "wrap")
@@ -186,20 +196,13 @@ def render_page(
     """The whole page. Pure: the same documents always give the same bytes."""
     resources = list(status.get("resources") or ())
     held = [r for r in resources if r.get("state") in {"Suspended", "Fighting"}]
+    regional = region_column(r.get("region") for r in resources)
     sections = [
         "<h2>Resources</h2>",
-        _table(
-            ("Kind", "Name", "State", "Since", "Message"),
-            _resource_rows(resources),
-            "No resources reconciled yet.",
-        ),
+        _resource_table(resources, regional, "No resources reconciled yet."),
         *_health(status.get("health") or {}),
         "<h2>Held: suspended and fighting</h2>",
-        _table(
-            ("Kind", "Name", "State", "Since", "Message"),
-            _resource_rows(held),
-            "Nothing is held.",
-        ),
+        _resource_table(held, regional, "Nothing is held."),
         "<h2>Maintenance windows and snapshot slots</h2>",
         _table(
             ("What", "Name", "When", "Start", "End"),

@@ -41,17 +41,21 @@ def resumed(resource: Resource[Any]) -> tuple[Resumed, ...]:
 
 
 def _partition(
-    desired: DesiredState, kinds: Sequence[Kind], skip: Skip, now: datetime
+    desired: DesiredState, kinds: Sequence[Kind], skip: Skip, now: datetime, default: str | None
 ) -> tuple[dict[Kind, list[Resource[Any]]], list[ResourceStatus]]:
-    """The resources of these kinds to reconcile this pass, and statuses of the others."""
+    """The resources of these kinds to reconcile this pass, and statuses of the others (each
+    with its region: `default` unless its spec names one)."""
     active: dict[Kind, list[Resource[Any]]] = {}
     skipped: list[ResourceStatus] = []
     for kind in kinds:
         for resource in desired.of_kind(kind):
+            region = effective_region(resource, default)
             if resource.manifest.spec.held(now):
-                skipped.append(suspended_status(resource))
+                skipped.append(suspended_status(resource, region))
             elif (reason := skip(resource)) is not None:
-                skipped.append(ResourceStatus(kind, resource.name, State.BACKING_OFF, reason, None))
+                skipped.append(
+                    ResourceStatus(kind, resource.name, State.BACKING_OFF, reason, None, region=region)
+                )
             else:
                 active.setdefault(kind, []).append(resource)
     return active, skipped
@@ -168,7 +172,7 @@ def observe_and_diff(
     planned: list[tuple[AnyReconciler, Resource[Any], Plan]] = []
     skipped: list[ResourceStatus] = []
     for group in groups(reconcilers):
-        active, not_active = _partition(desired, kinds_of(group), skip, now)
+        active, not_active = _partition(desired, kinds_of(group), skip, now, default_region(aws))
         skipped.extend(not_active)
         planned.extend(_plan_group(group, active, desired, aws, now, lambda: now))
     return planned, skipped
@@ -201,7 +205,8 @@ def _reconcile_group(
     """One group's observe -> diff -> execute, on its own worker thread, once the groups of the
     kinds it runs after have finished (their failure is theirs: this group runs anyway)."""
     wait(prerequisites)
-    active, statuses = _partition(ctx.desired, kinds_of(group), ctx.skip, ctx.started)
+    default = default_region(ctx.aws)
+    active, statuses = _partition(ctx.desired, kinds_of(group), ctx.skip, ctx.started, default)
     if not active:
         return _KindPass(tuple(statuses), None)
     started = time.monotonic()
@@ -210,8 +215,11 @@ def _reconcile_group(
     planned = _plan_group(group, active, ctx.desired, ctx.aws, ctx.started, ctx.clock)
     if ctx.should_stop():
         for _, resource, _ in planned:
+            region = effective_region(resource, default)
             statuses.append(
-                ResourceStatus(resource.kind, resource.name, State.NOT_REACHED, "shutting down", None)
+                ResourceStatus(
+                    resource.kind, resource.name, State.NOT_REACHED, "shutting down", None, region=region
+                )
             )
         return _KindPass(tuple(statuses), time.monotonic() - started)
     dry_runs = [ctx.dry_run or resource.manifest.spec.dryRun for _, resource, _ in planned]
@@ -226,7 +234,6 @@ def _reconcile_group(
     ]
     # The kind's mutations of every resource at once: a bounded pool sends them (--concurrency).
     # Each resource's actions are sent with its region's clients.
-    default = default_region(ctx.aws)
     executed = ctx.executor.execute_all(
         [
             (
@@ -250,7 +257,14 @@ def _reconcile_group(
         records = applied + ctx.executor.record(plan.findings, revision=revision)
         statuses.append(
             ResourceStatus(
-                resource.kind, resource.name, state, message, ctx.clock(), plan, (*resumed_rows, *records)
+                resource.kind,
+                resource.name,
+                state,
+                message,
+                ctx.clock(),
+                plan,
+                (*resumed_rows, *records),
+                region=effective_region(resource, default),
             )
         )
     return _KindPass(tuple(statuses), time.monotonic() - started)

@@ -56,6 +56,9 @@ class ResourceStatus:
     plan: Plan | None = None
     records: tuple[ActionRecord, ...] = ()
     suspension: Hold | None = None  # a bounded hold in force (state Suspended)
+    # The AWS region it is reconciled in (`spec.region`, else the daemon's); None when the
+    # clients know no region (test doubles).
+    region: str | None = None
 
     @property
     def in_sync(self) -> bool:
@@ -71,6 +74,7 @@ class ResourceStatus:
         return {
             "kind": str(self.kind),
             "name": self.name,
+            "region": self.region,
             "state": str(self.state),
             "inSync": self.in_sync,
             "message": self.message,
@@ -106,15 +110,16 @@ class PassReport:
         return [s for s in self.statuses if s.state in {State.DRIFTED, State.CONFLICT}]
 
 
-def suspended_status(resource: Resource[Any]) -> ResourceStatus:
+def suspended_status(resource: Resource[Any], region: str | None = None) -> ResourceStatus:
     """The status of a resource held at the pass's instant: its reason and expiry, if bounded."""
     hold = resource.manifest.spec.hold
     if hold is None:
-        return ResourceStatus(
-            resource.kind, resource.name, State.SUSPENDED, "suspended in the manifest", None
-        )
-    message = f"suspended until {rfc3339(hold.until, 'seconds')}: {hold.reason}"
-    return ResourceStatus(resource.kind, resource.name, State.SUSPENDED, message, None, suspension=hold)
+        message = "suspended in the manifest"
+    else:
+        message = f"suspended until {rfc3339(hold.until, 'seconds')}: {hold.reason}"
+    return ResourceStatus(
+        resource.kind, resource.name, State.SUSPENDED, message, None, suspension=hold, region=region
+    )
 
 
 def classify(plan: Plan, records: Sequence[ActionRecord], *, dry_run: bool) -> tuple[State, str]:

@@ -7,7 +7,7 @@ stored value), and a field that goes away as `deleted` rather than `-> null`. Th
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _TASK_DEFINITION_ARN = ":task-definition/"
@@ -32,3 +32,9 @@ def change_text(before: Mapping[str, Any], after: Mapping[str, Any], *, wide: bo
         else:
             parts.append(f"{key}: {value_text(old, wide=wide)} -> {value_text(new, wide=wide)}")
     return ", ".join(parts)
+
+
+def region_column(regions: Iterable[str | None]) -> bool:
+    """Whether a table of resources shows a REGION column: only when they span more than one
+    region (`spec.region`), so a one-region fleet's tables read as they always did. Pure."""
+    return len(set(regions)) > 1
