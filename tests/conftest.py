@@ -42,9 +42,11 @@ HISTORY_JSON_FIELDS = frozenset(
 
 # Fixtures that start a server: only `e2e` tests may use them.
 E2E_FIXTURES = frozenset({"moto_server", "_moto_server_session"})
-# What a test outside `e2e` may start: git (homeostat reads the revision with it), sh scripts, and
-# `python -c` for a fresh interpreter (import checks) as long as it does not run the CLI.
-CHECK_TIER_PROGRAMS = frozenset({"git", "sh"})
+# What a test outside `e2e` may start: git (homeostat reads the revision with it), sh scripts,
+# `file` (croniter's import asks `platform.architecture()`, which runs `file` on the interpreter:
+# the first cron expression a process checks imports croniter), and `python -c` for a fresh
+# interpreter (import checks) as long as it does not run the CLI.
+CHECK_TIER_PROGRAMS = frozenset({"git", "sh", "file"})
 
 
 def _allowed_in_check_tier(argv: list[Any]) -> bool:

@@ -26,11 +26,8 @@ from homeostat.reconcilers.alarms import AlarmReconciler
 from homeostat.reconcilers.ecs_service import ECSAction
 from homeostat.reconcilers.rds_snapshots import ClusterSnapshots
 from homeostat.reconcilers.snapshot_policy import ObservedSnapshot
-from homeostat.reconcilers.snapshot_retention import (
-    SnapshotAction,
-    SnapshotRetentionReconciler,
-    plan_snapshots,
-)
+from homeostat.reconcilers.snapshot_retention import SnapshotAction, plan_snapshots
+from homeostat.reconcilers.snapshot_retention_reconciler import SnapshotRetentionReconciler
 from tests.snapshot_helpers import CLUSTER, PREFIX, spec_of
 
 NOW = datetime(2026, 11, 29, 6, tzinfo=UTC)

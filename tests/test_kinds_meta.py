@@ -395,3 +395,24 @@ def test_importing_the_registry_and_the_cli_schema_path_loads_no_aws_library() -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_kinds_reconcilers_are_imported_only_by_a_process_that_reconciles() -> None:
+    """Loading and validating the examples imports the kinds, not the reconciler modules split
+    from them; building the reconcilers (what run, plan and demo do) imports them."""
+    split = (
+        "homeostat.reconcilers.ecs_service_reconciler",
+        "homeostat.reconcilers.snapshot_retention_reconciler",
+    )
+    code = (
+        "import sys, homeostat.reconcilers.registry as r, homeostat.desired_state.loading as l;"
+        "l.load_directory(__import__('pathlib').Path(sys.argv[1]), kinds=r.kind_table());"
+        f"print(sorted(m for m in {split!r} if m in sys.modules));"
+        "r.default_reconcilers();"
+        f"print(sorted(m for m in {split!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(EXAMPLES)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", str(sorted(split))]

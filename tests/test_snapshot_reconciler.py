@@ -26,7 +26,8 @@ from homeostat.desired_state.identifiers import Revision
 from homeostat.desired_state.state import DesiredState, Resource
 from homeostat.reconcilers.actions import ApplyResult, ObserveError, Plan
 from homeostat.reconcilers.rds_snapshots import PAGE_SIZE, ClusterSnapshots
-from homeostat.reconcilers.snapshot_retention import SnapshotAction, SnapshotRetentionReconciler
+from homeostat.reconcilers.snapshot_retention import SnapshotAction
+from homeostat.reconcilers.snapshot_retention_reconciler import SnapshotRetentionReconciler
 
 from .conftest import CallLog, CountingClients
 from .snapshot_helpers import ACCOUNT, CLUSTER, REGION, create_cluster, resource, seed_snapshot
