@@ -1,10 +1,10 @@
 """The values of a pass: each resource's state and status, the pass's report, and the one
 classification of a resource's result.
 
-What every view reads (run --once's table, `plan`, the status endpoint and the page, the
-reporter's metrics, the history's pass summary): pure values, apart from the machinery that
-produces them (passes.py observes, diffs and executes), so a view never depends on AWS, the
-executor or the fight watch.
+What every view reads (run --once's table, `plan`, `/status`, `homeostat status` and the
+page, the reporter's metrics): pure values, apart from the machinery that produces them
+(passes.py observes, diffs and executes), so a view never depends on AWS, the executor, the
+fight watch or the history (an import-linter contract keeps it so).
 """
 
 from collections.abc import Sequence
