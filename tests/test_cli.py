@@ -18,7 +18,8 @@ from moto import mock_aws
 
 from homeostat.desired_state.selector import EVERYTHING, Selector
 from homeostat.operator.cli import main
-from homeostat.operator.options import PER_COMMAND, SHARED, UsageError, parse_settings
+from homeostat.operator.option_table import PER_COMMAND, SHARED
+from homeostat.operator.options import UsageError, parse_settings
 
 from .conftest import EXAMPLES, REGION, run_main
 

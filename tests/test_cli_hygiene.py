@@ -6,7 +6,8 @@ import pytest
 # croniter's first import runs `file` (platform.architecture): let it happen at collection, not
 # inside a check-tier test, when this file runs alone.
 import homeostat.desired_state.cron  # noqa: F401
-from homeostat.operator.options import COMMAND_HELP, SHARED, USES, build_parser, parse_settings
+from homeostat.operator.option_table import COMMAND_HELP, SHARED, USES
+from homeostat.operator.options import build_parser, parse_settings
 
 from .conftest import run_main
 

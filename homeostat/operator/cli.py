@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from homeostat.operator.options import LOGGING_COMMANDS, USAGE_EXIT, UsageError, parse_settings
+    from homeostat.operator.option_table import LOGGING_COMMANDS
+    from homeostat.operator.options import USAGE_EXIT, UsageError, parse_settings
 
     try:
         settings = parse_settings(argv)
