@@ -218,7 +218,7 @@ def test_the_demo_deploys_api_by_a_commit_of_its_image_and_then_reverts_it(tmp_p
     import shutil
     import threading
 
-    from homeostat.operator.demo import Chaos
+    from homeostat.operator.demo_stack import Chaos
     from homeostat.reconcilers.task_definitions import digest_of
     from tests.conftest import EXAMPLES
 
@@ -246,7 +246,7 @@ def test_the_demo_holds_web_with_a_reason_and_a_hold_that_ends_by_itself(tmp_pat
     from datetime import UTC, datetime
 
     from homeostat.desired_state.models import Hold
-    from homeostat.operator.demo import with_hold
+    from homeostat.operator.demo_stack import with_hold
     from tests.conftest import EXAMPLES
 
     shutil.copytree(EXAMPLES, tmp_path / "d")

@@ -18,9 +18,9 @@ from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
 from homeostat.desired_state.loading import load_directory
-from homeostat.operator import demo
+from homeostat.operator import demo_stack
 from homeostat.operator.aws_session import BotoClients
-from homeostat.operator.demo import CLUSTER, EXAMPLES
+from homeostat.operator.demo_stack import CLUSTER, EXAMPLES
 from homeostat.operator.http import PAGE_REFRESH_SECONDS, StatusServer
 from homeostat.operator.passes import observe_and_diff
 from homeostat.operator.status import LoopStatus
@@ -39,10 +39,10 @@ def observed_status(monkeypatch: pytest.MonkeyPatch) -> LoopStatus:
     """The LoopStatus after one planning pass over the demo's stack (in moto's in-process mock)
     and the example manifests."""
     monkeypatch.setattr(
-        demo, "local_client", lambda _endpoint, service: boto3.client(service, region_name=REGION)
+        demo_stack, "local_client", lambda _endpoint, service: boto3.client(service, region_name=REGION)
     )
     with mock_aws():
-        demo.seed("unused", NOW)
+        demo_stack.seed("unused", NOW)
         boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
             AlarmName=IN_ALARM, StateValue="ALARM", StateReason="test"
         )
