@@ -6,6 +6,8 @@ snapshots plus an emergency one, production alarms), copies
 examples/desired-state to a temporary directory, runs the real daemon on
 it, and every few seconds changes something the way a person would, so
 the user watches homeostat notice and fix it. Everything stays on 127.0.0.1.
+The stack it seeds and the person making drift are `demo_stack.py`'s; this
+module narrates and runs the daemon.
 
 It is `run` on the same runtime: the signal handling, the loop and the
 wiring are the daemon's; the demo only passes the local endpoint and its
