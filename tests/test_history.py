@@ -30,6 +30,7 @@ from homeostat.operator.history import (
     schema_revision,
     upgrade,
 )
+from homeostat.operator.history_schema import actions
 from homeostat.operator.records import RECORD_FIELDS, ActionRecord
 from homeostat.reconcilers.actions import Action, Outcome
 from tests.conftest import HISTORY_JSON_FIELDS
@@ -194,6 +195,42 @@ def test_rows_with_one_time_keep_insertion_order(store: HistoryStore) -> None:
     store.add([record("first"), record("second"), record("third")])
     assert [r.name for r in store.query(HistoryQuery())] == ["first", "second", "third"]
     assert [r.name for r in store.query(HistoryQuery(limit=2))] == ["second", "third"]
+
+
+def journal_batch_round_trips(store: HistoryStore, rows: int = 1_500) -> None:
+    """One write that completes every other journaled row and inserts new ones between them:
+    each new row gets its own id, in the order given, and each completed row is the one named
+    (the batched INSERT ... RETURNING and executemany UPDATE of `write`). Shared with the
+    PostgreSQL suite."""
+    pending = [record(f"p{i}", outcome=Outcome.PENDING) for i in range(rows)]
+    ids = store.add(pending)
+    assert len(set(ids)) == rows
+    assert ids == sorted(ids)
+    entries: list[tuple[int | None, ActionRecord]] = []
+    for i, row_id in enumerate(ids):
+        if i % 2 == 0:
+            entries.append((row_id, replace(pending[i], outcome=Outcome.APPLIED)))
+        entries.append((None, record(f"n{i}", minutes=1)))
+    written = store.write(entries)
+    assert [w is None for w in written] == [row_id is not None for row_id, _ in entries]
+    new_ids = [w for w in written if w is not None]
+    assert len(new_ids) == rows
+    assert new_ids == sorted(new_ids)
+    assert min(new_ids) > max(ids)
+    by_name = {r.name: r for r in store.query(HistoryQuery(limit=3 * rows))}
+    assert len(by_name) == 2 * rows
+    assert all(
+        by_name[f"p{i}"].outcome == (Outcome.APPLIED if i % 2 == 0 else Outcome.PENDING) for i in range(rows)
+    )
+    with store.engine.connect() as connection:
+        named = dict(
+            connection.execute(sa.select(actions.c.id, actions.c.name).where(actions.c.id.in_(new_ids))).all()
+        )
+    assert [named[row_id] for row_id in new_ids] == [f"n{i}" for i in range(rows)]
+
+
+def test_a_journal_batch_gets_its_ids_in_order_and_completes_the_rows_it_names(store: HistoryStore) -> None:
+    journal_batch_round_trips(store)
 
 
 def test_json_rows_carry_the_contract_fields() -> None:

@@ -28,7 +28,7 @@ from homeostat.reconcilers.actions import Outcome
 from tests.conftest import MotoServer, run_cli
 from tests.daemon_helpers import DaemonProcess, desired_count, seed_services, service_manifest
 from tests.postgres_server import PostgresServer, postgres_server
-from tests.test_history import another_process_opening
+from tests.test_history import another_process_opening, journal_batch_round_trips
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e  # every test here runs a PostgreSQL server
@@ -102,6 +102,17 @@ def test_journal_on_postgresql_completes_in_place_and_marks_interrupted(postgres
             ("prod-mem", Outcome.INTERRUPTED),
         ]
         assert left > done
+    finally:
+        store.close()
+
+
+def test_a_journal_batch_on_postgresql_gets_its_ids_in_order(postgres: PostgresServer) -> None:
+    """The batched INSERT ... RETURNING (ids in parameter order) and executemany UPDATE on PostgreSQL."""
+    store = HistoryStore(postgres.url)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM actions"))
+        journal_batch_round_trips(store)
     finally:
         store.close()
 

@@ -158,18 +158,26 @@ class HistoryStore:
     def write(self, entries: Sequence[tuple[int | None, ActionRecord]]) -> list[int | None]:
         """In one transaction: insert each record without a row id, and overwrite the row of
         each one with an id (a journaled `pending` row completed). The ids of the inserted
-        rows, None for the overwritten ones."""
-        ids: list[int | None] = []
+        rows, in the order given, None for the overwritten ones.
+
+        One batched INSERT ... RETURNING for the new rows (ids in parameter order) and one
+        executemany UPDATE for the completed ones, not a statement per row: journaling the
+        2,000 alarms of one drift pass, then completing them, took 0.6 s row by row. The
+        updates touch only rows that existed before, so they and the inserts commute."""
+        inserts = [{**row_of(record), "shard": self.shard} for row_id, record in entries if row_id is None]
+        updates = [{**row_of(record), "row_id": row_id} for row_id, record in entries if row_id is not None]
         with self.engine.begin() as connection:
-            for row_id, record in entries:
-                if row_id is None:
-                    row = {**row_of(record), "shard": self.shard}
-                    inserted = actions.insert().values(row).returning(actions.c.id)
-                    ids.append(int(connection.execute(inserted).scalar_one()))
-                else:
-                    connection.execute(actions.update().where(actions.c.id == row_id), row_of(record))
-                    ids.append(None)
-        return ids
+            new_ids: list[int] = []
+            if inserts:
+                insert = actions.insert().returning(actions.c.id, sort_by_parameter_order=True)
+                new_ids = [int(row_id) for row_id in connection.execute(insert, inserts).scalars()]
+                if len(new_ids) != len(inserts):  # rolled back with the transaction
+                    raise HistoryError(f"history insert returned {len(new_ids)} ids for {len(inserts)} rows")
+            if updates:
+                update = actions.update().where(actions.c.id == sa.bindparam("row_id"))
+                connection.execute(update, updates)
+        fresh = iter(new_ids)
+        return [next(fresh) if row_id is None else None for row_id, _ in entries]
 
     def query(self, query: HistoryQuery) -> list[ActionRecord]:
         """Matching rows, the newest `limit` of them, oldest first."""
