@@ -213,9 +213,10 @@ def _reconcile_group(
     revision = ctx.desired.revision
     # Observe at the pass's start; decide at the time the observations returned.
     planned = _plan_group(group, active, ctx.desired, ctx.aws, ctx.started, ctx.clock)
+    # Each resource's region: its status says it, and its actions are sent with its clients.
+    regions = [effective_region(resource, default) for _, resource, _ in planned]
     if ctx.should_stop():
-        for _, resource, _ in planned:
-            region = effective_region(resource, default)
+        for (_, resource, _), region in zip(planned, regions, strict=True):
             statuses.append(
                 ResourceStatus(
                     resource.kind, resource.name, State.NOT_REACHED, "shutting down", None, region=region
@@ -233,22 +234,18 @@ def _reconcile_group(
         for (_, resource, _), verdict in zip(planned, verdicts, strict=True)
     ]
     # The kind's mutations of every resource at once: a bounded pool sends them (--concurrency).
-    # Each resource's actions are sent with its region's clients.
     executed = ctx.executor.execute_all(
         [
-            (
-                reconciler,
-                () if verdict.fight else plan.actions,
-                dry,
-                clients_in(ctx.aws, effective_region(resource, default)),
+            (reconciler, () if verdict.fight else plan.actions, dry, clients_in(ctx.aws, region))
+            for (reconciler, _, plan), dry, verdict, region in zip(
+                planned, dry_runs, verdicts, regions, strict=True
             )
-            for (reconciler, resource, plan), dry, verdict in zip(planned, dry_runs, verdicts, strict=True)
         ],
         revision=revision,
         should_stop=ctx.should_stop,
     )
-    for (_, resource, plan), resource_dry_run, applied, resumed_rows, verdict in zip(
-        planned, dry_runs, executed, resumes, verdicts, strict=True
+    for (_, resource, plan), resource_dry_run, applied, resumed_rows, verdict, region in zip(
+        planned, dry_runs, executed, resumes, verdicts, regions, strict=True
     ):
         state, message = classify(plan, applied, dry_run=resource_dry_run)
         if verdict.fight is not None and ctx.fights is not None:
@@ -264,7 +261,7 @@ def _reconcile_group(
                 ctx.clock(),
                 plan,
                 (*resumed_rows, *records),
-                region=effective_region(resource, default),
+                region=region,
             )
         )
     return _KindPass(tuple(statuses), time.monotonic() - started)
