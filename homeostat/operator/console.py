@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from homeostat.operator.page import instant_text, state_style
-from homeostat.operator.values import region_column, value_text
+from homeostat.operator.values import region_cells, region_column, value_text
 
 _STYLES = {"bad": "bold red", "warn": "yellow", "good": "green", "": ""}
 # Off a terminal (a file, a pipe to grep) nothing is cut: rows are as wide as their values.
@@ -58,7 +58,7 @@ def resources_table(resources: Sequence[Mapping[str, Any]], *, title: str, wide:
         table.add_row(  # Text, never markup: names and messages come from manifests and AWS
             Text(str(r.get("kind", ""))),
             Text(str(r.get("name", ""))),
-            *([Text(str(r.get("region") or "-"))] if regional else []),
+            *(Text(cell) for cell in region_cells(regional, r.get("region"))),
             _state(str(r.get("state", ""))),
             Text(str(instant_text(r.get("lastReconcile")) or "-")),
             Text(message),

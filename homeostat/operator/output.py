@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.records import ACTION_FIELDS, ActionRecord, action_view
 from homeostat.operator.statuses import ResourceStatus
-from homeostat.operator.values import change_text, region_column, value_text
+from homeostat.operator.values import change_text, region_cells, region_column, value_text
 from homeostat.reconcilers.actions import Action, Plan
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def plan_text(document: dict[str, Any], *, wide: bool = False) -> str:
     ]
     notes: list[str] = []
     for resource in document["resources"]:
-        names = [resource["kind"], resource["name"], *([resource.get("region") or "-"] if regional else [])]
+        names = [resource["kind"], resource["name"], *region_cells(regional, resource.get("region"))]
         for action in resource["actions"]:
             label = action["action"] + (" (CONFLICT)" if action["conflict"] else "")
             reason = action["reason"] + (f"; {action['conflict']}" if action["conflict"] else "")
@@ -168,7 +168,6 @@ def report_text(statuses: Sequence[ResourceStatus]) -> str:
     rows = [["KIND", "NAME", *(["REGION"] if regional else []), "STATE", "MESSAGE"]]
     ordered = sorted(statuses, key=lambda s: (s.kind, s.name))
     rows.extend(
-        [str(s.kind), s.name, *([s.region or "-"] if regional else []), str(s.state), s.message]
-        for s in ordered
+        [str(s.kind), s.name, *region_cells(regional, s.region), str(s.state), s.message] for s in ordered
     )
     return _table(rows)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from homeostat.operator.values import change_text, region_column, value_text
+from homeostat.operator.values import change_text, region_cells, region_column, value_text
 
 PAGE_HISTORY_ROWS = 50
 # States shown in red, amber or green; anything else is shown plain.
@@ -100,7 +100,7 @@ def _resource_rows(resources: Sequence[Mapping[str, Any]], regional: bool) -> It
             "<tr>"
             + _cell(r.get("kind"), "nw")
             + _cell(r.get("name"), "nw")
-            + (_cell(r.get("region") or "-", "nw") if regional else "")
+            + "".join(_cell(cell, "nw") for cell in region_cells(regional, r.get("region")))
             + _state(str(r.get("state", "")))
             + _cell(instant_text(r.get("lastReconcile")), "nw")
             + _cell(message, "wrap")

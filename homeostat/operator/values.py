@@ -38,3 +38,9 @@ def region_column(regions: Iterable[str | None]) -> bool:
     """Whether a table of resources shows a REGION column: only when they span more than one
     region (`spec.region`), so a one-region fleet's tables read as they always did. Pure."""
     return len(set(regions)) > 1
+
+
+def region_cells(regional: bool, region: Any) -> list[str]:
+    """A row's REGION cell (`-` for a resource without one) when its table shows the column
+    (`region_column`), else nothing: the one rule of every resource table. Pure."""
+    return [str(region or "-")] if regional else []
