@@ -381,6 +381,15 @@ def test_ten_thousand_documents_cross_check_without_pairwise_comparison() -> Non
 # --- no AWS library to validate or print the schema -------------------------------------------------
 
 
+def _printed_by_a_fresh_interpreter(code: str, *args: str) -> str:
+    """What `python -c code args...` prints: what a process imports starts from nothing."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_importing_the_registry_and_the_cli_schema_path_loads_no_aws_library() -> None:
     """`validate` and `schema` need no AWS library: the registry imports neither boto3 nor botocore."""
     code = (
@@ -390,11 +399,7 @@ def test_importing_the_registry_and_the_cli_schema_path_loads_no_aws_library() -
         "l.load_directory(__import__('pathlib').Path(sys.argv[1]), kinds=r.kind_table());"
         "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(EXAMPLES)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert _printed_by_a_fresh_interpreter(code, str(EXAMPLES)).strip() == "[]"
 
 
 def test_the_kinds_reconcilers_are_imported_only_by_a_process_that_reconciles() -> None:
@@ -411,8 +416,4 @@ def test_the_kinds_reconcilers_are_imported_only_by_a_process_that_reconciles() 
         "r.default_reconcilers();"
         f"print(sorted(m for m in {split!r} if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(EXAMPLES)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["[]", str(sorted(split))]
+    assert _printed_by_a_fresh_interpreter(code, str(EXAMPLES)).split("\n")[:2] == ["[]", str(sorted(split))]
