@@ -1,14 +1,20 @@
 """The floor: a minimal boto3 script doing one benchmark's job, as a process of its own.
 
-    python -m benchmarks.floor JOB.json --workers N
+    python -m benchmarks.floor JOB.json --workers N [--imports]
 
 The job file (written by `floor_compare`) names the scenario and what is desired. With
 one worker every call is sent in turn; with N, every call that does not depend on
 another (DescribeServices batches, deletions, alarm batches) goes through N threads.
 Listings follow their page tokens, as homeostat's do. Prints `actions N`.
+
+`--imports` first imports the libraries homeostat's `run --once` loads beside boto3 (the
+base in pyproject: pydantic, PyYAML, structlog, prometheus-client, SQLAlchemy with its
+SQLite dialect) and does nothing with them: the floor of a process that has those
+dependencies at all, before any of homeostat's own code or work.
 """
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -19,6 +25,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+BASE_LIBRARIES = ("pydantic", "yaml", "structlog.stdlib", "prometheus_client", "sqlalchemy.dialects.sqlite")
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="floor/1")
 
 
@@ -110,7 +117,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("job")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--imports", action="store_true")
     arguments = parser.parse_args()
+    if arguments.imports:
+        for library in BASE_LIBRARIES:
+            importlib.import_module(library)
     with open(arguments.job) as handle:
         job = json.load(handle)
     print(f"actions {JOBS[job['scenario']](job, arguments.workers)}")

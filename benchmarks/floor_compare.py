@@ -6,8 +6,9 @@ Three jobs, each as a drifted pass and then the in-sync pass after it:
 500 of 1,000 snapshot deletions, 2,000 of 10,000 alarms re-enabled, 100 of 1,000 ECS
 services' desiredCount fixed. Contenders: `homeostat run --once` at the default budget,
 `homeostat run --once` with the budget raised (`--api-rate ...=1000`), and the floor
-(`benchmarks/floor.py`: a minimal boto3 script) with 1 and with 8 workers. All run on one
-moto server with an injected round trip (0 and 30 ms, a WSGI middleware that sleeps),
+(`benchmarks/floor.py`: a minimal boto3 script) with 1 and with 8 workers, and with 8 workers
+after importing homeostat's base libraries (`--imports`: what those dependencies alone cost).
+All run on one moto server with an injected round trip (0 and 30 ms, a WSGI middleware that sleeps),
 interleaved (each repeat runs every contender at every latency in turn) and reported as
 medians. Calls are counted at the server, by user agent. A second middleware counts the
 requests that AWS's published limits (RDS 12/s, ECS 20/s) would have throttled.
@@ -44,6 +45,9 @@ RAISED = "rds=1000,ecs=1000,cloudwatch=1000,application-autoscaling=1000"
 PUBLISHED = {"rds": 12.0, "ecs": 20.0}  # requests/s, by signing name
 SNAPSHOTS, EXPIRED, SNAP_CLUSTER, SNAP_PREFIX = 1000, 500, "bench-snap", "bench-snap-"
 SERVICES = 1000
+# The floor with 8 workers that first imports homeostat's base libraries (floor.py --imports):
+# what those dependencies alone cost a process, beside the in-sync goal.
+IMPORTS = "floor 8 + imports"
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,13 @@ def homeostat(*extra: str) -> Callable[[Bench, Job], tuple[float, Counter[str]]]
     return command
 
 
-def floor(workers: int) -> Callable[[Bench, Job], tuple[float, Counter[str]]]:
+def floor(workers: int, imports: bool = False) -> Callable[[Bench, Job], tuple[float, Counter[str]]]:
     def command(bench: Bench, job: Job) -> tuple[float, Counter[str]]:
         bench.aws.calls.clear()
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.floor", str(job.floor_job), "--workers", str(workers)],
+            [sys.executable, "-m", "benchmarks.floor", str(job.floor_job), "--workers", str(workers)]
+            + (["--imports"] if imports else []),
             capture_output=True,
             text=True,
             env=bench.aws.env(),
@@ -109,6 +114,7 @@ def contenders(default_latencies: tuple[float, ...] = ()) -> list[Contender]:
         Contender("homeostat raised", homeostat("--api-rate", RAISED)),
         Contender("floor 1 worker", floor(1)),
         Contender("floor 8 workers", floor(8)),
+        Contender(IMPORTS, floor(8, imports=True)),
     ]
 
 
@@ -267,6 +273,10 @@ def goals(bench: Bench, jobs: list[Job]) -> None:
     for job in jobs:
         for latency in LATENCIES:
             best = min(wall(job.name, f, "in sync", latency) for f in ("floor 1 worker", "floor 8 workers"))
+            print(
+                f"  (the floor importing homeostat's base libraries, {job.name}, {latency * 1000:.0f} ms: "
+                f"{wall(job.name, IMPORTS, 'in sync', latency) / best:.2f}x of the floor process)"
+            )
             for contender in job.contenders:
                 if latency not in contender.latencies or not contender.label.startswith("homeostat"):
                     continue
