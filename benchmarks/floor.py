@@ -1,22 +1,25 @@
 """The floor: a minimal boto3 script doing one benchmark's job, as a process of its own.
 
-    python -m benchmarks.floor JOB.json --workers N [--imports]
+    python -m benchmarks.floor JOB.json --workers N [--imports before|beside]
 
 The job file (written by `floor_compare`) names the scenario and what is desired. With
 one worker every call is sent in turn; with N, every call that does not depend on
 another (DescribeServices batches, deletions, alarm batches) goes through N threads.
 Listings follow their page tokens, as homeostat's do. Prints `actions N`.
 
-`--imports` first imports the libraries homeostat's `run --once` loads beside boto3 (the
-base in pyproject: pydantic, PyYAML, structlog, prometheus-client, SQLAlchemy with its
+`--imports before` first imports the libraries homeostat's `run --once` loads beside boto3
+(the base in pyproject: pydantic, PyYAML, structlog, prometheus-client, SQLAlchemy with its
 SQLite dialect) and does nothing with them: the floor of a process that has those
-dependencies at all, before any of homeostat's own code or work.
+dependencies at all, before any of homeostat's own code or work. `--imports beside` imports
+them on a thread started once the client is made, beside the calls, and waits for it before
+exiting: the most that moving start-up work behind the round trips could hide.
 """
 
 import argparse
 import importlib
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -29,6 +32,14 @@ BASE_LIBRARIES = ("pydantic", "yaml", "structlog.stdlib", "prometheus_client", "
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="floor/1")
 
 
+Client = Callable[[str], Any]  # a service name to its boto3 client
+
+
+def import_base() -> None:
+    for library in BASE_LIBRARIES:
+        importlib.import_module(library)
+
+
 def run_all(workers: int, calls: Iterable[Callable[[], Any]]) -> list[Any]:
     if workers == 1:
         return [call() for call in calls]
@@ -36,8 +47,8 @@ def run_all(workers: int, calls: Iterable[Callable[[], Any]]) -> list[Any]:
         return list(pool.map(lambda call: call(), calls))
 
 
-def snapshots(job: dict[str, Any], workers: int) -> int:
-    rds = boto3.client("rds", config=CONFIG)
+def snapshots(job: dict[str, Any], workers: int, client: Client) -> int:
+    rds = client("rds")
     cluster, prefix = job["cluster"], job["prefix"]
     rds.describe_db_clusters(Filters=[{"Name": "db-cluster-id", "Values": [cluster]}])
     found: list[dict[str, Any]] = []
@@ -68,8 +79,8 @@ def snapshots(job: dict[str, Any], workers: int) -> int:
     return len(doomed)
 
 
-def alarms(job: dict[str, Any], workers: int) -> int:
-    cloudwatch = boto3.client("cloudwatch", config=CONFIG)
+def alarms(job: dict[str, Any], workers: int, client: Client) -> int:
+    cloudwatch = client("cloudwatch")
     disabled: list[str] = []
     kwargs: dict[str, Any] = {"AlarmNamePrefix": job["prefix"], "MaxRecords": 100}
     while True:
@@ -83,8 +94,8 @@ def alarms(job: dict[str, Any], workers: int) -> int:
     return len(disabled)
 
 
-def services(job: dict[str, Any], workers: int) -> int:
-    ecs = boto3.client("ecs", config=CONFIG)
+def services(job: dict[str, Any], workers: int, client: Client) -> int:
+    ecs = client("ecs")
     wanted: dict[str, dict[str, int]] = job["services"]  # cluster -> service -> desiredCount
     batches = [
         (cluster, names[i : i + 10])
@@ -117,12 +128,21 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("job")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--imports", action="store_true")
+    parser.add_argument("--imports", choices=("before", "beside"))
     arguments = parser.parse_args()
-    if arguments.imports:
-        for library in BASE_LIBRARIES:
-            importlib.import_module(library)
+    if arguments.imports == "before":
+        import_base()
+    beside = threading.Thread(target=import_base)
+
+    def client(service: str) -> Any:
+        made = boto3.client(service, config=CONFIG)  # type: ignore[call-overload]
+        if arguments.imports == "beside" and beside.ident is None:  # once, at the first client
+            beside.start()
+        return made
+
     with open(arguments.job) as handle:
         job = json.load(handle)
-    print(f"actions {JOBS[job['scenario']](job, arguments.workers)}")
+    print(f"actions {JOBS[job['scenario']](job, arguments.workers, client)}")
+    if beside.ident is not None:
+        beside.join()
     sys.exit(0)
