@@ -296,6 +296,10 @@ def test_ctrl_c_during_plan_exits_130_not_in_sync(tmp_path: Path, moto_server: M
         try:
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # not left running into later tests
+            process.communicate()
+            raise
         finally:
             connection.close()
         assert process.returncode == 130, stderr

@@ -1,6 +1,7 @@
 """A pass isolates kinds and resources: each kind on its own worker, deciding with the time it
 applies at; one resource's exception is that resource's error (issue 11 items 1 and 5)."""
 
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from homeostat.operator.passes import run_pass
 from homeostat.operator.statuses import State
 from homeostat.operator.stragglers import Stragglers
 from homeostat.reconcilers.actions import Action, ApplyResult, Outcome, Plan
+from homeostat.reconcilers.aws import STOP_SIGNALS, fan_out, together
 from homeostat.reconcilers.registry import kind_table
 
 T0 = datetime(2026, 11, 29, 5, 59, 58, tzinfo=UTC)
@@ -369,3 +371,37 @@ def test_without_a_deadline_the_pass_waits_for_every_kind(tmp_path: Path, store:
         stragglers=Stragglers(),
     )
     assert [(s.kind, s.name, s.state) for s in report.statuses] == [("ECSService", "api", State.FIXED)]
+
+
+def _stop_signals_blocked() -> bool:
+    return signal.pthread_sigmask(signal.SIG_BLOCK, []) >= STOP_SIGNALS
+
+
+def test_only_the_main_thread_can_receive_a_stop_signal(tmp_path: Path, store: HistoryStore) -> None:
+    """Python runs signal handlers on the main thread only: a SIGINT the kernel handed to a worker
+    blocked in a read would not interrupt the main thread's own read (a Ctrl-C'd `plan` hung for
+    botocore's read timeout). So every thread of a pass (the kinds' workers, the mutation
+    senders, the observe read threads) has SIGINT and SIGTERM blocked, and the main thread, which
+    made them, keeps them unblocked."""
+    seen: dict[str, bool] = {}
+
+    def observe() -> None:
+        seen["kind worker"] = _stop_signals_blocked()
+        together(lambda: seen.__setitem__("read thread", _stop_signals_blocked()), lambda: None)
+        fan_out(lambda name: seen.__setitem__(f"fan-out {name}", _stop_signals_blocked()), ["a", "b"])
+
+    ecs = FakeKind(Kind("ECSService"), on_observe=observe)
+    ecs.apply = lambda actions, aws: (  # type: ignore[method-assign]
+        seen.__setitem__("sender", _stop_signals_blocked()) or [ApplyResult(a) for a in actions]
+    )
+    clock = FakeClock(T0)
+    executor = Executor(store, None, structlog.get_logger(), clock)
+    run_pass(desired_state(tmp_path), (ecs,), None, executor, clock=clock, dry_run=False)  # type: ignore[arg-type]
+    assert seen == {
+        "kind worker": True,
+        "read thread": True,
+        "fan-out a": True,
+        "fan-out b": True,
+        "sender": True,
+    }
+    assert not _stop_signals_blocked(), "the main thread's mask is left as it was"

@@ -22,7 +22,7 @@ from homeostat.operator.records import Resumed
 from homeostat.operator.statuses import PassReport, ResourceStatus, State, classify, suspended_status
 from homeostat.operator.stragglers import GroupKey, Stragglers
 from homeostat.reconcilers.actions import ObserveError, Plan
-from homeostat.reconcilers.aws import AwsClients, clients_in, default_region, fan_out
+from homeostat.reconcilers.aws import AwsClients, block_stop_signals, clients_in, default_region, fan_out
 from homeostat.reconcilers.base import AnyReconciler, Routed, merge_plans
 from homeostat.reconcilers.registry import dependencies
 
@@ -276,7 +276,9 @@ def _start_workers(
     """One worker per group, so a group waiting for an earlier one never holds up a worker that
     the earlier group needs (a dependency is always an earlier kind, so the waits end). A group
     still running for an earlier pass is not started twice, but its dependants wait for it."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="homeostat-kind")
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, len(parts)), thread_name_prefix="homeostat-kind", initializer=block_stop_signals
+    )
     futures: list[Future[_KindPass]] = []
     started: dict[GroupKey, Future[_KindPass]] = {}
     for group in parts:

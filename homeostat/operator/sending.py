@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from homeostat.reconcilers.actions import Action, ApplyResult
-from homeostat.reconcilers.aws import AwsClients
+from homeostat.reconcilers.aws import AwsClients, block_stop_signals
 from homeostat.reconcilers.base import AnyReconciler, Staged, Stages
 
 SHUTTING_DOWN = "not sent: shutting down"
@@ -61,7 +61,9 @@ def send_in_stages(
     ]
     widest = max((len(level) for level in units), default=1)
     with ThreadPoolExecutor(
-        max_workers=max(1, min(concurrency, widest)), thread_name_prefix="homeostat-send"
+        max_workers=max(1, min(concurrency, widest)),
+        thread_name_prefix="homeostat-send",
+        initializer=block_stop_signals,
     ) as pool:
         for level in units:  # a stage starts once the previous one has answered
             futures = [

@@ -4,6 +4,7 @@ botocore is imported inside the functions that need it, never at import time: th
 registry of kinds (and with it `validate` and `schema`) must load without any AWS library.
 """
 
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, cast
@@ -15,6 +16,18 @@ R = TypeVar("R")
 # Concurrent reads of one kind's observe (clusters, families): round trips, not CPU, set its
 # wall time, and the shared API budget, not the worker count, sets the rate.
 OBSERVE_WORKERS = 8
+# The signals that stop a command (Ctrl-C, and SIGTERM from ECS, Kubernetes or systemd).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def block_stop_signals() -> None:
+    """Keep the stop signals off this worker thread (a thread pool's `initializer`), so that
+    the kernel delivers them to the main thread. Python runs signal handlers on the main
+    thread only: a SIGINT the kernel hands to a worker blocked in a read merely sets a flag,
+    and a main thread blocked in a read of its own would not run the handler until that read
+    ended (botocore's read timeout is 60 s), so a Ctrl-C'd `plan` hung as long. A thread
+    created by `_read_thread` never has them unblocked at all."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 class AwsClients(Protocol):
@@ -124,12 +137,19 @@ def together(first: Callable[[], T], second: Callable[[], R]) -> tuple[T, R]:
 
 
 def _read_thread(target: Callable[[], None]) -> threading.Thread:
-    """A started daemon thread for one observe's reads. Not a ThreadPoolExecutor's: those are
-    joined when the interpreter exits, so a read blocked on an endpoint that never answers
-    held a Ctrl-C'd `plan` for its whole read timeout and retries (about 40 s). The caller
-    joins it; only an exiting process abandons it, and reads change nothing."""
+    """A started daemon thread for one observe's reads, with the stop signals blocked. Not a
+    ThreadPoolExecutor's: those are joined when the interpreter exits, so a read blocked on an
+    endpoint that never answers held a Ctrl-C'd `plan` for its whole read timeout and retries
+    (about 40 s). The caller joins it; only an exiting process abandons it, and reads change
+    nothing."""
     thread = threading.Thread(target=target, name="homeostat-read", daemon=True)
-    thread.start()
+    # Blocked while it is created, so the thread inherits the mask (block_stop_signals); a stop
+    # signal arriving meanwhile stays pending until this thread unblocks it again.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return thread
 
 
