@@ -29,6 +29,7 @@ from tests.conftest import MotoServer, run_cli
 from tests.daemon_helpers import DaemonProcess, desired_count, seed_services, service_manifest
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.test_history import another_process_opening, journal_batch_round_trips
+from tests.test_shard_overlaps import acted_since_answers
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e  # every test here runs a PostgreSQL server
@@ -115,6 +116,17 @@ def test_a_journal_batch_on_postgresql_gets_its_ids_in_order(postgres: PostgresS
         journal_batch_round_trips(store)
     finally:
         store.close()
+
+
+def test_other_shards_actions_on_postgresql(postgres: PostgresServer) -> None:
+    """Overlapping shards' query (`acted_since`: grouped, newest per resource and shard) on PostgreSQL."""
+    store = HistoryStore(postgres.url)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM actions"))
+    finally:
+        store.close()
+    acted_since_answers(postgres.url)
 
 
 def test_postgresql_lease_admits_one_writer_until_released(postgres: PostgresServer) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from homeostat.desired_state.instants import as_utc
 from homeostat.operator.history_schema import actions
+from homeostat.operator.overlaps import NOT_ACTING, ShardActed
 from homeostat.operator.records import RECORD_FIELDS, ActionRecord, json_value
 from homeostat.reconcilers.actions import Outcome
 from homeostat.reconcilers.rollouts import Remembered
@@ -265,6 +266,21 @@ class HistoryStore:
         for row in rows:
             found.setdefault(row["name"], []).append(record_of(row))
         return found
+
+    def acted_since(self, since: datetime) -> list[ShardActed]:
+        """Overlapping shards (operator/overlaps.py): per resource and other shard with a
+        selector, its newest acting, not dry-run row since `since` (time is indexed)."""
+        statement = (
+            sa.select(actions.c.kind, actions.c.name, actions.c.shard, sa.func.max(actions.c.time))
+            .where(actions.c.time >= as_utc(since))
+            .where(actions.c.shard.not_in((self.shard, "")))
+            .where(actions.c.dry_run.is_(False))
+            .where(actions.c.action.not_in(NOT_ACTING))
+            .group_by(actions.c.kind, actions.c.name, actions.c.shard)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        return [ShardActed(kind, name, shard, as_utc(at)) for kind, name, shard, at in rows]
 
     def newest_of(self, kind: str, action_names: Sequence[str]) -> dict[str, ActionRecord]:
         """Fights: the newest row of any of these actions per resource of one kind, by name."""

@@ -9,10 +9,12 @@ good and records `unmanage` rows exactly as the daemon does.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from homeostat.desired_state.loading import DirectoryLoader
-from homeostat.desired_state.state import Resource
+from homeostat.desired_state.state import DesiredState, Resource
+from homeostat.operator import overlaps
 from homeostat.operator.backoff import Backoff
 from homeostat.operator.clock import rfc3339
 from homeostat.operator.passes import run_pass
@@ -53,6 +55,7 @@ class Loop:
         )
         self.reloader.restore()
         self.stragglers = Stragglers()
+        self.overlapped: dict[overlaps.Key, overlaps.ShardActed] = {}  # by another shard (overlaps.py)
 
     def stop(self, reason: str = "stop requested") -> None:
         if self.requests.stop():
@@ -78,12 +81,43 @@ class Loop:
         self.log.info("daemon_stopped")
         return 0
 
-    def _skip(self, resource: Resource[Any]) -> str | None:
-        entry = self.backoff.waiting(str(resource.kind), resource.name, self.clock())
+    def _skip(self, resource: Resource[Any], bypass: bool) -> tuple[State, str] | None:
+        """Why `resource` is not reconciled this pass: another shard acts on it (whatever asked
+        for the pass), or it is backing off (unless the pass bypasses backoff)."""
+        other = self.overlapped.get((str(resource.kind), resource.name))
+        if other is not None:
+            return State.CONFLICT, overlaps.message(other, self.runtime.settings.fight_window)
+        entry = None if bypass else self.backoff.waiting(str(resource.kind), resource.name, self.clock())
         if entry is None:
             return None
         retry = rfc3339(entry.retry_at, timespec="seconds")
-        return f"backing off until {retry} after {entry.failures} failure(s): {entry.last_error}"
+        return State.BACKING_OFF, (
+            f"backing off until {retry} after {entry.failures} failure(s): {entry.last_error}"
+        )
+
+    def _check_overlaps(self, desired: DesiredState, now: datetime) -> None:
+        """Which of this shard's resources another shard acted on within the fight window and
+        also selects (overlaps.py); each overlap logged once when it starts and when it ends.
+        A history that cannot be read keeps the overlaps last seen: the journal would refuse
+        to send a mutation through it anyway."""
+        history, selector = self.runtime.history, self.runtime.settings.selector
+        if history is None or not selector.pairs:
+            return
+        try:
+            acted = history.acted_since(now - self.runtime.settings.fight_window)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            self.log.error("shard_overlap_check_failed", error=str(exc))
+            return
+        found = overlaps.overlapping(selector, desired.resources, acted)
+        started, ended = overlaps.changes(self.overlapped, found)
+        for (kind, name), shard in started:
+            acted_at = rfc3339(found[(kind, name)].at, timespec="seconds")
+            self.log.error(
+                "shard_overlap", kind=kind, name=name, selector=selector.text, other=shard, acted_at=acted_at
+            )
+        for (kind, name), shard in ended:
+            self.log.info("shard_overlap_ended", kind=kind, name=name, selector=selector.text, other=shard)
+        self.overlapped = found
 
     def run_one_pass(self, requests: Sequence[PassRequest]) -> PassReport | None:
         """One pass; the report, or None when it failed part-way or had nothing to enforce."""
@@ -105,6 +139,7 @@ class Loop:
                     wakes=sorted(r.detail for r in requests if r.detail),
                 )
                 bypass = any(r.reason in BYPASS_BACKOFF for r in requests)
+                self._check_overlaps(desired, now)
                 report = run_pass(
                     desired,
                     self.runtime.reconcilers,
@@ -112,7 +147,7 @@ class Loop:
                     self.runtime.executor,
                     clock=self.clock,
                     dry_run=self.runtime.settings.dry_run,
-                    skip=lambda resource: None if bypass else self._skip(resource),
+                    skip=lambda resource: self._skip(resource, bypass),
                     should_stop=lambda: self.requests.stopping,
                     until=lambda _still_running: self.requests.timed_pending(),
                     stragglers=self.stragglers,

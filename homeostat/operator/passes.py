@@ -26,11 +26,12 @@ from homeostat.reconcilers.aws import AwsClients, block_stop_signals, clients_in
 from homeostat.reconcilers.base import AnyReconciler, Routed, merge_plans
 from homeostat.reconcilers.registry import dependencies
 
-Skip = Callable[[Resource[Any]], str | None]
+# Why a resource is not reconciled this pass, as the state and message of its status.
+Skip = Callable[[Resource[Any]], tuple[State, str] | None]
 Clock = Callable[[], datetime]
 
 
-def _never_skip(_resource: Resource[Any]) -> str | None:
+def _never_skip(_resource: Resource[Any]) -> tuple[State, str] | None:
     return None
 
 
@@ -52,10 +53,9 @@ def _partition(
             region = effective_region(resource, default)
             if resource.manifest.spec.held(now):
                 skipped.append(suspended_status(resource, region))
-            elif (reason := skip(resource)) is not None:
-                skipped.append(
-                    ResourceStatus(kind, resource.name, State.BACKING_OFF, reason, None, region=region)
-                )
+            elif (skipped_as := skip(resource)) is not None:
+                state, reason = skipped_as
+                skipped.append(ResourceStatus(kind, resource.name, state, reason, None, region=region))
             else:
                 active.setdefault(kind, []).append(resource)
     return active, skipped
