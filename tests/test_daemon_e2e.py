@@ -285,12 +285,19 @@ def test_ctrl_c_during_plan_exits_130_not_in_sync(tmp_path: Path, moto_server: M
     try:
         write(tmp_path / "desired", service_manifest("api", 1))
         env = moto_server.env(AWS_ENDPOINT_URL=f"http://127.0.0.1:{silent.getsockname()[1]}")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "homeostat", "plan", "--desired-state", str(tmp_path / "desired")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        # The child starts as from a terminal, with SIGINT at its default. A test run started in
+        # the background by a non-interactive shell (`make test &`, nohup) has SIGINT ignored,
+        # every child would inherit that across exec, and Python then installs no Ctrl-C handler.
+        inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "homeostat", "plan", "--desired-state", str(tmp_path / "desired")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        finally:
+            signal.signal(signal.SIGINT, inherited)
         silent.settimeout(120)
         connection, _ = silent.accept()  # the plan is blocked on the AWS endpoint that never answers
         try:
