@@ -107,25 +107,25 @@ def test_journal_on_postgresql_completes_in_place_and_marks_interrupted(postgres
         store.close()
 
 
+def emptied(store: HistoryStore) -> HistoryStore:
+    """`store` with no action rows: the module's server is shared by its tests."""
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM actions"))
+    return store
+
+
 def test_a_journal_batch_on_postgresql_gets_its_ids_in_order(postgres: PostgresServer) -> None:
     """The batched INSERT ... RETURNING (ids in parameter order) and executemany UPDATE on PostgreSQL."""
     store = HistoryStore(postgres.url)
     try:
-        with store.engine.begin() as connection:
-            connection.execute(sa.text("DELETE FROM actions"))
-        journal_batch_round_trips(store)
+        journal_batch_round_trips(emptied(store))
     finally:
         store.close()
 
 
 def test_other_shards_actions_on_postgresql(postgres: PostgresServer) -> None:
     """Overlapping shards' query (`acted_since`: grouped, newest per resource and shard) on PostgreSQL."""
-    store = HistoryStore(postgres.url)
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(sa.text("DELETE FROM actions"))
-    finally:
-        store.close()
+    emptied(HistoryStore(postgres.url)).close()
     acted_since_answers(postgres.url)
 
 

@@ -7,6 +7,7 @@ directory and one database, and through the loop with an injected clock for the 
 """
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from homeostat.desired_state.identifiers import Revision
-from homeostat.desired_state.loading import load_files
 from homeostat.desired_state.selector import EVERYTHING, Selector, parse_selector
-from homeostat.desired_state.state import DesiredState
 from homeostat.operator.history import HistoryStore
 from homeostat.operator.loop import Loop
 from homeostat.operator.overlaps import ShardActed, changes, message, overlapping
@@ -28,18 +26,13 @@ from homeostat.operator.requests import PassReason, PassRequest
 from homeostat.operator.statuses import State
 from homeostat.operator.wiring import build_runtime
 from homeostat.reconcilers.actions import Outcome
-from homeostat.reconcilers.registry import kind_table
 
 from .conftest import run_main
-from .test_shards import counts, daemon_settings, seed, service
+from .test_history import record
+from .test_shards import counts, daemon_settings, desired, seed, service
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 PROD = Selector((("env", "prod"),))
-
-
-def state_of(*documents: str) -> DesiredState:
-    files = {Path(f"m{i}.yaml"): text.encode() for i, text in enumerate(documents)}
-    return load_files(files, Path("/state"), Revision("r1"), kinds=kind_table())
 
 
 def acted(name: str, shard: str, minutes: int = 0) -> ShardActed:
@@ -49,19 +42,9 @@ def acted(name: str, shard: str, minutes: int = 0) -> ShardActed:
 def row(
     name: str, action: str = "update_service", *, dry_run: bool = False, time: datetime = NOW
 ) -> ActionRecord:
-    return ActionRecord(
-        time=time,
-        kind="ECSService",
-        name=name,
-        action=action,
-        target=f"prod/{name}",
-        outcome=Outcome.DRY_RUN if dry_run else Outcome.APPLIED,
-        before={"desiredCount": 1},
-        after={"desiredCount": 3},
-        reason="drift",
-        error=None,
-        revision="r1",
-        dry_run=dry_run,
+    """test_history's record of `name`, as `action`, at `time`, a dry run or applied."""
+    return replace(
+        record(name, outcome=Outcome.DRY_RUN if dry_run else Outcome.APPLIED), action=action, time=time
     )
 
 
@@ -69,7 +52,7 @@ def row(
 
 
 def test_a_resource_another_shard_acted_on_and_selects_is_overlapped() -> None:
-    state = state_of(
+    state = desired(
         service("api", 3, "{team: a, env: prod}"), service("web", 3, "{team: b, env: prod}"), service("db", 3)
     )
     rows = [
@@ -85,7 +68,7 @@ def test_a_resource_another_shard_acted_on_and_selects_is_overlapped() -> None:
 
 
 def test_the_newest_action_of_the_shards_that_select_it_is_reported() -> None:
-    (api,) = state_of(service("api", 3, "{team: a, env: prod, tier: web}")).resources
+    (api,) = desired(service("api", 3, "{team: a, env: prod, tier: web}")).resources
     rows = [acted("api", "team=a", 1), acted("api", "tier=web", 7), acted("api", "tier=db", 9)]
     assert overlapping(PROD, [api], rows) == {("ECSService", "api"): acted("api", "tier=web", 7)}
     assert overlapping(PROD, [api], [acted("api", "not a selector")]) == {}
@@ -127,7 +110,7 @@ def test_every_overlap_reported_is_real_and_the_newest(
     not "") whose selector matches the resource, at that shard's newest row, no matching row is
     newer, and every resource with a matching row of another shard is reported."""
     selector = parse_selector(mine)
-    resources = state_of(*(service(f"s{i}", 1, json.dumps(ls)) for i, ls in enumerate(labels))).resources
+    resources = desired(*(service(f"s{i}", 1, json.dumps(ls)) for i, ls in enumerate(labels))).resources
     history = [acted(f"s{i}", shard, minute) for i, shard, minute in rows if i < len(labels)]
     found = overlapping(selector, resources, history)
     for resource in resources:
